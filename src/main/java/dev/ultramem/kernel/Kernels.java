@@ -1,0 +1,58 @@
+package dev.ultramem.kernel;
+
+/**
+ * The hot loops of the engine. Model code calls only these; it never contains SIMD code.
+ *
+ * <p>Two implementations: {@link ScalarKernels}, plain loops used as the reference by tests, and
+ * {@link VectorKernels}, the Vector API fast path used by default. The system property
+ * {@code ultramem.kernels=scalar|vector} selects one at start-up.
+ *
+ * <p>All matrices are row-major float32 with explicit offsets; weights use the PyTorch layout
+ * {@code W[out, in]}. "accumulate" means C += result, otherwise C = result.
+ */
+public interface Kernels {
+
+    /** C[M,N] (+)= A[M,K] · B[N,K]ᵀ — a linear layer's forward, y = x·Wᵀ. */
+    void gemmNT(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean accumulate);
+
+    /** C[M,N] (+)= A[M,K] · B[K,N] — the input gradient of a linear layer, dx = dy·W. */
+    void gemmNN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean accumulate);
+
+    /** C[M,N] (+)= A[K,M]ᵀ · B[K,N] — the weight gradient of a linear layer, dW += dyᵀ·x. */
+    void gemmTN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean accumulate);
+
+    /** Σ a[aOff+i]·b[bOff+i], i < n. */
+    float dot(int n, float[] a, int aOff, float[] b, int bOff);
+
+    /** y[yOff+i] += alpha·x[xOff+i], i < n. */
+    void axpy(int n, float alpha, float[] x, int xOff, float[] y, int yOff);
+
+    /**
+     * RMSNorm over rows of length d: y = w ⊙ x / sqrt(mean(x²) + eps). Writes 1/sqrt(mean(x²)+eps)
+     * per row into rstd (for the backward). w may be null (no affine weight).
+     */
+    void rmsnormForward(int rows, int d, float[] x, int xOff, float[] w, float eps, float[] y, int yOff, float[] rstd, int rOff);
+
+    /**
+     * Backward of {@link #rmsnormForward}: dx (+)= ∂/∂x, dw += ∂/∂w (dw may be null).
+     * Uses the saved rstd.
+     */
+    void rmsnormBackward(int rows, int d, float[] x, int xOff, float[] w, float[] rstd, int rOff,
+                         float[] dy, int dyOff, float[] dx, int dxOff, float[] dw, boolean accumulateDx);
+
+    /** Softmax of each of `rows` rows of length n, in place, computed in a numerically stable way. */
+    void softmaxRows(int rows, int n, float[] x, int off, int stride);
+
+    /** SwiGLU: out[i] = silu(g[i]) · a[i] for i < n (a, g, out with separate offsets). */
+    void swigluForward(int n, float[] a, int aOff, float[] g, int gOff, float[] out, int outOff);
+
+    /** Backward of SwiGLU: da = dout·silu(g), dg = dout·a·silu'(g) (overwrites da, dg). */
+    void swigluBackward(int n, float[] a, int aOff, float[] g, int gOff, float[] dout, int dOff,
+                        float[] da, int daOff, float[] dg, int dgOff);
+
+    /** The implementation chosen for this JVM (system property {@code ultramem.kernels}, default vector). */
+    static Kernels get() { return KernelsHolder.INSTANCE; }
+
+    /** Name of this implementation, for logs and tests. */
+    String name();
+}

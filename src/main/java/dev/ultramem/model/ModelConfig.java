@@ -1,0 +1,144 @@
+package dev.ultramem.model;
+
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import dev.ultramem.core.UserError;
+
+/**
+ * Model hyper-parameters. JSON/YAML keys are snake_case and follow the official config names
+ * ({@code d_model}, {@code mlp_hidden_size}, {@code mem_knum}, ...). Unknown keys are errors.
+ */
+@JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+public final class ModelConfig {
+    // ---- dense transformer (OLMo) ----
+    public int vocabSize = 256;
+    public int dModel = 256;
+    public int nLayers = 4;
+    public int nHeads = 4;
+    /** ff_proj output size; the SwiGLU inner width is half of it (official convention). */
+    public int mlpHiddenSize = 2048;
+    public int maxSeqLen = 256;
+    public double ropeTheta = 10000;
+    public double normEps = 1e-5;
+    /** std of the full_megatron init; 0 means sqrt(2 / (5·d_model)). */
+    public double initStd = 0;
+    public double initCutoffFactor = 3;
+
+    // ---- FFN slot: "dense" (SwiGLU) or "moe" (OLMoE) ----
+    public String ffnType = "dense";
+    public int moeNumExperts = 16;
+    public int moeTopK = 2;
+    /** SwiGLU inner width of one expert. */
+    public int moeExpertHidden = 256;
+    public double moeLbWeight = 0.01;
+    public double moeZWeight = 0.001;
+
+    // ---- memory layer beside the FFN ----
+    /** none | ultramem_v1 | ultramem_v2 | pkm | memory_plus */
+    public String memType = "none";
+    /** "full" (every block) or "a:b/c:d/..." (reads block a's FFN input, adds after block b). */
+    public String memInsertWay = "full";
+    public int memKnum = 16;
+    public int memKdim = 32;
+    public int memVdim = 32;
+    public int memPreVdim = 16;
+    public int memKnn = 16;
+    /** Stage-1 (row/column) top-k; 0 means equal to mem_knn. */
+    public int memStage1Knn = 0;
+    public int memHead = 1;
+    public double memShareRatio = 1.0;
+    public int memKeyExpandTime = 1;
+    public int memValueExpandTime = 1;
+    /** UltraMem v1 implicit value expansion E (a perfect square). */
+    public int memV1ValueExpandTime = 4;
+    public int memTuckerRank = 2;
+    public int memTuckerCores = 2;
+    /** UltraMemV2 query: "released" (shared row/column query, 2·r·kdim projection) or "paper" (a query per side and rank). */
+    public String memQueryMode = "paper";
+    /** "released" (official constants) or "paper" (variance matching). */
+    public String memInit = "released";
+    /** Tucker-core penalty weight α (0 = off) and margin τ. */
+    public double memTuckerPenalty = 0;
+    public double memTuckerTau = 0.15;
+    public double memKeyBalanceCoef = 0;
+    public double memOutputDropout = 0;
+    public boolean memUseGluAct = false;
+    /** Memory+ / PKM: normalise keys (the official Memory+ code does not: set false to reproduce it). */
+    public boolean memKeyNorm = true;
+
+    public ModelConfig copy() {
+        try {
+            return Configs.JSON.readValue(Configs.JSON.writeValueAsBytes(this), ModelConfig.class);
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public int headDim() { return dModel / nHeads; }
+
+    public double effectiveInitStd() { return initStd > 0 ? initStd : Math.sqrt(2.0 / (5.0 * dModel)); }
+
+    public boolean hasMemory() { return !"none".equals(memType); }
+
+    /** Checks every value; throws a one-line {@link UserError} naming the key. */
+    public ModelConfig validate() {
+        positive("vocab_size", vocabSize);
+        positive("d_model", dModel);
+        positive("n_layers", nLayers);
+        positive("n_heads", nHeads);
+        positive("max_seq_len", maxSeqLen);
+        if (dModel % nHeads != 0) throw new UserError("config: n_heads (" + nHeads + ") must divide d_model (" + dModel + ")");
+        if (headDim() % 2 != 0) throw new UserError("config: head dimension d_model/n_heads must be even for RoPE, got " + headDim());
+        if (!(normEps > 0)) throw new UserError("config: norm_eps must be > 0");
+        if (!(ropeTheta > 0)) throw new UserError("config: rope_theta must be > 0");
+        if (initStd < 0) throw new UserError("config: init_std must be >= 0");
+        switch (ffnType) {
+            case "dense" -> {
+                positive("mlp_hidden_size", mlpHiddenSize);
+                if (mlpHiddenSize % 2 != 0) throw new UserError("config: mlp_hidden_size must be even (it holds the SwiGLU value and gate halves)");
+            }
+            case "moe" -> {
+                positive("moe_num_experts", moeNumExperts);
+                positive("moe_top_k", moeTopK);
+                positive("moe_expert_hidden", moeExpertHidden);
+                if (moeTopK > moeNumExperts) throw new UserError("config: moe_top_k (" + moeTopK + ") exceeds moe_num_experts (" + moeNumExperts + ")");
+            }
+            default -> throw new UserError("config: ffn_type must be dense or moe, got '" + ffnType + "'");
+        }
+        switch (memType) {
+            case "none" -> {}
+            case "ultramem_v1", "ultramem_v2", "pkm", "memory_plus" -> validateMemory();
+            default -> throw new UserError("config: mem_type must be none, ultramem_v1, ultramem_v2, pkm or memory_plus, got '" + memType + "'");
+        }
+        return this;
+    }
+
+    private void validateMemory() {
+        positive("mem_knum", memKnum);
+        positive("mem_kdim", memKdim);
+        positive("mem_vdim", memVdim);
+        positive("mem_knn", memKnn);
+        positive("mem_head", memHead);
+        if (memPreVdim < 0) throw new UserError("config: mem_pre_vdim must be >= 0");
+        if (memStage1Knn < 0) throw new UserError("config: mem_stage1_knn must be >= 0");
+        if (!(memShareRatio > 0 && memShareRatio <= 1)) throw new UserError("config: mem_share_ratio must be in (0, 1]");
+        positive("mem_key_expand_time", memKeyExpandTime);
+        positive("mem_tucker_rank", memTuckerRank);
+        positive("mem_tucker_cores", memTuckerCores);
+        int e = (int) Math.round(Math.sqrt(memV1ValueExpandTime));
+        if (memV1ValueExpandTime < 1 || e * e != memV1ValueExpandTime) throw new UserError("config: mem_v1_value_expand_time must be a perfect square");
+        if (memValueExpandTime != 1 && memValueExpandTime != memKeyExpandTime * memKeyExpandTime)
+            throw new UserError("config: mem_value_expand_time must be 1 or mem_key_expand_time² (" + memKeyExpandTime * memKeyExpandTime + ")");
+        if (!memQueryMode.equals("released") && !memQueryMode.equals("paper")) throw new UserError("config: mem_query_mode must be released or paper");
+        if (!memInit.equals("released") && !memInit.equals("paper")) throw new UserError("config: mem_init must be released or paper");
+        if (memOutputDropout < 0 || memOutputDropout >= 1) throw new UserError("config: mem_output_dropout must be in [0, 1)");
+        if (memTuckerPenalty < 0 || memKeyBalanceCoef < 0) throw new UserError("config: loss coefficients must be >= 0");
+        if (memVdim % memTuckerCores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
+        if (memType.equals("memory_plus") && memVdim != dModel) throw new UserError("config: memory_plus needs mem_vdim == d_model");
+        MemoryPlacement.parse(memInsertWay, nLayers); // validates
+    }
+
+    private static void positive(String key, int v) {
+        if (v <= 0) throw new UserError("config: " + key + " must be > 0, got " + v);
+    }
+}
