@@ -1,0 +1,16 @@
+package dev.ultramem.layer;
+
+import dev.ultramem.core.UserError;
+import dev.ultramem.model.ModelConfig;
+
+/** Builds a block's FFN-slot layer from {@code ffn_type}. */
+public final class FeedForwards {
+    private FeedForwards() {}
+
+    /** @param prefix name prefix of the block, e.g. {@code transformer.blocks.2.} */
+    public static TokenLayer create(ModelConfig cfg, String prefix) {
+        return switch (cfg.ffnType) {
+            default -> throw new UserError("config: ffn_type '" + cfg.ffnType + "' is not available in this build");
+        };
+    }
+}

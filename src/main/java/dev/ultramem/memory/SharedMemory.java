@@ -1,0 +1,79 @@
+package dev.ultramem.memory;
+
+import dev.ultramem.core.Param;
+import dev.ultramem.core.Rng;
+import dev.ultramem.model.ModelConfig;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The official {@code full_memory_layer} module: value (and pre-value) tables shared by all memory
+ * layers of a model. UltraMemV2 layers read ring windows of it; Memory+ layers all read the whole
+ * table. UltraMem v1 and PKM own their tables, so for them this holds nothing.
+ *
+ * <p>Tables are off-heap (they may exceed 2^31 elements) and live in the VALUE parameter group.
+ */
+public final class SharedMemory {
+
+    /** {@code values_for_look_up [allValueNum, vdim]}, or null. */
+    public final Param values;
+    /** {@code pre_values_for_look_up [allValueNum, preVdim]}, or null. */
+    public final Param preValues;
+    /** Rows of the global table. */
+    public final long allValueNum;
+
+    private SharedMemory(Param values, Param preValues, long allValueNum) {
+        this.values = values;
+        this.preValues = preValues;
+        this.allValueNum = allValueNum;
+    }
+
+    /**
+     * Builds the shared tables for a config with {@code memLayerNum} memory layers.
+     * UltraMemV2: {@code all_value_num = knum² · mem_layer_num}; Memory+: {@code knum²} rows of width d.
+     */
+    public static SharedMemory create(ModelConfig cfg, int memLayerNum, String prefix) {
+        Arena arena = Arena.ofAuto();
+        return switch (cfg.memType) {
+            case "ultramem_v2" -> {
+                long all = (long) cfg.memKnum * cfg.memKnum * memLayerNum;
+                Param v = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, arena, all, cfg.memVdim);
+                Param p = cfg.memPreVdim > 0
+                        ? Param.offHeap(prefix + "pre_values_for_look_up", Param.Group.VALUE, arena, all, cfg.memPreVdim)
+                        : null;
+                yield new SharedMemory(v, p, all);
+            }
+            case "memory_plus" -> {
+                long all = (long) cfg.memKnum * cfg.memKnum;
+                Param v = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE_FIXED_LR, arena, all, cfg.memVdim);
+                yield new SharedMemory(v, null, all);
+            }
+            default -> new SharedMemory(null, null, 0);
+        };
+    }
+
+    public List<Param> params() {
+        List<Param> out = new ArrayList<>();
+        if (values != null) out.add(values);
+        if (preValues != null) out.add(preValues);
+        return out;
+    }
+
+    /**
+     * Official init: UltraMemV2 values and pre-values N(0, 0.02²); Memory+ values N(0, 1/vdim).
+     * Paper init for V2 values is applied by the layers' config-aware initialiser (see UltraMemV2).
+     */
+    public void initialize(ModelConfig cfg, Rng rng) {
+        if (values == null) return;
+        double std = cfg.memType.equals("memory_plus") ? 1.0 / Math.sqrt(cfg.memVdim) : 0.02;
+        fillNormal(values, rng, std);
+        if (preValues != null) fillNormal(preValues, rng, 0.02);
+    }
+
+    static void fillNormal(Param p, Rng rng, double std) {
+        long n = p.numel();
+        for (long i = 0; i < n; i++) p.set(i, (float) (rng.nextGaussian() * std));
+    }
+}
