@@ -9,8 +9,8 @@ public final class FeedForwards {
 
     /** @param prefix name prefix of the block, e.g. {@code transformer.blocks.2.} */
     public static TokenLayer create(ModelConfig cfg, String prefix) {
-        return switch (cfg.ffnType) {
+        switch (cfg.ffnType) {
             default -> throw new UserError("config: ffn_type '" + cfg.ffnType + "' is not available in this build");
-        };
+        }
     }
 }

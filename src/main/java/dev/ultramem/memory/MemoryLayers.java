@@ -14,8 +14,8 @@ public final class MemoryLayers {
      * @param prefix        name prefix, e.g. {@code transformer.mem_blocks.3.}
      */
     public static TokenLayer create(ModelConfig cfg, int memLayerIndex, int memLayerNum, SharedMemory shared, String prefix) {
-        return switch (cfg.memType) {
+        switch (cfg.memType) {
             default -> throw new UserError("config: mem_type '" + cfg.memType + "' is not available in this build");
-        };
+        }
     }
 }
