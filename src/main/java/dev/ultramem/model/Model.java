@@ -48,8 +48,17 @@ public final class Model {
     private float[] rowLoss = new float[0];
     private double auxLoss;
 
+    /** Builds memory layer k of a model (the default is {@link MemoryLayers#create}). */
+    @FunctionalInterface
+    public interface MemoryLayerFactory {
+        TokenLayer create(ModelConfig cfg, int memLayerIndex, int memLayerNum, SharedMemory shared, String prefix);
+    }
+
     /** Allocates all tensors (zero). Call {@link #initialize(long)} or load weights next. */
-    public Model(ModelConfig config) {
+    public Model(ModelConfig config) { this(config, MemoryLayers::create); }
+
+    /** As {@link #Model(ModelConfig)} with memory layers from the given factory (tests, experiments). */
+    public Model(ModelConfig config, MemoryLayerFactory memoryFactory) {
         this.config = config.validate();
         this.k = Kernels.get();
         this.d = config.dModel;
@@ -64,7 +73,7 @@ public final class Model {
             shared = SharedMemory.create(config, placements.size(), "transformer.full_memory_layer.");
             memLayers = new TokenLayer[placements.size()];
             for (int i = 0; i < memLayers.length; i++)
-                memLayers[i] = MemoryLayers.create(config, i, placements.size(), shared, "transformer.mem_blocks." + i + ".");
+                memLayers[i] = memoryFactory.create(config, i, placements.size(), shared, "transformer.mem_blocks." + i + ".");
         } else {
             placements = List.of();
             shared = null;
