@@ -1,0 +1,78 @@
+package dev.ultramem.memory;
+
+import java.util.Arrays;
+
+/**
+ * Diagnostics of one memory layer since the last {@link #reset()}: value-row coverage, usage skew,
+ * mean top-1 and top-k scores, memory output std, and the singular values of the summed Tucker cores.
+ */
+public final class MemoryStats {
+    private final int[] counts;
+    private long hits, distinct, scoredTokens, scoredEntries, outCount;
+    private double top1Sum, topkSum, outSum, outSq;
+    private double[] singular = new double[0];
+
+    public MemoryStats(long rows) {
+        if (rows > Integer.MAX_VALUE - 16) throw new IllegalArgumentException("too many rows for usage statistics");
+        counts = new int[(int) rows];
+    }
+
+    public synchronized void reset() {
+        Arrays.fill(counts, 0);
+        hits = distinct = scoredTokens = scoredEntries = outCount = 0;
+        top1Sum = topkSum = outSum = outSq = 0;
+    }
+
+    void recordRows(ValueLookup lk, int m) {
+        for (int e = 0; e < m; e++) {
+            int l = (int) lk.localRow(lk.row[e]);
+            if (counts[l]++ == 0) distinct++;
+        }
+        hits += m;
+    }
+
+    /** sumScores [t][h][knn], each head's list sorted descending. */
+    void recordScores(float[] sumScores, int n, int heads, int knn) {
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < heads; h++) {
+                int o = (t * heads + h) * knn;
+                top1Sum += sumScores[o];
+                for (int q = 0; q < knn; q++) topkSum += sumScores[o + q];
+                scoredTokens++;
+                scoredEntries += knn;
+            }
+    }
+
+    void recordOutput(float[] y, int len) {
+        for (int i = 0; i < len; i++) { outSum += y[i]; outSq += (double) y[i] * y[i]; }
+        outCount += len;
+    }
+
+    void setSingular(double[] s) { singular = s.clone(); }
+
+    /** Fraction of the layer's value rows selected at least once since reset. */
+    public double coverage() { return counts.length == 0 ? 0 : (double) distinct / counts.length; }
+
+    /** KL(usage ‖ uniform) over the layer's rows, in nats (0 = perfectly even usage). */
+    public double usageKl() {
+        if (hits == 0) return 0;
+        double kl = 0, m = counts.length;
+        for (int c : counts) if (c > 0) { double p = (double) c / hits; kl += p * Math.log(p * m); }
+        return kl;
+    }
+
+    public double meanTop1Score() { return scoredTokens == 0 ? 0 : top1Sum / scoredTokens; }
+
+    public double meanTopKScore() { return scoredEntries == 0 ? 0 : topkSum / scoredEntries; }
+
+    public double outputStd() {
+        if (outCount == 0) return 0;
+        double mean = outSum / outCount;
+        return Math.sqrt(Math.max(0, outSq / outCount - mean * mean));
+    }
+
+    /** Singular values of Σ_c core_c[h] per head, [h·r + i], from the last Tucker update. */
+    public double[] tuckerSingularValues() { return singular.clone(); }
+
+    public long rows() { return counts.length; }
+}
