@@ -115,11 +115,11 @@ public final class MemoryPlus implements TokenLayer {
         // softmax, grid and key scoring
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
-            pk.backward(n, dWeights, keysEff, dqNorm, dKeysEff);
+            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, dKeysEff);
             K.rmsnormBackward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), keysRstd, 0,
                     dKeysEff, 0, keys.grad(), 0, keysNorm.grad(), true);
         } else {
-            pk.backward(n, dWeights, keysEff, dqNorm, keys.grad());
+            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, keys.grad());
         }
         K.rmsnormBackward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), qRstd, 0, dqNorm, 0, dqRaw, 0, queryNorm.grad(), false);
         K.gemmTN(qd, d, n, dqRaw, 0, x, 0, queryProj.grad(), 0, true);

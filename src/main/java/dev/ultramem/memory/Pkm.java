@@ -76,10 +76,10 @@ public final class Pkm implements TokenLayer {
         pk.lookupBackward(values.segment(), values.gradSegment(), 0, vdim, dy, dWeights);
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
-            pk.backward(n, dWeights, keysEff, dQuery, dKeysEff);
+            pk.backward(n, dWeights, query, keysEff, dQuery, dKeysEff);
             K.rmsnormBackward(heads * 2 * knum, kdim, keys.data(), 0, null, keysRstd, 0, dKeysEff, 0, keys.grad(), 0, null, true);
         } else {
-            pk.backward(n, dWeights, keysEff, dQuery, keys.grad());
+            pk.backward(n, dWeights, query, keysEff, dQuery, keys.grad());
         }
         int qd = 2 * kdim * heads;
         K.gemmTN(qd, d, n, dQuery, 0, x, 0, queryProj.grad(), 0, true);

@@ -41,8 +41,6 @@ final class ProductKeys {
 
     // backward scratch
     private float[] dRaw = new float[0];
-    private float[] dScores = new float[0];
-    private float[] dQueryT = new float[0];
 
     private Scratch[] scratch = new Scratch[0];
 
@@ -87,11 +85,9 @@ final class ProductKeys {
         int hs = heads * 2;
         if (queryT.length < (long) hs * n * kdim) {
             queryT = new float[hs * n * kdim];
-            dQueryT = new float[hs * n * kdim];
         }
         if (scores.length < (long) hs * n * knum) {
             scores = new float[hs * n * knum];
-            dScores = new float[hs * n * knum];
         }
         if (index.length < n * slots) {
             index = new int[n * slots]; raw = new float[n * slots]; weight = new float[n * slots];
@@ -149,8 +145,9 @@ final class ProductKeys {
     /**
      * Backward of {@link #forward}: dWeights {@code [n][H·knn]} is ∂L/∂(softmax weights). Writes
      * ∂L/∂query into dQuery (overwrite, layout of the query) and adds ∂L/∂keys into dKeys.
+     * Only the keys of selected grid cells take part, so the cost is O(n·H·knn·kdim), not O(knum).
      */
-    void backward(int n, float[] dWeights, float[] keys, float[] dQuery, float[] dKeys) {
+    void backward(int n, float[] dWeights, float[] query, float[] keys, float[] dQuery, float[] dKeys) {
         if (n != this.n) throw new IllegalStateException("backward called with n=" + n + " after a forward with n=" + this.n);
         Kernels K = Kernels.get();
         int hs = heads * 2, qStride = hs * kdim;
@@ -163,28 +160,24 @@ final class ProductKeys {
                 for (int k = 0; k < knn; k++) dRaw[o + k] = (float) (weight[o + k] * (dWeights[o + k] - dot));
             }
         });
-        // the grid score s_row[i] + s_col[j] passes its gradient to both key scores it was built from
-        Arrays.fill(dScores, 0, hs * n * knum, 0f);
-        Parallel.forRange(n, 64, (s, e) -> {
-            for (int t = s; t < e; t++)
-                for (int h = 0; h < heads; h++) {
-                    int o = t * slots + h * knn;
-                    int rowOff = ((2 * h) * n + t) * knum, colOff = ((2 * h + 1) * n + t) * knum;
+        Arrays.fill(dQuery, 0, n * qStride, 0f);
+        // the grid score s_row[i] + s_col[j] passes its gradient to both key scores it was built from;
+        // one (head, side) per task, so each task owns its keys' gradient and its query slots
+        Parallel.forRange(hs, 1, (ps, pe) -> {
+            for (int p = ps; p < pe; p++) {
+                int h = p >> 1, side = p & 1;
+                int keyBase = p * knum * kdim;
+                for (int t = 0; t < n; t++) {
+                    int o = t * slots + h * knn, qOff = t * qStride + p * kdim;
                     for (int k = 0; k < knn; k++) {
                         int z = index[o + k];
-                        dScores[rowOff + z / knum] += dRaw[o + k];
-                        dScores[colOff + z % knum] += dRaw[o + k];
+                        int key = side == 0 ? z / knum : z % knum;
+                        float gs = dRaw[o + k];
+                        K.axpy(kdim, gs, keys, keyBase + key * kdim, dQuery, qOff);
+                        K.axpy(kdim, gs, query, qOff, dKeys, keyBase + key * kdim);
                     }
                 }
-        });
-        for (int p = 0; p < hs; p++) {
-            K.gemmNN(n, kdim, knum, dScores, p * n * knum, keys, p * knum * kdim, dQueryT, p * n * kdim, false);
-            K.gemmTN(knum, kdim, n, dScores, p * n * knum, queryT, p * n * kdim, dKeys, p * knum * kdim, true);
-        }
-        Parallel.forRange(n, 64, (s, e) -> {
-            for (int t = s; t < e; t++)
-                for (int p = 0; p < hs; p++)
-                    System.arraycopy(dQueryT, (p * n + t) * kdim, dQuery, t * qStride + p * kdim, kdim);
+            }
         });
     }
 
