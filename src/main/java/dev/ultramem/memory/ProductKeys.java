@@ -47,12 +47,18 @@ final class ProductKeys {
     private static final class Scratch {
         final int[] rowIdx, colIdx, gridIdx;
         final float[] rowVal, colVal, grid, gridVal;
-        float[] acc;
+        float[] acc, row;
 
         Scratch(int k1, int knn) {
             rowIdx = new int[k1]; colIdx = new int[k1]; rowVal = new float[k1]; colVal = new float[k1];
             grid = new float[k1 * k1]; gridIdx = new int[knn]; gridVal = new float[knn];
             acc = new float[0];
+            row = new float[0];
+        }
+
+        float[] row(int len) {
+            if (row.length < len) row = new float[len];
+            return row;
         }
 
         float[] acc(int len) {
@@ -205,16 +211,16 @@ final class ProductKeys {
      * (overwrites out {@code [n][vdim]}).
      */
     void lookup(MemorySegment table, long rowOffset, int vdim, float[] out) {
-        Parallel.forRange(n, 16, (s, e) -> {
+        Kernels K = Kernels.get();
+        forEachChunk(n, 16, (sc, s, e) -> {
+            float[] row = sc.row(vdim);
             for (int t = s; t < e; t++) {
                 int oo = t * vdim;
                 Arrays.fill(out, oo, oo + vdim, 0f);
                 for (int k = 0; k < slots; k++) {
                     int p = t * slots + k;
-                    float w = weight[p];
-                    long base = (rowOffset + index[p]) * vdim;
-                    for (int i = 0; i < vdim; i++)
-                        out[oo + i] += w * table.getAtIndex(ValueLayout.JAVA_FLOAT, base + i);
+                    MemorySegment.copy(table, ValueLayout.JAVA_FLOAT, (rowOffset + index[p]) * vdim * Float.BYTES, row, 0, vdim);
+                    K.axpy(vdim, weight[p], row, 0, out, oo);
                 }
             }
         });
@@ -225,26 +231,21 @@ final class ProductKeys {
      * scatter-add {@code dV[row] += Σ w · dOut[t]} into the touched rows only. Needs {@link #groupByRow}.
      */
     void lookupBackward(MemorySegment table, MemorySegment tableGrad, long rowOffset, int vdim, float[] dOut, float[] dWeights) {
+        Kernels K = Kernels.get();
         forEachChunk(distinctRows, 8, (sc, s, e) -> {
-            float[] acc = sc.acc(vdim);
+            float[] acc = sc.acc(vdim), row = sc.row(vdim);
             for (int r = s; r < e; r++) {
                 int p0 = rowStart[r], p1 = rowStart[r + 1];
-                long base = (rowOffset + (sortedPairs[p0] >>> 32)) * vdim;
-                Arrays.fill(acc, 0, vdim, 0f);
+                long byteOff = (rowOffset + (sortedPairs[p0] >>> 32)) * vdim * Float.BYTES;
+                MemorySegment.copy(table, ValueLayout.JAVA_FLOAT, byteOff, row, 0, vdim);
+                MemorySegment.copy(tableGrad, ValueLayout.JAVA_FLOAT, byteOff, acc, 0, vdim);
                 for (int q = p0; q < p1; q++) {
                     int p = (int) sortedPairs[q];
-                    int t = p / slots, oo = t * vdim;
-                    float w = weight[p];
-                    double dot = 0;
-                    for (int i = 0; i < vdim; i++) {
-                        float g = dOut[oo + i];
-                        dot += g * table.getAtIndex(ValueLayout.JAVA_FLOAT, base + i);
-                        acc[i] += w * g;
-                    }
-                    dWeights[p] = (float) dot;
+                    int oo = (p / slots) * vdim;
+                    dWeights[p] = K.dot(vdim, row, 0, dOut, oo);
+                    K.axpy(vdim, weight[p], dOut, oo, acc, 0);
                 }
-                for (int i = 0; i < vdim; i++)
-                    tableGrad.setAtIndex(ValueLayout.JAVA_FLOAT, base + i, tableGrad.getAtIndex(ValueLayout.JAVA_FLOAT, base + i) + acc[i]);
+                MemorySegment.copy(acc, 0, tableGrad, ValueLayout.JAVA_FLOAT, byteOff, vdim);
             }
         });
     }
