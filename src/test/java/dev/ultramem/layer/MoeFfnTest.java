@@ -149,4 +149,25 @@ class MoeFfnTest {
         System.out.printf("moe aux only: %d probes, %d skipped, worst err/tol %.3f%n", gc.probes, gc.skipped, gc.worst);
         assertTrue(gc.skipped < gc.probes / 4);
     }
+
+    static double[] stats(float[] a) {
+        double ss = 0, mx = 0;
+        for (float v : a) { ss += (double) v * v; mx = Math.max(mx, Math.abs(v)); }
+        return new double[]{Math.sqrt(ss / a.length), mx};
+    }
+
+    @Test
+    void fullMegatronInit() {
+        ModelConfig cfg = config(3, 1);
+        cfg.dModel = 64; cfg.moeExpertHidden = 128; cfg.nLayers = 8;
+        MoeFfn m = new MoeFfn(cfg, "");
+        m.initialize(new Rng(6));
+        double std = Math.sqrt(2.0 / (5 * 64)), outStd = std / 4; // 1/sqrt(2·8)
+        // a normal truncated at ±3σ has std 0.9866σ
+        double[] r = stats(m.router.data()), p = stats(m.ffProj[2].data()), o = stats(m.ffOut[1].data());
+        assertEquals(0.9866 * std, r[0], 0.1 * std);
+        assertEquals(0.9866 * std, p[0], 0.03 * std);
+        assertEquals(0.9866 * outStd, o[0], 0.03 * outStd);
+        assertTrue(r[1] <= 3 * std && p[1] <= 3 * std && o[1] <= 3 * outStd);
+    }
 }

@@ -154,4 +154,22 @@ class ProductKeyLayersGradTest {
         }
         assertEquals(cfg.memHead * cfg.memKnn * D + 2L * kdim * H * D + (long) H * 2 * knum * kdim, layer.activatedParamsPerToken());
     }
+
+    /** Official Memory+ init (§4): Xavier-uniform query, keys U(±1/sqrt(2·kdim)), projections N(0, 1/vdim), norms 1. */
+    @Test
+    void memoryPlusOfficialInit() {
+        ModelConfig cfg = config("memory_plus", false, 0);
+        cfg.dModel = 64; cfg.memVdim = 64;
+        MemoryPlus m = new MemoryPlus(cfg, SharedMemory.create(cfg, 1, ""), "");
+        m.initialize(new Rng(8));
+        double xav = Math.sqrt(6.0 / (64 + 2 * 8 * 2)), kb = 1 / Math.sqrt(16.0);
+        double mq = 0, mk = 0, ss = 0;
+        for (float v : m.queryProj.data()) mq = Math.max(mq, Math.abs(v));
+        for (float v : m.keys.data()) mk = Math.max(mk, Math.abs(v));
+        for (float v : m.valuesProj.data()) ss += (double) v * v;
+        assertTrue(mq <= xav && mq > 0.9 * xav, "query_proj bound " + mq);
+        assertTrue(mk <= kb && mk > 0.9 * kb, "keys bound " + mk);
+        assertEquals(1 / Math.sqrt(64), Math.sqrt(ss / m.valuesProj.numel()), 0.05 / Math.sqrt(64));
+        for (float v : m.queryNorm.data()) assertEquals(1f, v);
+    }
 }
