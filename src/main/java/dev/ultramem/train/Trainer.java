@@ -103,6 +103,8 @@ public final class Trainer {
 
     public Corpus corpus() { return corpus; }
 
+    public Path outDir() { return outDir; }
+
     /**
      * Trains until train.steps (or until maxMillis elapse, if > 0), evaluating and checkpointing on
      * schedule and at the end. Returns the step reached.
