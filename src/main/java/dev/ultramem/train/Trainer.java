@@ -109,18 +109,20 @@ public final class Trainer {
      * Trains until train.steps (or until maxMillis elapse, if > 0), evaluating and checkpointing on
      * schedule and at the end. Returns the step reached.
      */
-    public long run(long maxMillis, Listener listener) {
-        long target = job.train.steps;
+    public long run(long maxMillis, Listener listener) { return run(job.train.steps, maxMillis, listener); }
+
+    /** As {@link #run(long, Listener)} but stops at stopStep (a checkpoint is written there). */
+    public long run(long stopStep, long maxMillis, Listener listener) {
+        long target = Math.min(stopStep, job.train.steps);
         long t0 = System.nanoTime();
         long tokens = 0;
-        if (step == 0 && outDir != null) writeMetrics();
         while (step < target) {
             float loss = trainStep();
             tokens += (long) B * T;
             double secs = (System.nanoTime() - t0) / 1e9;
             listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
             boolean last = step == target;
-            if (step % job.train.evalEvery == 0 || last) {
+            if (step % job.train.evalEvery == 0 || step == job.train.steps) {
                 float v = evaluate();
                 if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
                 recordVal(step, v);
