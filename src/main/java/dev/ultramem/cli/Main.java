@@ -90,13 +90,13 @@ public final class Main implements Callable<Integer> {
         cl.setErr(err);
         cl.setParameterExceptionHandler((ex, args) -> {
             String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage().lines().findFirst().orElse("");
-            ex.getCommandLine().getErr().println("error: " + msg + " (see --help)");
-            ex.getCommandLine().getErr().flush();
+            err.println("error: " + msg + " (see --help)");
+            err.flush();
             return 2;
         });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
-            PrintWriter w = cmd.getErr();
-            cmd.getOut().flush();
+            PrintWriter w = err;
+            out.flush();
             int code;
             if (ex instanceof UserError) {
                 w.println("error: " + oneLine(ex.getMessage()));
