@@ -1,12 +1,13 @@
 package dev.ultramem.cli;
 
 import dev.ultramem.core.Parallel;
-import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
 import dev.ultramem.data.SyntheticCorpus;
 import dev.ultramem.model.Model;
+import dev.ultramem.model.StepProfile;
 import dev.ultramem.train.AdamW;
+import dev.ultramem.train.LrSchedule;
 import dev.ultramem.train.JobConfig;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -74,14 +75,16 @@ final class BenchCommand implements Callable<Integer> {
         BatchSampler sampler = new BatchSampler(text, 1);
         int[] in = new int[batch * seq], tg = new int[batch * seq];
         AdamW opt = new AdamW(model.params(), job.train);
+        LrSchedule schedule = new LrSchedule(job.train);
         int warm = quick ? 1 : 2;
         double sec = 0;
         for (int s = 0; s < warm + measured; s++) {
             sampler.next(in, tg, batch, seq);
+            if (s == warm) { StepProfile.reset(); StepProfile.setEnabled(true); }
             long t0 = System.nanoTime();
-            for (Param p : model.params()) if (p.trainable) p.zeroGrad();
+            opt.zeroGrad();
             model.forwardBackward(in, tg, batch, seq);
-            opt.step(1e-4);
+            opt.step(schedule);
             model.afterWeightsChanged();
             if (s >= warm) sec += (System.nanoTime() - t0) / 1e9;
         }
@@ -89,7 +92,9 @@ final class BenchCommand implements Callable<Integer> {
         long macs = Costs.forwardMacs(model, seq);
         o.printf("step %.1f ms, %s tokens/s, %.1f GFLOP/s (6 x %,d multiply-adds per token)%n",
                 sec / measured * 1e3, Runs.human(tps), tps * 6 * macs / 1e9, macs);
-        o.println("per-operation breakdown: not available (the model exposes no profiler)");
+        StepProfile.setEnabled(false);
+        o.println("per-operation breakdown over the measured steps:");
+        o.print(StepProfile.report());
 
         o.printf("== decode at batch 1 (%d tokens)%n", decodeTokens);
         model.setTraining(false);

@@ -1,16 +1,14 @@
 package dev.ultramem.cli;
 
 import dev.ultramem.core.Param;
-import dev.ultramem.layer.FeedForwards;
 import dev.ultramem.layer.TokenLayer;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelConfig;
 
 /**
- * Parameter and compute counts for {@code info} and {@code bench}. The attention, norms and tied
- * output projection are counted from the config; the FFN slot asks its {@link TokenLayer} when the
- * layer type is available, else uses the dense/MoE formula. Memory layers report through their
- * layer when the model exposes it (see {@link #memoryPerToken}).
+ * Parameter and compute counts for {@code info} and {@code bench}. Attention, norms and the tied
+ * output projection are counted from the config; FFN slots and memory layers report through their
+ * {@link TokenLayer} cost methods.
  */
 final class Costs {
     private Costs() {}
@@ -27,38 +25,35 @@ final class Costs {
         return n;
     }
 
-    /** {activated params per token, forward multiply-adds per token} of one FFN slot. */
-    static long[] ffnPerToken(ModelConfig c) {
-        try {
-            TokenLayer l = FeedForwards.create(c, "transformer.blocks.0.");
-            return new long[]{l.activatedParamsPerToken(), l.forwardMacsPerToken()};
-        } catch (RuntimeException notAvailable) {
-            long d = c.dModel;
-            long p = "moe".equals(c.ffnType)
-                    ? d * c.moeNumExperts + (long) c.moeTopK * 3 * d * c.moeExpertHidden
-                    : d * c.mlpHiddenSize + (long) (c.mlpHiddenSize / 2) * d;
-            return new long[]{p, p};
+    /** {activated params per token, forward multiply-adds per token} of all FFN slots. */
+    static long[] ffnPerToken(Model m) {
+        long p = 0, macs = 0;
+        for (int l = 0; l < m.config().nLayers; l++) {
+            TokenLayer f = m.ffn(l);
+            p += f.activatedParamsPerToken();
+            macs += f.forwardMacsPerToken();
         }
+        return new long[]{p, macs};
     }
 
-    /**
-     * {activated params per token, forward MACs per token} of all memory layers, or null when the
-     * memory layer cannot report (the lead wires this to the model's memory layers).
-     */
+    /** {activated params per token, forward MACs per token} of all memory layers (shared tables included by the layers). */
     static long[] memoryPerToken(Model m) {
-        if (!m.config().hasMemory()) return new long[]{0, 0};
-        return null;
+        long p = 0, macs = 0;
+        for (TokenLayer l : m.memoryLayers()) {
+            p += l.activatedParamsPerToken();
+            macs += l.forwardMacsPerToken();
+        }
+        return new long[]{p, macs};
     }
 
     /** Activated parameters per token: attention, norms, FFN slots, memory layers, tied output projection. */
     static long activatedParams(Model m) {
         ModelConfig c = m.config();
         long d = c.dModel;
-        long attn = 4 * d * d + 2L * c.headDim() * 2;  // qkv + out, q/k norm weights
-        long norms = 2 * d;
-        long ffn = ffnPerToken(c)[0];
-        long[] mem = memoryPerToken(m);
-        return c.nLayers * (attn + norms + ffn) + d + (long) c.vocabSize * d + (mem == null ? 0 : mem[0]);
+        long attn = 4 * d * d;
+        long norms = 0;  // every norm weight (block norms, QK norms, final norm) is read for every token
+        for (Param p : m.params()) if (p.trainable && p.name.endsWith("norm.weight")) norms += p.numel();
+        return c.nLayers * attn + norms + ffnPerToken(m)[0] + memoryPerToken(m)[0] + (long) c.vocabSize * d;
     }
 
     /** Forward multiply-adds per token at context length ctx (causal attention sees (ctx+1)/2 keys on average). */
@@ -66,8 +61,6 @@ final class Costs {
         ModelConfig c = m.config();
         long d = c.dModel;
         long attn = 4 * d * d + 2 * d * ((ctx + 1) / 2);
-        long ffn = ffnPerToken(c)[1];
-        long[] mem = memoryPerToken(m);
-        return c.nLayers * (attn + ffn) + (long) c.vocabSize * d + (mem == null ? 0 : mem[1]);
+        return c.nLayers * attn + ffnPerToken(m)[1] + memoryPerToken(m)[1] + (long) c.vocabSize * d;
     }
 }

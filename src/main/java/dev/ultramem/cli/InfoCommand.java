@@ -85,7 +85,7 @@ final class InfoCommand implements Callable<Integer> {
         o.printf("buffers: %,d floats, %,d indices%n", Costs.bufferElements(model), idx);
         long act = Costs.activatedParams(model);
         long[] mem = Costs.memoryPerToken(model);
-        o.printf("activated parameters per token: %,d%s%n", act, mem == null ? " (memory layers not counted: no cost report)" : "");
+        o.printf("activated parameters per token: %,d (memory layers: %,d)%n", act, mem[0]);
         long macs = Costs.forwardMacs(model, ctx);
         o.printf("forward FLOPs per token (context %d): %,d (%,d multiply-adds)%n", ctx, 2 * macs, macs);
         o.printf("training FLOPs per token: %,d (6 x multiply-adds)%n", 6 * macs);

@@ -57,8 +57,8 @@ public final class Checkpoint {
         for (IndexBuffer b : model.indexBuffers()) outs.add(Safetensors.Out.i64(b.name(), new long[]{b.data().length}, b.data()));
         if (opt != null) {
             for (Param p : opt.params()) {
-                outs.add(Safetensors.Out.f32("optim.m." + p.name, p.shape, opt.m(p)));
-                outs.add(Safetensors.Out.f32("optim.v." + p.name, p.shape, opt.v(p)));
+                outs.add(Safetensors.Out.f32("optim.m." + p.name, p.shape, opt.expAvg(p.name).segment()));
+                outs.add(Safetensors.Out.f32("optim.v." + p.name, p.shape, opt.expAvgSq(p.name).segment()));
             }
         }
         outs.add(Safetensors.Out.f32("train.loss_history", new long[]{pr.trainLoss().length}, pr.trainLoss()));
@@ -71,7 +71,7 @@ public final class Checkpoint {
         meta.put("model_config", Configs.toJson(job.model));
         meta.put("train_config", Configs.toJson(job.train));
         meta.put("step", Long.toString(pr.step()));
-        meta.put("optim_step", Long.toString(opt == null ? 0 : opt.stepCount()));
+        meta.put("optim_step", Long.toString(opt == null ? 0 : opt.step()));
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
         meta.put("data_crc32", Long.toString(crc(outs)));
@@ -107,10 +107,10 @@ public final class Checkpoint {
             if (withOptimizer) {
                 opt = new AdamW(model.params(), job.train);
                 for (Param p : opt.params()) {
-                    copyInto(st, "optim.m." + p.name, p.shape, opt.m(p));
-                    copyInto(st, "optim.v." + p.name, p.shape, opt.v(p));
+                    copyInto(st, "optim.m." + p.name, p.shape, opt.expAvg(p.name).segment());
+                    copyInto(st, "optim.v." + p.name, p.shape, opt.expAvgSq(p.name).segment());
                 }
-                opt.setStepCount(parseLong(file, meta, "optim_step"));
+                opt.setStep(parseLong(file, meta, "optim_step"));
             }
             long step = parseLong(file, meta, "step");
             long[] rng = parseRng(file, meta.get("data_rng"));

@@ -1,14 +1,12 @@
 package dev.ultramem.train;
 
-import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.model.Model;
+import dev.ultramem.model.StepProfile;
 
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -153,14 +151,17 @@ public final class Trainer {
     /** One optimisation step; returns the reported loss (cross-entropy plus aux losses). */
     public float trainStep() {
         model.setTraining(true);
-        for (Param p : model.params()) if (p.trainable) p.zeroGrad();
+        optimizer.zeroGrad();
         sampler.next(inputs, targets, B, T);
         float ce = model.forwardBackward(inputs, targets, B, T);
         float loss = (float) (ce + model.lastAuxLoss());
         if (!Float.isFinite(loss)) throw nonFinite("loss", loss);
-        lastGradNorm = clipGradients(job.train.gradClip);
+        long t0 = StepProfile.start();
+        lastGradNorm = optimizer.clipGradients();
         if (!Double.isFinite(lastGradNorm)) throw nonFinite("gradient norm", lastGradNorm);
-        optimizer.step(schedule.lr(step));
+        long t = optimizer.step();
+        optimizer.update(schedule.lr(t), schedule.valueLr(t), schedule.fixedValueLr(t));
+        StepProfile.stop(StepProfile.Kind.OPTIMIZER, t0);
         model.afterWeightsChanged();
         if (step >= trainLoss.length) trainLoss = Arrays.copyOf(trainLoss, (int) step * 2 + 16);
         trainLoss[(int) step] = loss;
@@ -172,37 +173,6 @@ public final class Trainer {
         String where = outDir == null ? "" : "; the last good checkpoint in " + outDir + " was kept";
         return new NonFiniteLoss(step + 1, what + " became " + v + " at step " + (step + 1) + where
                 + " (try a lower train.lr or train.grad_clip)");
-    }
-
-    /** Scales all gradients so that their global L2 norm is at most maxNorm (0: no clipping); returns the norm before. */
-    double clipGradients(double maxNorm) {
-        double sq = 0;
-        for (Param p : model.params()) {
-            if (!p.trainable || !p.hasGrad()) continue;
-            if (p.isHeap()) {
-                for (float g : p.grad()) sq += (double) g * g;
-            } else {
-                MemorySegment g = p.gradSegment();
-                long n = p.numel();
-                for (long i = 0; i < n; i++) { float x = g.getAtIndex(ValueLayout.JAVA_FLOAT, i); sq += (double) x * x; }
-            }
-        }
-        double norm = Math.sqrt(sq);
-        if (maxNorm > 0 && norm > maxNorm && Double.isFinite(norm)) {
-            float s = (float) (maxNorm / (norm + 1e-6));
-            for (Param p : model.params()) {
-                if (!p.trainable || !p.hasGrad()) continue;
-                if (p.isHeap()) {
-                    float[] g = p.grad();
-                    for (int i = 0; i < g.length; i++) g[i] *= s;
-                } else {
-                    MemorySegment g = p.gradSegment();
-                    long n = p.numel();
-                    for (long i = 0; i < n; i++) g.setAtIndex(ValueLayout.JAVA_FLOAT, i, g.getAtIndex(ValueLayout.JAVA_FLOAT, i) * s);
-                }
-            }
-        }
-        return norm;
     }
 
     /** Mean validation loss over the fixed eval_batches validation batches. */
