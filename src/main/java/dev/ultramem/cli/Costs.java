@@ -52,7 +52,7 @@ final class Costs {
         long d = c.dModel;
         long attn = 4 * d * d;
         long norms = 0;  // every norm weight (block norms, QK norms, final norm) is read for every token
-        for (Param p : m.params()) if (p.trainable && p.name.endsWith("norm.weight")) norms += p.numel();
+        for (Param p : m.params()) if (p.trainable && (p.name.endsWith("norm.weight") || p.name.endsWith("ln_f.weight"))) norms += p.numel();
         return c.nLayers * attn + norms + ffnPerToken(m)[0] + memoryPerToken(m)[0] + (long) c.vocabSize * d;
     }
 
