@@ -94,7 +94,7 @@ public final class UltraMemV1 implements TokenLayer {
 
     @Override public void afterWeightsChanged() {
         retrieval.updateTucker();
-        stats.setSingular(retrieval.singular);
+        stats.setSingular(retrieval.singular, retrieval.rank);
     }
 
     private void ensure(int n) {
@@ -141,6 +141,10 @@ public final class UltraMemV1 implements TokenLayer {
     }
 
     @Override public double auxLoss() { return retrieval.auxLoss(); }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     @Override public long activatedParamsPerToken() {
         return retrieval.denseParams() + valuesProj.numel() + (long) knn * heads * vdim;

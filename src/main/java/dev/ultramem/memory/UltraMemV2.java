@@ -125,7 +125,7 @@ public final class UltraMemV2 implements TokenLayer {
 
     @Override public void afterWeightsChanged() {
         retrieval.updateTucker();
-        stats.setSingular(retrieval.singular);
+        stats.setSingular(retrieval.singular, retrieval.rank);
     }
 
     private void ensure(int n) {
@@ -222,6 +222,10 @@ public final class UltraMemV2 implements TokenLayer {
     }
 
     @Override public double auxLoss() { return retrieval.auxLoss(); }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     /** pre-value scores of the last forward (after the optional GELU), [e]. */
     public float[] preScores() { return pre; }
