@@ -85,7 +85,7 @@ public final class UltraMemV2 implements TokenLayer {
             nSlots = 2 * r * groups;
         }
         retrieval = new TuckerRetrieval(prefix, d, cfg.memKdim, heads, keyNum, r, cores, k1, knn, nSlots, slots[0], slots[1]);
-        retrieval.setAuxLosses(cfg.memTuckerPenalty, cfg.memTuckerTau, cfg.memKeyBalanceCoef);
+        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.memTuckerTau, cfg.memKeyBalanceCoef);
         preValuesProj = preVdim > 0 ? Param.of(prefix + "pre_values_proj.weight", Param.Group.DECAY, preVdim, d) : null;
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, valueExpand * vdim);
         long virtual = (long) keyNum * keyNum;
@@ -110,7 +110,7 @@ public final class UltraMemV2 implements TokenLayer {
     @Override public void setTraining(boolean training) { this.training = training; }
 
     @Override public void initialize(Rng rng) {
-        boolean paper = cfg.memInit.equals("paper");
+        boolean paper = cfg.paperInit();
         int kdim = cfg.memKdim;
         double linStd = PaperInit.linearStd(cfg);
         retrieval.initialize(rng, Math.pow(kdim, -0.4), paper ? linStd : 1.0 / Math.sqrt(kdim));
