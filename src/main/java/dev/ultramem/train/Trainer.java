@@ -122,14 +122,7 @@ public final class Trainer {
             double secs = (System.nanoTime() - t0) / 1e9;
             listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
             boolean last = step == target;
-            if (step % job.train.evalEvery == 0 || step == job.train.steps) {
-                var diag = memoryDiagnostics();
-                if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
-                float v = evaluate();
-                if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
-                recordVal(step, v);
-                listener.onEval(step, v);
-            }
+            if (step % job.train.evalEvery == 0 || step == job.train.steps) evalAndRecord(listener);
             boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis;
             if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp)) {
                 Path f = save();
@@ -137,9 +130,7 @@ public final class Trainer {
             }
             if (timeUp && !last) {
                 if (nVal == 0 || valSteps[nVal - 1] != step) {
-                    float v = evaluate();
-                    recordVal(step, v);
-                    listener.onEval(step, v);
+                    evalAndRecord(listener);
                     if (outDir != null) save();
                 }
                 break;
@@ -150,6 +141,16 @@ public final class Trainer {
             LossPlot.write(outDir.resolve("loss.png"), trainLossHistory(), valStepHistory(), valLossHistory());
         }
         return step;
+    }
+
+    /** Logs the memory diagnostics of the interval, then measures and records the validation loss. */
+    private void evalAndRecord(Listener listener) {
+        var diag = memoryDiagnostics();
+        if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
+        float v = evaluate();
+        if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
+        recordVal(step, v);
+        listener.onEval(step, v);
     }
 
     /** One optimisation step; returns the reported loss (cross-entropy plus aux losses). */
