@@ -76,10 +76,13 @@ public final class KernelBench {
 
     private static double measure(Kernels kn, Shape s, float[] a, float[] b, float[] c, int threads, double sampleSec, int samples) {
         Parallel.setThreads(threads);
+        // Warm-up long enough for C2 to compile the vector code (interpreted Vector API code is very slow).
         long t0 = System.nanoTime();
         int calls = 0;
-        while (System.nanoTime() - t0 < 2 * sampleSec * 1e9 || calls < 2) { call(kn, s, a, b, c); calls++; }
-        double perCall = (System.nanoTime() - t0) / 1e9 / calls;
+        while (System.nanoTime() - t0 < 5 * sampleSec * 1e9 || calls < 20) { call(kn, s, a, b, c); calls++; }
+        long t1 = System.nanoTime();
+        for (int i = 0; i < 3; i++) call(kn, s, a, b, c);
+        double perCall = (System.nanoTime() - t1) / 1e9 / 3;
         int reps = Math.max(1, (int) (sampleSec / perCall));
         double best = Double.MAX_VALUE;
         for (int i = 0; i < samples; i++) {

@@ -29,9 +29,9 @@ public class VectorKernels extends ScalarKernels {
     static final int L = S.length();
 
     /** Register tile: MR rows × NR columns (3 vectors). */
-    static final int MR = 5, NR = 2 * L;
+    static final int MR = 3, NR = 3 * L;
     /** K block (A panel MR·KC floats in L1) and N block (B block KC·NC floats in L2). */
-    static final int KC = 256, NC = 24 * NR;
+    static final int KC = 256, NC = 40 * NR, MC = 48 * MR;
     /** Below this many multiply-adds a GEMM runs on the caller thread. */
     static final long PARALLEL_WORK = 1L << 19;
 
@@ -44,7 +44,7 @@ public class VectorKernels extends ScalarKernels {
     /** Per-thread packing buffers and the caller's reusable task, allocated once per thread. */
     static final class Scratch {
         final float[] bp = new float[KC * NC];
-        final float[] ap = new float[KC * MR];
+        final float[] ap = new float[KC * MC];
         final float[] tile = new float[MR * NR];
         final GemmTask task = new GemmTask();
     }
@@ -120,7 +120,10 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
-    /** Computes C[m0:m1, n0:n1] on the current thread. */
+    /**
+     * Computes C[m0:m1, n0:n1] on the current thread. Loop order (outer to inner): N block, K block (pack B),
+     * M block (pack A), B micro-panel (stays in L1 while the row tiles of the M block pass over it), row tile.
+     */
     static void block(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
                       float[] c, int cOff, boolean acc, int m0, int m1, int n0, int n1) {
         Scratch sc = SCRATCH.get();
@@ -132,13 +135,18 @@ public class VectorKernels extends ScalarKernels {
                 if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
                 else packBN(b, bOff, N, pc, kc, jc, nc, bp);
                 boolean first = pc == 0 && !acc;
-                for (int i = m0; i < m1; i += MR) {
-                    int mr = Math.min(MR, m1 - i);
-                    if (layout == TN) packAT(a, aOff, M, i, mr, pc, kc, ap);
-                    else packAN(a, aOff, K, i, mr, pc, kc, ap);
-                    int ci = cOff + i * N + jc;
+                for (int ic = m0; ic < m1; ic += MC) {
+                    int mc = Math.min(MC, m1 - ic);
+                    for (int p = 0; p < mc; p += MR) {
+                        int mr = Math.min(MR, mc - p);
+                        if (layout == TN) packAT(a, aOff, M, ic + p, mr, pc, kc, ap, p * kc);
+                        else packAN(a, aOff, K, ic + p, mr, pc, kc, ap, p * kc);
+                    }
                     for (int jr = 0; jr < nc; jr += NR) {
-                        micro(kc, ap, bp, jr * kc, c, ci + jr, N, mr, Math.min(NR, nc - jr), first, tile);
+                        int nr = Math.min(NR, nc - jr);
+                        int ci = cOff + ic * N + jc + jr;
+                        for (int ir = 0; ir < mc; ir += MR)
+                            micro(kc, ap, ir * kc, bp, jr * kc, c, ci + ir * N, N, Math.min(MR, mc - ir), nr, first, tile);
                     }
                 }
             }
@@ -183,27 +191,26 @@ public class VectorKernels extends ScalarKernels {
     }
 
     /** A stored [M, K] (NT, NN): rows i..i+mr, MR values per k, zero-padded. */
-    private static void packAN(float[] a, int aOff, int K, int i, int mr, int pc, int kc, float[] ap) {
+    private static void packAN(float[] a, int aOff, int K, int i, int mr, int pc, int kc, float[] ap, int ao) {
         for (int r = 0; r < MR; r++) {
             if (r < mr) {
                 int src = aOff + (i + r) * K + pc;
-                for (int k = 0, dst = r; k < kc; k++, dst += MR) ap[dst] = a[src + k];
+                for (int k = 0, dst = ao + r; k < kc; k++, dst += MR) ap[dst] = a[src + k];
             } else {
-                for (int k = 0, dst = r; k < kc; k++, dst += MR) ap[dst] = 0f;
+                for (int k = 0, dst = ao + r; k < kc; k++, dst += MR) ap[dst] = 0f;
             }
         }
     }
 
     /** A stored [K, M] (TN). */
-    private static void packAT(float[] a, int aOff, int M, int i, int mr, int pc, int kc, float[] ap) {
+    private static void packAT(float[] a, int aOff, int M, int i, int mr, int pc, int kc, float[] ap, int ao) {
         int src = aOff + pc * M + i;
         if (mr == MR) {
-            for (int k = 0, dst = 0; k < kc; k++, dst += MR, src += M) {
+            for (int k = 0, dst = ao; k < kc; k++, dst += MR, src += M) {
                 ap[dst] = a[src]; ap[dst + 1] = a[src + 1]; ap[dst + 2] = a[src + 2];
-                ap[dst + 3] = a[src + 3]; ap[dst + 4] = a[src + 4];
             }
         } else {
-            for (int k = 0, dst = 0; k < kc; k++, dst += MR, src += M)
+            for (int k = 0, dst = ao; k < kc; k++, dst += MR, src += M)
                 for (int r = 0; r < MR; r++) ap[dst + r] = r < mr ? a[src + r] : 0f;
         }
     }
@@ -212,41 +219,34 @@ public class VectorKernels extends ScalarKernels {
      * C tile (MR × NR at c[co], row stride ldc) = or += packed A panel · packed B panel.
      * Edge tiles (mr < MR or nr < NR) are computed in full on zero-padded panels and copied out.
      */
-    private static void micro(int kc, float[] ap, float[] bp, int bo, float[] c, int co, int ldc,
+    private static void micro(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc,
                               int mr, int nr, boolean first, float[] tile) {
-        FloatVector c00 = FloatVector.zero(S), c01 = c00;
-        FloatVector c10 = c00, c11 = c00;
-        FloatVector c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00;
-        FloatVector c40 = c00, c41 = c00;
+        // 9 accumulators + 3 B vectors + 3 broadcasts = 15 registers: fits the 16 of AVX2 even when the
+        // compiler hoists all loads of an iteration (a 5×2 tile spilled an accumulator here).
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00;
         for (int k = 0; k < kc; k++) {
-            int ai = k * MR, bi = bo + k * NR;
+            int ai = ao + k * MR, bi = bo + k * NR;
             FloatVector b0 = FloatVector.fromArray(S, bp, bi);
             FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
+            FloatVector b2 = FloatVector.fromArray(S, bp, bi + 2 * L);
             FloatVector av = FloatVector.broadcast(S, ap[ai]);
-            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01);
+            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01); c02 = av.fma(b2, c02);
             av = FloatVector.broadcast(S, ap[ai + 1]);
-            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
+            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12);
             av = FloatVector.broadcast(S, ap[ai + 2]);
-            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
-            av = FloatVector.broadcast(S, ap[ai + 3]);
-            c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
-            av = FloatVector.broadcast(S, ap[ai + 4]);
-            c40 = av.fma(b0, c40); c41 = av.fma(b1, c41);
+            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22);
         }
         if (mr == MR && nr == NR) {
-            store(c00, c01, c, co, first);
-            store(c10, c11, c, co + ldc, first);
-            store(c20, c21, c, co + 2 * ldc, first);
-            store(c30, c31, c, co + 3 * ldc, first);
-            store(c40, c41, c, co + 4 * ldc, first);
+            store(c00, c01, c02, c, co, first);
+            store(c10, c11, c12, c, co + ldc, first);
+            store(c20, c21, c22, c, co + 2 * ldc, first);
             return;
         }
-        c00.intoArray(tile, 0); c01.intoArray(tile, L);
-        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L);
-        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L);
-        c30.intoArray(tile, 3 * NR); c31.intoArray(tile, 3 * NR + L);
-        c40.intoArray(tile, 4 * NR); c41.intoArray(tile, 4 * NR + L);
+        c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L);
+        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L); c12.intoArray(tile, NR + 2 * L);
+        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L); c22.intoArray(tile, 2 * NR + 2 * L);
         for (int r = 0; r < mr; r++) {
             int cr = co + r * ldc, tr = r * NR;
             if (first) System.arraycopy(tile, tr, c, cr, nr);
@@ -254,13 +254,15 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
-    private static void store(FloatVector x0, FloatVector x1, float[] c, int o, boolean first) {
+    private static void store(FloatVector x0, FloatVector x1, FloatVector x2, float[] c, int o, boolean first) {
         if (!first) {
             x0 = x0.add(FloatVector.fromArray(S, c, o));
             x1 = x1.add(FloatVector.fromArray(S, c, o + L));
+            x2 = x2.add(FloatVector.fromArray(S, c, o + 2 * L));
         }
         x0.intoArray(c, o);
         x1.intoArray(c, o + L);
+        x2.intoArray(c, o + 2 * L);
     }
 
     // ------------------------------------------------------------------------------------------------ GEMV (M = 1)

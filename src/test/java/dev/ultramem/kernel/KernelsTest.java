@@ -126,7 +126,8 @@ class KernelsTest {
         Random r = new Random(3);
         int saved = Parallel.threads();
         try {
-            int[][] shapes = {{203, 301, 700}, {1, 4100, 513}, {9, 2000, 300}, {1, 3000, 257}};
+            // Multiple K and N blocks, row split, column split (few rows) and both GEMV paths; all above the parallel threshold.
+            int[][] shapes = {{61, 400, 270}, {1, 4100, 300}, {9, 700, 100}, {1, 3000, 257}};
             for (Layout l : Layout.values())
                 for (int[] s : shapes) {
                     int M = s[0], N = s[1], K = s[2];
