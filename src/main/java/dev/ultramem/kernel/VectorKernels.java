@@ -161,8 +161,7 @@ public class VectorKernels extends ScalarKernels {
             int src = bOff + pc * N + jc + jr;
             if (nr == NR) {
                 for (int k = 0; k < kc; k++, src += N, dst += NR) {
-                    FloatVector.fromArray(S, b, src).intoArray(bp, dst);
-                    FloatVector.fromArray(S, b, src + L).intoArray(bp, dst + L);
+                    for (int v = 0; v < NR; v += L) FloatVector.fromArray(S, b, src + v).intoArray(bp, dst + v);
                 }
             } else {
                 for (int k = 0; k < kc; k++, src += N, dst += NR) {
