@@ -27,7 +27,7 @@ public final class Parallel {
     public interface ChunkBody { void run(int chunk, int start, int end); }
 
     /** Spin iterations (each one {@link Thread#onSpinWait()}) before a waiting thread parks or yields. */
-    private static final int SPINS = Integer.getInteger("ultramem.spins", 20_000);
+    private static final int SPINS = Integer.getInteger("ultramem.spins", 5_000);
 
     private static volatile int threads = Integer.getInteger("ultramem.threads", Runtime.getRuntime().availableProcessors());
     private static Worker[] workers = new Worker[0];
