@@ -8,17 +8,24 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Vector API fast path (the default). Every method of {@link Kernels} is overridden here.
  *
- * <p><b>GEMM.</b> All three layouts share one register-tiled micro-kernel: a tile of {@link #MR} rows ×
- * {@link #NR} columns (3 vectors) of C lives in 12 vector registers while k runs over a packed panel of A
- * (MR values per k) and a packed panel of B (NR values per k). K is blocked by {@link #KC} so that a
- * packed B block (KC × {@link #NC}) stays in L2 and a packed A panel stays in L1. Output row tiles (or
- * column panels when M is small) are split in contiguous chunks over {@link Parallel}; each C element is
- * computed by one thread, summing k in increasing order within a KC block (fused multiply-add per step) and
- * adding the KC blocks to C in increasing order, so the result is bit-identical for every thread count.
- * Precision: each element carries the usual float32 recursive-summation error, at most about
- * {@code min(K, KC)·2⁻²⁴·Σ|aₖbₖ|} per block plus one rounding per block (in practice ≈ √K·2⁻²⁴·Σ|aₖbₖ|).
+ * <p><b>GEMM.</b> All three layouts share one register-tiled micro-kernel: a tile of {@link #MR} = 3 rows ×
+ * {@link #NR} = 3 vectors of C lives in 9 vector registers while k runs over a packed panel of A (MR values
+ * per k, broadcast) and a packed panel of B (NR values per k). With 3 B vectors and 3 broadcasts that is 15
+ * registers, which fits AVX2's 16 even when the JIT hoists every load of an iteration (a 5×2 or 4×3 tile
+ * spilled an accumulator to the stack and ran at less than half speed). Loop order as in BLIS: N block
+ * {@link #NC}, K block {@link #KC} (pack B), M block {@link #MC} (pack A, stays in L2), B micro-panel
+ * (KC × NR, stays in L1 while the row tiles of the M block pass over it), row tile. Partial tiles are computed
+ * on zero-padded panels and copied out, so edges use the same arithmetic as full tiles.
+ *
+ * <p>Threads: output row tiles (or column panels when M is small) are split in contiguous chunks over
+ * {@link Parallel}, one region per call; each C element is computed by one thread, summing k in increasing
+ * order within a KC block (one fused multiply-add per step) and adding the KC blocks to C in increasing
+ * order, so the result is bit-identical for every thread count.
+ *
+ * <p>Precision: each element carries the float32 recursive-summation error, at most
+ * {@code (K + 1)·2⁻²⁴·(Σ|aₖbₖ| + |C₀|)} (C₀ = the prior C when accumulating), typically ≈ √K·2⁻²⁴·Σ|aₖbₖ|.
  * M = 1 (decode) takes a streaming GEMV path (several independent accumulators, no packing, no K blocking),
- * with the same error bound.
+ * with the same bound.
  *
  * <p>Packing buffers are per thread and allocated once (fixed sizes); steady-state calls allocate nothing.
  * Shapes with M·N·K below {@link #PARALLEL_WORK} run on the caller thread.
@@ -28,9 +35,9 @@ public class VectorKernels extends ScalarKernels {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     static final int L = S.length();
 
-    /** Register tile: MR rows × NR columns (3 vectors). */
+    /** Register tile: MR rows × NR columns (3 vectors; 24 floats with AVX2, 48 with AVX-512). */
     static final int MR = 3, NR = 3 * L;
-    /** K block (A panel MR·KC floats in L1) and N block (B block KC·NC floats in L2). */
+    /** K block (B micro-panel KC·NR floats in L1), M block (A block MC·KC floats in L2), N block (B block KC·NC floats). */
     static final int KC = 256, NC = 40 * NR, MC = 48 * MR;
     /** Below this many multiply-adds a GEMM runs on the caller thread. */
     static final long PARALLEL_WORK = 1L << 19;
