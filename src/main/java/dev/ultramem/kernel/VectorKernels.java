@@ -118,13 +118,35 @@ public class VectorKernels extends ScalarKernels {
         t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
         t.c = c; t.cOff = cOff; t.acc = acc;
         // Split rows when there are enough row tiles to balance; otherwise split column panels.
-        t.splitRows = rowTiles >= 4 * threads || rowTiles >= colPanels;
+        t.splitRows = splitRows(M, N, K, threads, rowTiles, colPanels);
         int units = t.splitRows ? rowTiles : colPanels;
         try {
             Parallel.forChunks(units, Math.min(threads, units), t);
         } finally {
             t.clear();
         }
+    }
+
+    /**
+     * Split rows or columns over threads: whichever packs fewer elements per thread, among the splits that
+     * give every thread at least 4 units (tiles or panels) for balance. A row split packs all of B per thread
+     * plus its rows of A once per N block; a column split packs its part of B plus all of A per N block.
+     */
+    static boolean splitRows(int M, int N, int K, int threads, int rowTiles, int colPanels) {
+        boolean rowsOk = rowTiles >= 4 * threads, colsOk = colPanels >= 4 * threads;
+        if (rowsOk != colsOk) return rowsOk;
+        if (!rowsOk) return rowTiles >= colPanels;
+        double rowCost = (double) N * K + (double) M / threads * K * blocks(N, NC);
+        double colCost = (double) N / threads * K + (double) M * K * blocks((N + threads - 1) / threads, NC);
+        return rowCost <= colCost;
+    }
+
+    private static int blocks(int n, int block) { return (n + block - 1) / block; }
+
+    /** Block length ≤ max, a multiple of unit, splitting n into the fewest, most even blocks. */
+    private static int evenBlock(int n, int max, int unit) {
+        int per = (n + blocks(n, max) - 1) / blocks(n, max);
+        return Math.min(max, (per + unit - 1) / unit * unit);
     }
 
     /**
@@ -135,15 +157,16 @@ public class VectorKernels extends ScalarKernels {
                       float[] c, int cOff, boolean acc, int m0, int m1, int n0, int n1) {
         Scratch sc = SCRATCH.get();
         float[] bp = sc.bp, ap = sc.ap, tile = sc.tile;
-        for (int jc = n0; jc < n1; jc += NC) {
-            int nc = Math.min(NC, n1 - jc);
+        int ncMax = evenBlock(n1 - n0, NC, NR), mcMax = evenBlock(m1 - m0, MC, MR);
+        for (int jc = n0; jc < n1; jc += ncMax) {
+            int nc = Math.min(ncMax, n1 - jc);
             for (int pc = 0; pc < K; pc += KC) {
                 int kc = Math.min(KC, K - pc);
                 if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
                 else packBN(b, bOff, N, pc, kc, jc, nc, bp);
                 boolean first = pc == 0 && !acc;
-                for (int ic = m0; ic < m1; ic += MC) {
-                    int mc = Math.min(MC, m1 - ic);
+                for (int ic = m0; ic < m1; ic += mcMax) {
+                    int mc = Math.min(mcMax, m1 - ic);
                     for (int p = 0; p < mc; p += MR) {
                         int mr = Math.min(MR, mc - p);
                         if (layout == TN) packAT(a, aOff, M, ic + p, mr, pc, kc, ap, p * kc);
