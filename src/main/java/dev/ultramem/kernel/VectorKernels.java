@@ -24,8 +24,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Precision: each element carries the float32 recursive-summation error, at most
  * {@code (K + 1)·2⁻²⁴·(Σ|aₖbₖ| + |C₀|)} (C₀ = the prior C when accumulating), typically ≈ √K·2⁻²⁴·Σ|aₖbₖ|.
- * M = 1 (decode) takes a streaming GEMV path (several independent accumulators, no packing, no K blocking),
- * with the same bound.
+ * Small M (decode: M = 1; up to {@link #gemvMaxRows} rows) takes a streaming GEMV path: each row of A
+ * streams B once with several independent accumulators, no packing, no K blocking; same bound.
  *
  * <p>Packing buffers are per thread and allocated once (fixed sizes); steady-state calls allocate nothing.
  * Shapes with M·N·K below {@link #PARALLEL_WORK} run on the caller thread.
@@ -72,16 +72,19 @@ public class VectorKernels extends ScalarKernels {
         void clear() { a = b = c = null; }
     }
 
+    /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count. */
     @Override
     public void gemmNT(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
         gemm(NT, M, N, K, a, aOff, b, bOff, c, cOff, acc);
     }
 
+    /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count. */
     @Override
     public void gemmNN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
         gemm(NN, M, N, K, a, aOff, b, bOff, c, cOff, acc);
     }
 
+    /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count. */
     @Override
     public void gemmTN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
         gemm(TN, M, N, K, a, aOff, b, bOff, c, cOff, acc);
@@ -102,9 +105,8 @@ public class VectorKernels extends ScalarKernels {
             if (!acc) for (int i = 0; i < M; i++) java.util.Arrays.fill(c, cOff + i * N, cOff + i * N + N, 0f);
             return;
         }
-        if (M == 1) {
-            if (layout == NT) gemvNT(N, K, a, aOff, b, bOff, c, cOff, acc);
-            else gemvNN(N, K, a, aOff, b, bOff, c, cOff, acc);
+        if (M <= gemvMaxRows(layout)) {
+            gemv(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc);
             return;
         }
         int threads = Parallel.threads();
@@ -294,36 +296,54 @@ public class VectorKernels extends ScalarKernels {
         x2.intoArray(c, o + 2 * L);
     }
 
-    // ------------------------------------------------------------------------------------------------ GEMV (M = 1)
+    // ------------------------------------------------------------------------------------------------ GEMV (small M)
+
+    /**
+     * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing: packing B
+     * transposed (NT) costs about as much as streaming it 8 times; the plain copy of NN/TN about twice.
+     */
+    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 2; }
 
     static final class GemvTask implements Parallel.ChunkBody {
-        boolean nt, acc;
-        int N, K, aOff, bOff, cOff;
+        int layout, M, N, K, aOff, bOff, cOff;
+        boolean acc;
         float[] a, b, c;
 
         @Override public void run(int chunk, int s, int e) {
-            if (nt) gemvNTRange(K, a, aOff, b, bOff, c, cOff, acc, s, e);
-            else gemvNNRange(N, K, a, aOff, b, bOff, c, cOff, acc, s * L, Math.min(N, e * L));
+            if (layout == NT) gemvRows(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, s, e);
+            else gemvRows(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, s * L, Math.min(N, e * L));
         }
     }
 
     private static final ThreadLocal<GemvTask> GEMV_TASK = ThreadLocal.withInitial(GemvTask::new);
 
-    private static void gemvParallel(boolean nt, int N, int K, float[] a, int aOff, float[] b, int bOff,
-                                     float[] c, int cOff, boolean acc, int units) {
+    /** C[M, N] for small M: columns split over threads (units of one column for NT, one vector for NN/TN). */
+    private static void gemv(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
+                             float[] c, int cOff, boolean acc) {
+        int units = layout == NT ? N : (N + L - 1) / L;
+        int threads = Parallel.threads();
+        if (threads == 1 || (long) M * N * K < PARALLEL_WORK / 4 || units < 8) {
+            gemvRows(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, 0, N);
+            return;
+        }
         GemvTask t = GEMV_TASK.get();
-        t.nt = nt; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff; t.c = c; t.cOff = cOff; t.acc = acc;
+        t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
+        t.c = c; t.cOff = cOff; t.acc = acc;
         try {
-            Parallel.forChunks(units, Math.min(Parallel.threads(), units), t);
+            Parallel.forChunks(units, Math.min(threads, units), t);
         } finally {
             t.a = t.b = t.c = null;
         }
     }
 
-    /** c[j] (+)= dot(a, B[j, :]), B stored [N, K]. */
-    private static void gemvNT(int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
-        if (Parallel.threads() == 1 || (long) N * K < PARALLEL_WORK / 4 || N < 8) gemvNTRange(K, a, aOff, b, bOff, c, cOff, acc, 0, N);
-        else gemvParallel(true, N, K, a, aOff, b, bOff, c, cOff, acc, N);
+    /** Columns j0..j1 of every row of C; each element's arithmetic depends only on (layout, K), not on j0, j1. */
+    private static void gemvRows(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
+                                 float[] c, int cOff, boolean acc, int j0, int j1) {
+        for (int i = 0; i < M; i++) {
+            if (layout == NT) gemvNTRange(K, a, aOff + i * K, b, bOff, c, cOff + i * N, acc, j0, j1);
+            else if (layout == NN) gemvNNRange(N, K, a, aOff + i * K, 1, b, bOff, c, cOff + i * N, acc, j0, j1);
+            else gemvNNRange(N, K, a, aOff + i, M, b, bOff, c, cOff + i * N, acc, j0, j1);
+        }
     }
 
     /** Four rows of B at a time, one accumulator each, sharing the loads of a; same per-row order as one row alone. */
@@ -362,21 +382,14 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
-    /** c[j] (+)= Σₖ a[k]·B[k, j], B stored [K, N] (NN and TN are the same when M = 1). */
-    private static void gemvNN(int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
-        int units = (N + L - 1) / L;
-        if (Parallel.threads() == 1 || (long) N * K < PARALLEL_WORK / 4 || units < 4) gemvNNRange(N, K, a, aOff, b, bOff, c, cOff, acc, 0, N);
-        else gemvParallel(false, N, K, a, aOff, b, bOff, c, cOff, acc, units);
-    }
-
     /** Columns j0..j1: four vectors of columns at a time stream down the rows of B; each column sums k in order. */
-    private static void gemvNNRange(int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff,
+    private static void gemvNNRange(int N, int K, float[] a, int aOff, int aStride, float[] b, int bOff, float[] c, int cOff,
                                     boolean acc, int j0, int j1) {
         int j = j0;
         for (; j + 4 * L <= j1; j += 4 * L) {
             FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
             for (int k = 0, bi = bOff + j; k < K; k++, bi += N) {
-                FloatVector av = FloatVector.broadcast(S, a[aOff + k]);
+                FloatVector av = FloatVector.broadcast(S, a[aOff + k * aStride]);
                 s0 = av.fma(FloatVector.fromArray(S, b, bi), s0);
                 s1 = av.fma(FloatVector.fromArray(S, b, bi + L), s1);
                 s2 = av.fma(FloatVector.fromArray(S, b, bi + 2 * L), s2);
@@ -392,14 +405,14 @@ public class VectorKernels extends ScalarKernels {
         for (; j + L <= j1; j += L) {
             FloatVector s0 = FloatVector.zero(S);
             for (int k = 0, bi = bOff + j; k < K; k++, bi += N)
-                s0 = FloatVector.broadcast(S, a[aOff + k]).fma(FloatVector.fromArray(S, b, bi), s0);
+                s0 = FloatVector.broadcast(S, a[aOff + k * aStride]).fma(FloatVector.fromArray(S, b, bi), s0);
             int ci = cOff + j;
             if (acc) s0 = s0.add(FloatVector.fromArray(S, c, ci));
             s0.intoArray(c, ci);
         }
         for (; j < j1; j++) {
             float s = 0f;
-            for (int k = 0, bi = bOff + j; k < K; k++, bi += N) s = Math.fma(a[aOff + k], b[bi], s);
+            for (int k = 0, bi = bOff + j; k < K; k++, bi += N) s = Math.fma(a[aOff + k * aStride], b[bi], s);
             if (acc) c[cOff + j] += s; else c[cOff + j] = s;
         }
     }
