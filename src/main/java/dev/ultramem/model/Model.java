@@ -271,6 +271,9 @@ public final class Model {
         return logits;
     }
 
+    /** Input of block i of the last forward for i < n_layers, the ln_f output for i = n_layers (tests, debugging). */
+    float[] hiddenState(int i) { return i < L ? xs[i] : xf; }
+
     /** Sum of the auxiliary losses (MoE balance, memory penalties) of the last forward. */
     public double lastAuxLoss() { return auxLoss; }
 
