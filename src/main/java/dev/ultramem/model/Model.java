@@ -106,10 +106,10 @@ public final class Model {
     }
 
     /** Every tensor under its official name (weights and float buffers), in a stable order. */
-    public List<Param> params() { return params; }
+    public List<Param> params() { return java.util.Collections.unmodifiableList(params); }
 
     /** Integer buffers (shuffle indices). */
-    public List<IndexBuffer> indexBuffers() { return indexBuffers; }
+    public List<IndexBuffer> indexBuffers() { return java.util.Collections.unmodifiableList(indexBuffers); }
 
     /** The memory layers in placement order (empty without memory). */
     public List<TokenLayer> memoryLayers() { return List.of(memLayers); }
@@ -195,14 +195,22 @@ public final class Model {
                 }
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j < V; j++) max = Math.max(max, logits[off + j]);
+                float lt = logits[off + tgt];
                 double sum = 0;
-                for (int j = 0; j < V; j++) sum += Math.exp(logits[off + j] - max);
-                double lse = max + Math.log(sum);
-                rowLoss[i] = (float) (lse - logits[off + tgt]);
                 if (grad) {
-                    for (int j = 0; j < V; j++) logits[off + j] = (float) Math.exp(logits[off + j] - lse) * invN;
+                    // one exp per logit: keep exp(l − max) in place, normalise below
+                    for (int j = 0; j < V; j++) {
+                        float ej = (float) Math.exp(logits[off + j] - max);
+                        logits[off + j] = ej;
+                        sum += ej;
+                    }
+                    float f = (float) (invN / sum);
+                    for (int j = 0; j < V; j++) logits[off + j] *= f;
                     logits[off + tgt] -= invN;
+                } else {
+                    for (int j = 0; j < V; j++) sum += Math.exp(logits[off + j] - max);
                 }
+                rowLoss[i] = (float) (max + Math.log(sum) - lt);
             }
         });
         double total = 0;
