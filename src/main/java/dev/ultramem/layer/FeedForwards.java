@@ -10,6 +10,8 @@ public final class FeedForwards {
     /** @param prefix name prefix of the block, e.g. {@code transformer.blocks.2.} */
     public static TokenLayer create(ModelConfig cfg, String prefix) {
         switch (cfg.ffnType) {
+            case "dense" -> { return new DenseFfn(cfg, prefix); }
+            case "moe" -> { return new MoeFfn(cfg, prefix); }
             default -> throw new UserError("config: ffn_type '" + cfg.ffnType + "' is not available in this build");
         }
     }

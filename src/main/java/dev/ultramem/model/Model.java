@@ -2,7 +2,17 @@ package dev.ultramem.model;
 
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.Rng;
+import dev.ultramem.core.UserError;
+import dev.ultramem.kernel.Kernels;
+import dev.ultramem.layer.RmsNorm;
+import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.memory.MemoryLayers;
+import dev.ultramem.memory.SharedMemory;
 
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -10,56 +20,315 @@ import java.util.List;
  * optional memory layer beside the FFN), final RMSNorm, tied output projection.
  *
  * <p>API contract (implemented by the model package; used by training, inference and the CLI).
+ *
+ * <p>Memory layer k (placement {@code from:to}) reads block {@code from}'s FFN input u and its output
+ * is added to the residual stream after block {@code to}. Targets equal to -1 are ignored by the loss
+ * (they still count in the B·T denominator, as in the reference trainer).
  */
 public final class Model {
 
     private final ModelConfig config;
+    private final Kernels k;
+    private final int d, V, L;
+    private final Param wte;
+    private final Block[] blocks;
+    private final RmsNorm lnF;
+    private final List<MemoryPlacement> placements;
+    private final TokenLayer[] memLayers;
+    private final SharedMemory shared;
+    private final List<Param> params = new ArrayList<>();
+    private final List<IndexBuffer> indexBuffers = new ArrayList<>();
+
+    // activations [B·T, d], sized for the largest B·T seen
+    private int cap;
+    private float[][] xs = new float[0][];   // xs[l] = input of block l, xs[L] = input of ln_f
+    private float[] xf, rstdF, dX, dXf;
+    private float[][] memOut = new float[0][], dUmem = new float[0][];
+    private float[] logits = new float[0];
+    private float[] rowLoss = new float[0];
+    private double auxLoss;
+
+    /** Builds memory layer k of a model (the default is {@link MemoryLayers#create}). */
+    @FunctionalInterface
+    public interface MemoryLayerFactory {
+        TokenLayer create(ModelConfig cfg, int memLayerIndex, int memLayerNum, SharedMemory shared, String prefix);
+    }
 
     /** Allocates all tensors (zero). Call {@link #initialize(long)} or load weights next. */
-    public Model(ModelConfig config) {
+    public Model(ModelConfig config) { this(config, MemoryLayers::create); }
+
+    /** As {@link #Model(ModelConfig)} with memory layers from the given factory (tests, experiments). */
+    public Model(ModelConfig config, MemoryLayerFactory memoryFactory) {
         this.config = config.validate();
-        throw new UnsupportedOperationException("not implemented yet");
+        this.k = Kernels.get();
+        this.d = config.dModel;
+        this.V = config.vocabSize;
+        this.L = config.nLayers;
+        this.wte = Param.of("transformer.wte.weight", Param.Group.DECAY, V, d);
+        this.blocks = new Block[L];
+        for (int l = 0; l < L; l++) blocks[l] = new Block(config, l, k);
+        this.lnF = new RmsNorm("transformer.ln_f.weight", d, config.normEps, k);
+        if (config.hasMemory()) {
+            placements = MemoryPlacement.parse(config.memInsertWay, L);
+            shared = SharedMemory.create(config, placements.size(), "transformer.full_memory_layer.");
+            memLayers = new TokenLayer[placements.size()];
+            for (int i = 0; i < memLayers.length; i++)
+                memLayers[i] = memoryFactory.create(config, i, placements.size(), shared, "transformer.mem_blocks." + i + ".");
+        } else {
+            placements = List.of();
+            shared = null;
+            memLayers = new TokenLayer[0];
+        }
+        params.add(wte);
+        for (Block b : blocks) {
+            params.addAll(b.params());
+            indexBuffers.addAll(b.ffn.indexBuffers());
+        }
+        params.add(lnF.weight);
+        for (TokenLayer m : memLayers) {
+            params.addAll(m.params());
+            indexBuffers.addAll(m.indexBuffers());
+        }
+        if (shared != null) params.addAll(shared.params());
     }
 
     public ModelConfig config() { return config; }
 
     /** Draws every weight from the configured initialisation, deterministically from the seed. */
-    public void initialize(long seed) { throw new UnsupportedOperationException(); }
+    public void initialize(long seed) {
+        Rng rng = new Rng(seed);
+        rng.fillTruncNormal(wte.data(), config.effectiveInitStd(), config.initCutoffFactor);
+        for (Block b : blocks) b.initialize(rng);
+        lnF.initialize();
+        for (TokenLayer m : memLayers) m.initialize(rng);
+        if (shared != null) shared.initialize(config, rng);
+        afterWeightsChanged();
+    }
 
     /** Every tensor under its official name (weights and float buffers), in a stable order. */
-    public List<Param> params() { throw new UnsupportedOperationException(); }
+    public List<Param> params() { return params; }
 
     /** Integer buffers (shuffle indices). */
-    public List<IndexBuffer> indexBuffers() { throw new UnsupportedOperationException(); }
+    public List<IndexBuffer> indexBuffers() { return indexBuffers; }
+
+    /** The memory layers in placement order (empty without memory). */
+    public List<TokenLayer> memoryLayers() { return List.of(memLayers); }
+
+    /** The FFN-slot layer of block l. */
+    public TokenLayer ffn(int l) { return blocks[l].ffn; }
+
+    private void ensure(int n) {
+        if (n > cap) {
+            cap = n;
+            xs = new float[L + 1][n * d];
+            xf = new float[n * d];
+            rstdF = new float[n];
+            dX = new float[n * d];
+            dXf = new float[n * d];
+            memOut = new float[memLayers.length][n * d];
+            dUmem = new float[memLayers.length][n * d];
+            rowLoss = new float[n];
+        }
+        if (logits.length != n * V) logits = new float[n * V];
+    }
+
+    private void check(int[] inputs, int[] targets, int B, int T) {
+        if (B <= 0 || T <= 0) throw new UserError("batch: B and T must be > 0, got " + B + ", " + T);
+        if (T > config.maxSeqLen) throw new UserError("batch: sequence length " + T + " exceeds max_seq_len " + config.maxSeqLen);
+        int n = B * T;
+        if (inputs.length < n) throw new UserError("batch: inputs hold " + inputs.length + " tokens, need " + n);
+        for (int i = 0; i < n; i++)
+            if (inputs[i] < 0 || inputs[i] >= V) throw new UserError("batch: token id " + inputs[i] + " outside vocabulary [0, " + V + ")");
+        if (targets != null) {
+            if (targets.length < n) throw new UserError("batch: targets hold " + targets.length + " tokens, need " + n);
+            for (int i = 0; i < n; i++)
+                if (targets[i] < -1 || targets[i] >= V) throw new UserError("batch: target id " + targets[i] + " outside vocabulary [0, " + V + ")");
+        }
+    }
+
+    /** Embedding, blocks with memory layers, ln_f and the logits. */
+    private void forward(int[] inputs, int B, int T) {
+        int n = B * T;
+        ensure(n);
+        long t0 = StepProfile.start();
+        float[] e = wte.data(), x0 = xs[0];
+        for (int i = 0; i < n; i++) System.arraycopy(e, inputs[i] * d, x0, i * d, d);
+        StepProfile.stop(StepProfile.Kind.EMBEDDING_LOSS, t0);
+        auxLoss = 0;
+        for (int l = 0; l < L; l++) {
+            blocks[l].forward(xs[l], xs[l + 1], B, T);
+            for (int m = 0; m < memLayers.length; m++) {
+                if (placements.get(m).from() != l) continue;
+                t0 = StepProfile.start();
+                memLayers[m].forward(blocks[l].u(), memOut[m], n);
+                auxLoss += memLayers[m].auxLoss();
+                StepProfile.stop(StepProfile.Kind.MEMORY, t0);
+            }
+            for (int m = 0; m < memLayers.length; m++) {
+                if (placements.get(m).to() != l) continue;
+                float[] xo = xs[l + 1], mo = memOut[m];
+                for (int i = 0; i < n * d; i++) xo[i] += mo[i];
+            }
+            auxLoss += blocks[l].ffn.auxLoss();
+        }
+        t0 = StepProfile.start();
+        lnF.forward(n, xs[L], 0, xf, 0, rstdF, 0);
+        StepProfile.stop(StepProfile.Kind.NORMS, t0);
+        t0 = StepProfile.start();
+        k.gemmNT(n, V, d, xf, 0, e, 0, logits, 0, false);
+        StepProfile.stop(StepProfile.Kind.EMBEDDING_LOSS, t0);
+    }
+
+    /**
+     * Mean cross-entropy of the logits; with grad, overwrites the logits by ∂(mean CE)/∂logits.
+     * Rows run in parallel, the sum in row order (deterministic).
+     */
+    private float crossEntropy(int[] targets, int n, boolean grad) {
+        final float invN = 1f / n;
+        Parallel.forRange(n, 32, (s, e) -> {
+            for (int i = s; i < e; i++) {
+                int off = i * V, tgt = targets[i];
+                if (tgt < 0) {
+                    rowLoss[i] = 0f;
+                    if (grad) Arrays.fill(logits, off, off + V, 0f);
+                    continue;
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < V; j++) max = Math.max(max, logits[off + j]);
+                double sum = 0;
+                for (int j = 0; j < V; j++) sum += Math.exp(logits[off + j] - max);
+                double lse = max + Math.log(sum);
+                rowLoss[i] = (float) (lse - logits[off + tgt]);
+                if (grad) {
+                    for (int j = 0; j < V; j++) logits[off + j] = (float) Math.exp(logits[off + j] - lse) * invN;
+                    logits[off + tgt] -= invN;
+                }
+            }
+        });
+        double total = 0;
+        for (int i = 0; i < n; i++) total += rowLoss[i];
+        return (float) (total / n);
+    }
 
     /**
      * Forward and backward on a batch: inputs and targets are [B, T] token ids (targets[b,t] is the
      * token after inputs[b,t]). Accumulates gradients into the params (the caller zeroes them).
      * Returns the mean cross-entropy over the B·T positions (aux losses excluded, see {@link #lastAuxLoss()}).
      */
-    public float forwardBackward(int[] inputs, int[] targets, int B, int T) { throw new UnsupportedOperationException(); }
+    public float forwardBackward(int[] inputs, int[] targets, int B, int T) {
+        check(inputs, targets, B, T);
+        int n = B * T;
+        forward(inputs, B, T);
+        long t0 = StepProfile.start();
+        float loss = crossEntropy(targets, n, true);
+        float[] e = wte.data();
+        // tied output projection: both uses of wte accumulate into its gradient
+        k.gemmTN(V, d, n, logits, 0, xf, 0, wte.grad(), 0, true);
+        k.gemmNN(n, d, V, logits, 0, e, 0, dXf, 0, false);
+        StepProfile.stop(StepProfile.Kind.EMBEDDING_LOSS, t0);
+        t0 = StepProfile.start();
+        lnF.backward(n, xs[L], 0, rstdF, 0, dXf, 0, dX, 0, false);
+        StepProfile.stop(StepProfile.Kind.NORMS, t0);
+        for (int l = L - 1; l >= 0; l--) {
+            // dX = ∂L/∂xs[l+1]: memory layers added after block l get it as their output gradient
+            for (int m = 0; m < memLayers.length; m++) {
+                if (placements.get(m).to() != l) continue;
+                t0 = StepProfile.start();
+                Arrays.fill(dUmem[m], 0, n * d, 0f);
+                memLayers[m].backward(blocks[placements.get(m).from()].u(), dX, dUmem[m], n);
+                StepProfile.stop(StepProfile.Kind.MEMORY, t0);
+            }
+            blocks[l].backwardFfn(dX, n);
+            float[] du = blocks[l].du();
+            for (int m = 0; m < memLayers.length; m++) {
+                if (placements.get(m).from() != l) continue;
+                float[] g = dUmem[m];
+                for (int i = 0; i < n * d; i++) du[i] += g[i];
+            }
+            blocks[l].backwardRest(xs[l], dX, B, T);
+        }
+        t0 = StepProfile.start();
+        float[] ge = wte.grad();
+        for (int i = 0; i < n; i++) k.axpy(d, 1f, dX, i * d, ge, inputs[i] * d);
+        StepProfile.stop(StepProfile.Kind.EMBEDDING_LOSS, t0);
+        return loss;
+    }
 
     /** Forward only: mean cross-entropy over B·T positions. */
-    public float loss(int[] inputs, int[] targets, int B, int T) { throw new UnsupportedOperationException(); }
+    public float loss(int[] inputs, int[] targets, int B, int T) {
+        check(inputs, targets, B, T);
+        forward(inputs, B, T);
+        long t0 = StepProfile.start();
+        float loss = crossEntropy(targets, B * T, false);
+        StepProfile.stop(StepProfile.Kind.EMBEDDING_LOSS, t0);
+        return loss;
+    }
 
     /** Forward only: logits [B·T, vocab] (a view of an internal buffer, valid until the next call). */
-    public float[] logits(int[] inputs, int B, int T) { throw new UnsupportedOperationException(); }
+    public float[] logits(int[] inputs, int B, int T) {
+        check(inputs, null, B, T);
+        forward(inputs, B, T);
+        return logits;
+    }
 
     /** Sum of the auxiliary losses (MoE balance, memory penalties) of the last forward. */
-    public double lastAuxLoss() { throw new UnsupportedOperationException(); }
+    public double lastAuxLoss() { return auxLoss; }
 
     /** To call after each optimizer step and after loading weights (refreshes derived state such as Tucker u, v). */
-    public void afterWeightsChanged() { throw new UnsupportedOperationException(); }
+    public void afterWeightsChanged() {
+        for (Block b : blocks) b.ffn.afterWeightsChanged();
+        for (TokenLayer m : memLayers) m.afterWeightsChanged();
+    }
 
-    public void setTraining(boolean training) { throw new UnsupportedOperationException(); }
+    public void setTraining(boolean training) {
+        for (Block b : blocks) b.ffn.setTraining(training);
+        for (TokenLayer m : memLayers) m.setTraining(training);
+    }
 
     /** A KV-cache decoding session for generation (batch 1). */
-    public Decoder newDecoder(int maxTokens) { throw new UnsupportedOperationException(); }
+    public Decoder newDecoder(int maxTokens) {
+        if (maxTokens <= 0) throw new UserError("decoder: max tokens must be > 0, got " + maxTokens);
+        if (maxTokens > config.maxSeqLen) throw new UserError("decoder: " + maxTokens + " tokens exceed max_seq_len " + config.maxSeqLen);
+        return new KvDecoder(maxTokens);
+    }
 
     /** Incremental decoding with a KV cache. */
     public interface Decoder {
         /** Feeds one token at the next position and returns the logits [vocab] for the following token. */
         float[] step(int token);
         int position();
+    }
+
+    private final class KvDecoder implements Decoder {
+        private final int max;
+        private final Block.Step[] steps = new Block.Step[L];
+        private final float[] x = new float[d], xn = new float[d], r1 = new float[1], out = new float[V];
+        private final float[][] mem = new float[memLayers.length][d];
+        private int pos;
+
+        KvDecoder(int max) {
+            this.max = max;
+            for (int l = 0; l < L; l++) steps[l] = blocks[l].new Step(max);
+        }
+
+        @Override
+        public float[] step(int token) {
+            if (pos >= max) throw new UserError("decoder: the KV cache holds only " + max + " tokens");
+            if (token < 0 || token >= V) throw new UserError("decoder: token id " + token + " outside vocabulary [0, " + V + ")");
+            System.arraycopy(wte.data(), token * d, x, 0, d);
+            for (int l = 0; l < L; l++) {
+                steps[l].run(x, pos);
+                for (int m = 0; m < memLayers.length; m++)
+                    if (placements.get(m).from() == l) memLayers[m].forward(steps[l].u1, mem[m], 1);
+                for (int m = 0; m < memLayers.length; m++)
+                    if (placements.get(m).to() == l) for (int i = 0; i < d; i++) x[i] += mem[m][i];
+            }
+            lnF.forward(1, x, 0, xn, 0, r1, 0);
+            k.gemmNT(1, V, d, xn, 0, wte.data(), 0, out, 0, false);
+            pos++;
+            return out;
+        }
+
+        @Override public int position() { return pos; }
     }
 }

@@ -1,0 +1,263 @@
+package dev.ultramem.layer;
+
+import dev.ultramem.core.Param;
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.Rng;
+import dev.ultramem.kernel.Kernels;
+import dev.ultramem.model.ModelConfig;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * OLMo causal self-attention: fused {@code att_proj [3d, d]} (rows q, k, v), per-head RMSNorm of q
+ * and k ({@code q_norm}, {@code k_norm} of width hd), rotate-half RoPE applied after the QK-norm,
+ * softmax(q·kᵀ/sqrt(hd)) with a causal mask, {@code attn_out [d, d]}.
+ *
+ * <p>The per-(batch, head) work (gather, QK-norm, RoPE, the two T×T products and their backward) is
+ * split over (b, h) pairs with {@link Parallel}; each pair writes only its own slices, so results do
+ * not depend on the thread count. Head tensors use the layout [B, H, T, hd] so that one pair's
+ * queries, keys and values are contiguous matrices for the GEMM calls.
+ */
+public final class Attention {
+    public final Param attProj, attnOut;
+    public final RmsNorm qNorm, kNorm;
+    private final int d, H, hd, half, nLayers;
+    private final double std, cutoff, theta;
+    private final float scale;
+    private final Kernels k;
+
+    // RoPE tables [positions, hd/2]; the angle of dims i and i + hd/2 is the same
+    private float[] cos = new float[0], sin = new float[0];
+    private int ropeLen;
+
+    // forward state, sized for the largest B·T seen
+    private int cap, lastB, lastT;
+    private float[] qkv, qRaw, kRaw, q, kk, v, rstdQ, rstdK, probs, o, att;
+    // backward scratch
+    private float[] dAtt, dO, dQ, dK, dV, dqkv, dqn, dwQ, dwK;
+    private float[][] dProbs = new float[0][];
+
+    public Attention(ModelConfig cfg, String prefix, Kernels kernels) {
+        this.d = cfg.dModel;
+        this.H = cfg.nHeads;
+        this.hd = d / H;
+        this.half = hd / 2;
+        this.nLayers = cfg.nLayers;
+        this.std = cfg.effectiveInitStd();
+        this.cutoff = cfg.initCutoffFactor;
+        this.theta = cfg.ropeTheta;
+        this.scale = (float) (1.0 / Math.sqrt(hd));
+        this.k = kernels;
+        this.attProj = Param.of(prefix + "att_proj.weight", Param.Group.DECAY, 3 * d, d);
+        this.qNorm = new RmsNorm(prefix + "q_norm.weight", hd, cfg.normEps, kernels);
+        this.kNorm = new RmsNorm(prefix + "k_norm.weight", hd, cfg.normEps, kernels);
+        this.attnOut = Param.of(prefix + "attn_out.weight", Param.Group.DECAY, d, d);
+        ensureRope(cfg.maxSeqLen);
+    }
+
+    /** Parameters in the official order: att_proj, q_norm, k_norm, attn_out. */
+    public List<Param> params() { return List.of(attProj, qNorm.weight, kNorm.weight, attnOut); }
+
+    public void initialize(Rng rng) {
+        rng.fillTruncNormal(attProj.data(), std, cutoff);
+        qNorm.initialize();
+        kNorm.initialize();
+        rng.fillTruncNormal(attnOut.data(), std / Math.sqrt(2.0 * nLayers), cutoff);
+    }
+
+    /** Float32 tables as the reference computes them: inv_freq_i = θ^(−2i/hd), angle = t·inv_freq_i. */
+    private void ensureRope(int n) {
+        if (n <= ropeLen) return;
+        float[] c = new float[n * half], s = new float[n * half];
+        for (int i = 0; i < half; i++) {
+            float invFreq = (float) (1.0 / Math.pow(theta, (2.0 * i) / hd));
+            for (int t = 0; t < n; t++) {
+                float ang = (float) t * invFreq;
+                c[t * half + i] = (float) Math.cos(ang);
+                s[t * half + i] = (float) Math.sin(ang);
+            }
+        }
+        cos = c; sin = s; ropeLen = n;
+    }
+
+    /** x·cos + rotate_half(x)·sin in place on one head vector at position t. */
+    private void ropeForward(float[] x, int off, int t) {
+        int r = t * half;
+        for (int i = 0; i < half; i++) {
+            float x1 = x[off + i], x2 = x[off + half + i], c = cos[r + i], s = sin[r + i];
+            x[off + i] = x1 * c - x2 * s;
+            x[off + half + i] = x2 * c + x1 * s;
+        }
+    }
+
+    /** The transpose of the rotation, in place on a gradient. */
+    private void ropeBackward(float[] g, int off, int t) {
+        int r = t * half;
+        for (int i = 0; i < half; i++) {
+            float g1 = g[off + i], g2 = g[off + half + i], c = cos[r + i], s = sin[r + i];
+            g[off + i] = g1 * c + g2 * s;
+            g[off + half + i] = g2 * c - g1 * s;
+        }
+    }
+
+    private void ensure(int B, int T) {
+        int n = B * T;
+        if (n > cap) {
+            cap = n;
+            qkv = new float[n * 3 * d];
+            qRaw = new float[n * d]; kRaw = new float[n * d];
+            q = new float[n * d]; kk = new float[n * d]; v = new float[n * d];
+            rstdQ = new float[n * H]; rstdK = new float[n * H];
+            o = new float[n * d]; att = new float[n * d];
+            dAtt = new float[n * d]; dO = new float[n * d];
+            dQ = new float[n * d]; dK = new float[n * d]; dV = new float[n * d];
+            dqkv = new float[n * 3 * d]; dqn = new float[n * d];
+        }
+        int chunks = Math.max(1, Parallel.threads());
+        if (dProbs.length != chunks || dProbs[0].length < T * T) {
+            dProbs = new float[chunks][T * T];
+        }
+        if (probs == null || probs.length < B * H * T * T) probs = new float[B * H * T * T];
+        if (dwQ == null || dwQ.length < B * H * hd) { dwQ = new float[B * H * hd]; dwK = new float[B * H * hd]; }
+        ensureRope(T);
+    }
+
+    /** y[B·T, d] = attention of the normalised input x[B·T, d]; keeps what backward needs. */
+    public void forward(float[] x, float[] y, int B, int T) {
+        ensure(B, T);
+        lastB = B; lastT = T;
+        final int n = B * T, d3 = 3 * d, TT = T * T;
+        k.gemmNT(n, d3, d, x, 0, attProj.data(), 0, qkv, 0, false);
+        Parallel.forRange(B * H, (s, e) -> {
+            for (int bh = s; bh < e; bh++) {
+                int b = bh / H, h = bh % H, base = bh * T * hd;
+                for (int t = 0; t < T; t++) {
+                    int src = (b * T + t) * d3 + h * hd, dst = base + t * hd;
+                    System.arraycopy(qkv, src, qRaw, dst, hd);
+                    System.arraycopy(qkv, src + d, kRaw, dst, hd);
+                    System.arraycopy(qkv, src + 2 * d, v, dst, hd);
+                }
+                qNorm.forward(T, qRaw, base, q, base, rstdQ, bh * T);
+                kNorm.forward(T, kRaw, base, kk, base, rstdK, bh * T);
+                for (int t = 0; t < T; t++) {
+                    ropeForward(q, base + t * hd, t);
+                    ropeForward(kk, base + t * hd, t);
+                }
+                int pOff = bh * TT;
+                k.gemmNT(T, T, hd, q, base, kk, base, probs, pOff, false);
+                for (int t = 0; t < T; t++) {
+                    int r = pOff + t * T;
+                    for (int j = 0; j <= t; j++) probs[r + j] *= scale;
+                    k.softmaxRows(1, t + 1, probs, r, T);
+                    Arrays.fill(probs, r + t + 1, r + T, 0f);
+                }
+                k.gemmNN(T, hd, T, probs, pOff, v, base, o, base, false);
+                for (int t = 0; t < T; t++) System.arraycopy(o, base + t * hd, att, (b * T + t) * d + h * hd, hd);
+            }
+        });
+        k.gemmNT(n, d, d, att, 0, attnOut.data(), 0, y, 0, false);
+    }
+
+    /** Accumulates the weight gradients and ADDS ∂L/∂x into dx. Uses the state of the last forward. */
+    public void backward(float[] x, float[] dy, float[] dx, int B, int T) {
+        final int n = B * T, d3 = 3 * d, TT = T * T;
+        k.gemmTN(d, d, n, dy, 0, att, 0, attnOut.grad(), 0, true);
+        k.gemmNN(n, d, d, dy, 0, attnOut.data(), 0, dAtt, 0, false);
+        final float[] wq = qNorm.weight.data(), wk = kNorm.weight.data();
+        final int chunks = dProbs.length;
+        Parallel.forChunks(B * H, chunks, (c, s, e) -> {
+            float[] dP = dProbs[c];
+            for (int bh = s; bh < e; bh++) {
+                int b = bh / H, h = bh % H, base = bh * T * hd, pOff = bh * TT;
+                for (int t = 0; t < T; t++) System.arraycopy(dAtt, (b * T + t) * d + h * hd, dO, base + t * hd, hd);
+                k.gemmNT(T, T, hd, dO, base, v, base, dP, 0, false);
+                k.gemmTN(T, hd, T, probs, pOff, dO, base, dV, base, false);
+                // softmax backward restricted to the causal part: dS = P ⊙ (dP − Σ_j P·dP), times the scale
+                for (int t = 0; t < T; t++) {
+                    int r = pOff + t * T, rr = t * T;
+                    double sum = 0;
+                    for (int j = 0; j <= t; j++) sum += (double) probs[r + j] * dP[rr + j];
+                    float fs = (float) sum;
+                    for (int j = 0; j <= t; j++) dP[rr + j] = probs[r + j] * (dP[rr + j] - fs) * scale;
+                    Arrays.fill(dP, rr + t + 1, rr + T, 0f);
+                }
+                k.gemmNN(T, hd, T, dP, 0, kk, base, dQ, base, false);
+                k.gemmTN(T, hd, T, dP, 0, q, base, dK, base, false);
+                for (int t = 0; t < T; t++) {
+                    ropeBackward(dQ, base + t * hd, t);
+                    ropeBackward(dK, base + t * hd, t);
+                }
+                // per-pair partial weight gradients of the QK-norms, summed in pair order below
+                normWeightGrad(dQ, qRaw, rstdQ, base, bh, T, dwQ);
+                normWeightGrad(dK, kRaw, rstdK, base, bh, T, dwK);
+                k.rmsnormBackward(T, hd, qRaw, base, wq, rstdQ, bh * T, dQ, base, dqn, base, null, false);
+                for (int t = 0; t < T; t++) System.arraycopy(dqn, base + t * hd, dqkv, (b * T + t) * d3 + h * hd, hd);
+                k.rmsnormBackward(T, hd, kRaw, base, wk, rstdK, bh * T, dK, base, dqn, base, null, false);
+                for (int t = 0; t < T; t++) {
+                    int dst = (b * T + t) * d3 + h * hd;
+                    System.arraycopy(dqn, base + t * hd, dqkv, dst + d, hd);
+                    System.arraycopy(dV, base + t * hd, dqkv, dst + 2 * d, hd);
+                }
+            }
+        });
+        float[] gq = qNorm.weight.grad(), gk = kNorm.weight.grad();
+        for (int bh = 0; bh < B * H; bh++)
+            for (int i = 0; i < hd; i++) { gq[i] += dwQ[bh * hd + i]; gk[i] += dwK[bh * hd + i]; }
+        k.gemmTN(d3, d, n, dqkv, 0, x, 0, attProj.grad(), 0, true);
+        k.gemmNN(n, d, d3, dqkv, 0, attProj.data(), 0, dx, 0, true);
+    }
+
+    private void normWeightGrad(float[] dy, float[] xr, float[] rstd, int base, int bh, int T, float[] out) {
+        int o0 = bh * hd;
+        for (int i = 0; i < hd; i++) out[o0 + i] = 0f;
+        for (int t = 0; t < T; t++) {
+            float r = rstd[bh * T + t];
+            int off = base + t * hd;
+            for (int i = 0; i < hd; i++) out[o0 + i] += dy[off + i] * xr[off + i] * r;
+        }
+    }
+
+    /** Per-layer key/value cache of one decoding session: [H, maxTokens, hd] after QK-norm and RoPE. */
+    public final class KvCache {
+        final int max;
+        final float[] keys, values, qkv1, q1, o1, scores;
+        final float[] rstd1 = new float[1];
+
+        KvCache(int max) {
+            this.max = max;
+            keys = new float[H * max * hd];
+            values = new float[H * max * hd];
+            qkv1 = new float[3 * d];
+            q1 = new float[hd];
+            o1 = new float[d];
+            scores = new float[max];
+        }
+    }
+
+    public KvCache newCache(int maxTokens) {
+        ensureRope(maxTokens);
+        return new KvCache(maxTokens);
+    }
+
+    /** One token at position pos: y[d] = attention over the cached positions 0..pos (appends this token's k, v). */
+    public void step(KvCache c, float[] x, float[] y, int pos) {
+        k.gemmNT(1, 3 * d, d, x, 0, attProj.data(), 0, c.qkv1, 0, false);
+        for (int h = 0; h < H; h++) {
+            int slot = (h * c.max + pos) * hd;
+            qNorm.forward(1, c.qkv1, h * hd, c.q1, 0, c.rstd1, 0);
+            ropeForward(c.q1, 0, pos);
+            kNorm.forward(1, c.qkv1, d + h * hd, c.keys, slot, c.rstd1, 0);
+            ropeForward(c.keys, slot, pos);
+            System.arraycopy(c.qkv1, 2 * d + h * hd, c.values, slot, hd);
+            int hb = h * c.max * hd;
+            for (int j = 0; j <= pos; j++) c.scores[j] = k.dot(hd, c.q1, 0, c.keys, hb + j * hd) * scale;
+            k.softmaxRows(1, pos + 1, c.scores, 0, pos + 1);
+            Arrays.fill(c.o1, h * hd, (h + 1) * hd, 0f);
+            for (int j = 0; j <= pos; j++) k.axpy(hd, c.scores[j], c.values, hb + j * hd, c.o1, h * hd);
+        }
+        k.gemmNT(1, d, d, c.o1, 0, attnOut.data(), 0, y, 0, false);
+    }
+
+    public long paramCount() { return 4L * d * d + 2L * hd; }
+}

@@ -1,0 +1,204 @@
+package dev.ultramem.train;
+
+import dev.ultramem.core.Param;
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.UserError;
+import dev.ultramem.model.StepProfile;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * AdamW with torch semantics: decoupled decay {@code p ← p·(1 − lr·wd)}, then the Adam update with
+ * bias correction, {@code p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps)}.
+ *
+ * <p>Weight decay per group: DECAY, VALUE and VALUE_FIXED_LR use {@code weight_decay}, NO_DECAY 0;
+ * with {@code decay_norm_and_embeddings: false} norm weights and the embedding get 0 as well.
+ * Off-heap tensors (value tables) keep their moments off-heap and are walked with long indices.
+ */
+public final class AdamW {
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+
+    private final TrainConfig cfg;
+    private final List<Param> params = new ArrayList<>();
+    private final Map<String, Param> expAvg = new LinkedHashMap<>();
+    private final Map<String, Param> expAvgSq = new LinkedHashMap<>();
+    private final double[] wd;
+    private long step;
+
+    public AdamW(List<Param> all, TrainConfig cfg) {
+        this.cfg = cfg;
+        Arena arena = Arena.ofAuto();
+        for (Param p : all) {
+            if (!p.trainable) continue;
+            params.add(p);
+            Param m, v;
+            if (p.isHeap()) {
+                m = Param.of(p.name + ".exp_avg", Param.Group.NO_DECAY, toInt(p.shape));
+                v = Param.of(p.name + ".exp_avg_sq", Param.Group.NO_DECAY, toInt(p.shape));
+            } else {
+                m = Param.offHeap(p.name + ".exp_avg", Param.Group.NO_DECAY, arena, p.shape);
+                v = Param.offHeap(p.name + ".exp_avg_sq", Param.Group.NO_DECAY, arena, p.shape);
+            }
+            expAvg.put(p.name, m);
+            expAvgSq.put(p.name, v);
+        }
+        wd = new double[params.size()];
+        for (int i = 0; i < wd.length; i++) wd[i] = weightDecay(params.get(i));
+    }
+
+    private static int[] toInt(long[] s) {
+        int[] r = new int[s.length];
+        for (int i = 0; i < s.length; i++) r[i] = (int) s[i];
+        return r;
+    }
+
+    /** The weight decay this optimizer applies to p. */
+    public double weightDecay(Param p) {
+        if (p.group == Param.Group.NO_DECAY) return 0;
+        if (!cfg.decayNormAndEmbeddings && (p.name.endsWith("norm.weight") || p.name.equals("transformer.wte.weight"))) return 0;
+        return cfg.weightDecay;
+    }
+
+    /** Number of optimizer steps taken (the bias-correction exponent of the next step is step()+1). */
+    public long step() { return step; }
+
+    public void setStep(long s) {
+        if (s < 0) throw new UserError("optimizer: step must be >= 0");
+        step = s;
+    }
+
+    /** The trainable parameters, in order. */
+    public List<Param> params() { return params; }
+
+    /** First moment of the named parameter (same shape, heap or off-heap like the parameter). */
+    public Param expAvg(String name) { return expAvg.get(name); }
+
+    /** Second moment of the named parameter. */
+    public Param expAvgSq(String name) { return expAvgSq.get(name); }
+
+    /** All moment tensors (named {@code <param>.exp_avg} and {@code <param>.exp_avg_sq}), for checkpoints. */
+    public List<Param> stateTensors() {
+        List<Param> out = new ArrayList<>();
+        for (Param p : params) { out.add(expAvg.get(p.name)); out.add(expAvgSq.get(p.name)); }
+        return out;
+    }
+
+    /** Global L2 norm of all gradients (parameters without a gradient count as zero). */
+    public double gradNorm() {
+        double ss = 0;
+        for (Param p : params) {
+            if (!p.hasGrad()) continue;
+            if (p.isHeap()) {
+                float[] g = p.grad();
+                double s = 0;
+                for (float x : g) s += (double) x * x;
+                ss += s;
+            } else {
+                MemorySegment g = p.gradSegment();
+                long n = p.numel();
+                double s = 0;
+                for (long i = 0; i < n; i++) { double x = g.getAtIndex(F, i); s += x * x; }
+                ss += s;
+            }
+        }
+        return Math.sqrt(ss);
+    }
+
+    /**
+     * Scales all gradients so that their global norm is at most {@code grad_clip} (torch
+     * {@code clip_grad_norm_}: factor max/(norm + 1e-6) when below 1). Returns the norm before clipping.
+     */
+    public double clipGradients() {
+        double norm = gradNorm();
+        if (cfg.gradClip <= 0) return norm;
+        double coef = cfg.gradClip / (norm + 1e-6);
+        if (coef >= 1) return norm;
+        float c = (float) coef;
+        for (Param p : params) {
+            if (!p.hasGrad()) continue;
+            if (p.isHeap()) {
+                float[] g = p.grad();
+                for (int i = 0; i < g.length; i++) g[i] *= c;
+            } else {
+                MemorySegment g = p.gradSegment();
+                long n = p.numel();
+                for (long i = 0; i < n; i++) g.setAtIndex(F, i, g.getAtIndex(F, i) * c);
+            }
+        }
+        return norm;
+    }
+
+    /** Clips, then takes one step with the schedule's LRs at t = step(). Returns the pre-clip gradient norm. */
+    public double step(LrSchedule schedule) {
+        long t0 = StepProfile.start();
+        double norm = clipGradients();
+        long t = step;
+        update(schedule.lr(t), schedule.valueLr(t), schedule.fixedValueLr(t));
+        StepProfile.stop(StepProfile.Kind.OPTIMIZER, t0);
+        return norm;
+    }
+
+    /** One AdamW update with the given LRs per group (no clipping). Parameters that never received a gradient are skipped. */
+    public void update(double lr, double valueLr, double fixedLr) {
+        step++;
+        final double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps;
+        final double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
+        final double sqrtBc2 = Math.sqrt(bc2);
+        for (int pi = 0; pi < params.size(); pi++) {
+            Param p = params.get(pi);
+            if (!p.hasGrad()) continue; // torch skips parameters whose grad is None
+            double plr = switch (p.group) {
+                case DECAY, NO_DECAY -> lr;
+                case VALUE -> valueLr;
+                case VALUE_FIXED_LR -> fixedLr;
+            };
+            final float decay = (float) (1 - plr * wd[pi]);
+            final float stepSize = (float) (plr / bc1);
+            final float fb1 = (float) b1, fb2 = (float) b2, omb1 = (float) (1 - b1), omb2 = (float) (1 - b2);
+            final float fSqrtBc2 = (float) sqrtBc2, fEps = (float) eps;
+            if (p.isHeap()) {
+                final float[] w = p.data(), g = p.grad();
+                final float[] m = expAvg.get(p.name).data(), v = expAvgSq.get(p.name).data();
+                Parallel.forRange(w.length, 1 << 15, (s, e) -> {
+                    for (int i = s; i < e; i++) {
+                        float gi = g[i];
+                        float wi = w[i] * decay;
+                        float mi = fb1 * m[i] + omb1 * gi;
+                        float vi = fb2 * v[i] + omb2 * gi * gi;
+                        m[i] = mi;
+                        v[i] = vi;
+                        w[i] = wi - stepSize * mi / ((float) Math.sqrt(vi) / fSqrtBc2 + fEps);
+                    }
+                });
+            } else {
+                final MemorySegment w = p.segment(), g = p.gradSegment();
+                final MemorySegment m = expAvg.get(p.name).segment(), v = expAvgSq.get(p.name).segment();
+                final long n = p.numel();
+                final int chunks = Parallel.threads();
+                Parallel.forChunks(chunks, chunks, (c, s0, e0) -> {
+                    long s = n * c / chunks, e = n * (c + 1) / chunks;
+                    for (long i = s; i < e; i++) {
+                        float gi = g.getAtIndex(F, i);
+                        float wi = w.getAtIndex(F, i) * decay;
+                        float mi = fb1 * m.getAtIndex(F, i) + omb1 * gi;
+                        float vi = fb2 * v.getAtIndex(F, i) + omb2 * gi * gi;
+                        m.setAtIndex(F, i, mi);
+                        v.setAtIndex(F, i, vi);
+                        w.setAtIndex(F, i, wi - stepSize * mi / ((float) Math.sqrt(vi) / fSqrtBc2 + fEps));
+                    }
+                });
+            }
+        }
+    }
+
+    /** Zeroes every gradient. */
+    public void zeroGrad() {
+        for (Param p : params) p.zeroGrad();
+    }
+}
