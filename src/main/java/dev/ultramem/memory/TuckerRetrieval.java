@@ -59,7 +59,7 @@ public final class TuckerRetrieval {
     public final double[] singular;
 
     private static final class Scratch {
-        final float[] val, grid, rr, rc, tc, gval;
+        final float[] val, grid, rr, rc, rct, tc, tsum, gval;
         final int[] gidx;
 
         Scratch(int keyNum, int knn1, int knn, int r, int C) {
@@ -67,6 +67,8 @@ public final class TuckerRetrieval {
             grid = new float[knn1 * knn1];
             rr = new float[knn1 * r];
             rc = new float[knn1 * r];
+            rct = new float[knn1 * r];
+            tsum = new float[knn1 * r];
             tc = new float[C * knn1 * r];
             gval = new float[knn];
             gidx = new int[knn];
@@ -289,7 +291,8 @@ public final class TuckerRetrieval {
                     sc.rr[i * r + p] = S[sOff(h, 0, p) + t * keyNum + I1[i1r + i]];
                     sc.rc[i * r + p] = S[sOff(h, 1, p) + t * keyNum + I1[i1c + i]];
                 }
-            // 6. grid per core G_c = R_row · core_c · R_colᵀ, summed over cores
+            // 6. grid per core G_c = R_row · core_c · R_colᵀ; the sum over cores is one bilinear form
+            //    with Σ_c core_c, per-core values are only needed at the winners
             for (int c = 0; c < cores; c++) {
                 float[] cd = tuckerCore[c].data();
                 for (int i = 0; i < knn1; i++)
@@ -300,11 +303,23 @@ public final class TuckerRetrieval {
                     }
             }
             for (int i = 0; i < knn1; i++)
-                for (int j = 0; j < knn1; j++) {
-                    float g = 0;
-                    for (int c = 0; c < cores; c++) g += coreGrid(sc, c, i, j);
-                    sc.grid[i * knn1 + j] = g;
+                for (int s = 0; s < r; s++) {
+                    float acc = 0;
+                    for (int c = 0; c < cores; c++) acc += sc.tc[(c * knn1 + i) * r + s];
+                    sc.tsum[i * r + s] = acc;
                 }
+            for (int s = 0; s < r; s++)
+                for (int j = 0; j < knn1; j++) sc.rct[s * knn1 + j] = sc.rc[j * r + s];
+            for (int i = 0; i < knn1; i++) {
+                int go = i * knn1;
+                float t0 = sc.tsum[i * r];
+                for (int j = 0; j < knn1; j++) sc.grid[go + j] = t0 * sc.rct[j];
+                for (int s = 1; s < r; s++) {
+                    float ts = sc.tsum[i * r + s];
+                    int ro = s * knn1;
+                    for (int j = 0; j < knn1; j++) sc.grid[go + j] += ts * sc.rct[ro + j];
+                }
+            }
             // 7. stage 2: top-knn of the summed grid; keep the per-core scores of the winners
             MK.topK(sc.grid, 0, knn1 * knn1, knn, sc.gidx, 0, sc.gval, 0);
             for (int q = 0; q < knn; q++) {
