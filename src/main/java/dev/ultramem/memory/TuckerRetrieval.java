@@ -404,15 +404,52 @@ public final class TuckerRetrieval {
         }
         if (balanceCoef > 0) balanceBackward(n);
         if (tuckerPenalty > 0) penaltyBackward();
-        // 3'. scores → query slots and normalised keys
+        // 3'. scores → query slots and normalised keys. Without the balance loss only the stage-1
+        //     winners carry a gradient, so the products run over those keys only.
         Arrays.fill(dqs, 0, n * Q, 0f);
-        for (int h = 0; h < heads; h++)
-            for (int side = 0; side < 2; side++)
-                for (int p = 0; p < r; p++) {
+        if (balanceCoef > 0) {
+            for (int h = 0; h < heads; h++)
+                for (int side = 0; side < 2; side++)
+                    for (int p = 0; p < r; p++) {
+                        int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
+                        K.gemmNN(n, kdim, keyNum, dS, sOff(h, side, p), khat, kOff(h, side, p), dqs, slot * n * kdim, true);
+                        K.gemmTN(keyNum, kdim, n, dS, sOff(h, side, p), qs, slot * n * kdim, dkhat, kOff(h, side, p), false);
+                    }
+        } else {
+            Parallel.forRange(n, 16, (t0, t1) -> {
+                for (int t = t0; t < t1; t++)
+                    for (int h = 0; h < heads; h++)
+                        for (int side = 0; side < 2; side++) {
+                            int io = ((t * heads + h) * 2 + side) * knn1;
+                            for (int p = 0; p < r; p++) {
+                                int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
+                                int so = sOff(h, side, p) + t * keyNum, ko = kOff(h, side, p);
+                                for (int i = 0; i < knn1; i++) {
+                                    int key = I1[io + i];
+                                    float g = dS[so + key];
+                                    if (g != 0) K.axpy(kdim, g, khat, ko + key * kdim, dqs, (slot * n + t) * kdim);
+                                }
+                            }
+                        }
+            });
+            // each (head, side, rank) block of dkhat is owned by one thread; tokens in a fixed order
+            Arrays.fill(dkhat, 0f);
+            Parallel.forRange(heads * 2 * r, 1, (b0, b1) -> {
+                for (int b = b0; b < b1; b++) {
+                    int h = b / (2 * r), side = (b / r) % 2, p = b % r;
                     int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
-                    K.gemmNN(n, kdim, keyNum, dS, sOff(h, side, p), khat, kOff(h, side, p), dqs, slot * n * kdim, true);
-                    K.gemmTN(keyNum, kdim, n, dS, sOff(h, side, p), qs, slot * n * kdim, dkhat, kOff(h, side, p), false);
+                    int ko = kOff(h, side, p);
+                    for (int t = 0; t < n; t++) {
+                        int io = ((t * heads + h) * 2 + side) * knn1, so = sOff(h, side, p) + t * keyNum;
+                        for (int i = 0; i < knn1; i++) {
+                            int key = I1[io + i];
+                            float g = dS[so + key];
+                            if (g != 0) K.axpy(kdim, g, qs, (slot * n + t) * kdim, dkhat, ko + key * kdim);
+                        }
+                    }
                 }
+            });
+        }
         // 2'. keys_norm backward, transposed back into the official keys layout
         K.rmsnormBackward(heads * 2 * r * keyNum, kdim, kt, 0, keysNorm.data(), krstd, 0, dkhat, 0, dkt, 0, keysNorm.grad(), false);
         float[] kg = keys.grad();
