@@ -270,6 +270,34 @@ class UltraMemBehaviourTest {
     }
 
     @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        int saved = dev.ultramem.core.Parallel.threads();
+        try {
+            float[][] ref = null;
+            for (int threads : new int[]{1, 2, 3}) {
+                dev.ultramem.core.Parallel.setThreads(threads);
+                ModelConfig c = small("ultramem_v2");
+                c.memHead = 2; c.memKeyExpandTime = 2; c.memQueryMode = "paper";
+                UltraMemGradientTest.Built b = UltraMemGradientTest.build(c, 31);
+                int n = 40, d = c.dModel;
+                Rng rng = new Rng(8);
+                float[] x = new float[n * d], g = new float[n * d], y = new float[n * d], dx = new float[n * d];
+                rng.fillNormal(x, 1);
+                rng.fillNormal(g, 1);
+                b.layer().forward(x, y, n);
+                b.layer().backward(x, g, dx, n);
+                float[][] got = new float[b.params().size() + 2][];
+                got[0] = y; got[1] = dx;
+                for (int i = 0; i < b.params().size(); i++) got[i + 2] = GoldenFiles.gradOf(b.params().get(i));
+                if (ref == null) ref = got;
+                else for (int i = 0; i < got.length; i++) assertArrayEquals(ref[i], got[i], "tensor " + i + " with " + threads + " threads");
+            }
+        } finally {
+            dev.ultramem.core.Parallel.setThreads(saved);
+        }
+    }
+
+    @Test
     void configErrorsAreUserErrors() {
         ModelConfig c = small("ultramem_v2");
         c.memHead = 5; // released: at most 2·r heads
