@@ -71,7 +71,7 @@ public final class Main implements Callable<Integer> {
         o.println("output folder: " + out.toAbsolutePath().normalize());
         Trainer t = Trainer.fresh(job, corpus, out);
         Runs.writeConfig(out, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000));
+        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), null);
         Runs.printRunFiles(out, o);
         Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
         return 0;

@@ -52,6 +52,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
     boolean force;
 
+    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
+    Long stopAt;
+
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
@@ -79,7 +82,7 @@ final class TrainCommand implements Callable<Integer> {
         o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
         Trainer t = Trainer.fresh(job, corpus, out);
         Runs.writeConfig(out, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000));
+        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
         Runs.printRunFiles(out, o);
         if (sample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
         return 0;
