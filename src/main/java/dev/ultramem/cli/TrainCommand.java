@@ -58,8 +58,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
-    @Option(names = "--sample", description = "print a generated sample after training (default: ${DEFAULT-VALUE})", negatable = true)
-    boolean sample = true;
+    @Option(names = "--no-sample", description = "do not print a generated sample after training")
+    boolean noSample;
 
     @Override
     public Integer call() {
@@ -84,7 +84,7 @@ final class TrainCommand implements Callable<Integer> {
         Runs.writeConfig(out, job);
         Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
         Runs.printRunFiles(out, o);
-        if (sample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
+        if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
         return 0;
     }
 }

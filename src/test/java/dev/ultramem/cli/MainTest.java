@@ -100,6 +100,7 @@ class MainTest {
         Result t = run("train", text.toString(), "--config", cfg.toString(), "--out", out.toString(), "--steps", "4", "--quiet", "--no-sample");
         assertEquals(0, t.code(), t.err());
         assertTrue(t.out().contains("validation loss"), t.out());
+        assertFalse(t.out().contains("sample ("), "--no-sample");
         assertTrue(Files.exists(out.resolve(Checkpoint.LATEST)));
         assertUserError(run("train", text.toString(), "--config", cfg.toString(), "--out", out.toString(), "--quiet"), "already holds a checkpoint");
 
