@@ -109,7 +109,7 @@ class MainTest {
         assertEquals(6, Checkpoint.load(out, false).progress().step());
         assertUserError(run("resume", out.toString()), "already finished");
 
-        Result e = run("eval", out.toString());
+        Result e = run("eval", out.toString(), "--max-batches", "4");
         assertEquals(0, e.code(), e.err());
         assertTrue(e.out().contains("bits per byte"), e.out());
 
@@ -165,5 +165,15 @@ class MainTest {
         assertUserError(r, "became");
         assertTrue(r.err().contains("at step"), r.err());
         assertArrayEquals(before, Files.readAllBytes(out.resolve(Checkpoint.LATEST)));
+    }
+
+    @Test
+    void benchReportsThroughputProfileAndDecodeBandwidth() {
+        Result r = run("bench", "--quick", "--skip-kernels", "--steps", "1", "--set", "model.d_model=32", "--set", "model.n_heads=2",
+                "--set", "model.mlp_hidden_size=64", "--set", "model.n_layers=1", "--batch", "2", "--seq", "16", "--decode-tokens", "8");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("tokens/s"), r.out());
+        assertTrue(r.out().contains("attention"), r.out());
+        assertTrue(r.out().contains("implied bandwidth"), r.out());
     }
 }
