@@ -120,26 +120,20 @@ public final class Trainer {
             double secs = (System.nanoTime() - t0) / 1e9;
             listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
             boolean last = step == target;
-            if (step % job.train.evalEvery == 0 || step == job.train.steps) {
+            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis && !last;
+            boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
+            // a run stopped by the time limit also gets a validation point where it stops
+            if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) {
                 float v = evaluate();
                 if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
                 recordVal(step, v);
                 listener.onEval(step, v);
             }
-            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis;
             if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp)) {
                 Path f = save();
                 listener.onCheckpoint(step, f);
             }
-            if (timeUp && !last) {
-                if (nVal == 0 || valSteps[nVal - 1] != step) {
-                    float v = evaluate();
-                    recordVal(step, v);
-                    listener.onEval(step, v);
-                    if (outDir != null) save();
-                }
-                break;
-            }
+            if (timeUp) break;
         }
         if (outDir != null) {
             writeMetrics();

@@ -86,4 +86,17 @@ class TrainerTest {
         assertArrayEquals(before, Files.readAllBytes(ck));
         assertEquals(2, Checkpoint.load(out, true).progress().step());
     }
+
+    @Test
+    void timeLimitStopsWithACheckpointAndAValidationPoint() {
+        JobConfig job = TestModels.tinyJob(50);
+        Path out = dir.resolve("timed");
+        Trainer t = Trainer.fresh(job, corpus(job), out);
+        long reached = t.run(1, NONE);  // 1 ms: stops after the first step
+        assertEquals(1, reached);
+        assertArrayEquals(new float[]{1f}, t.valStepHistory());
+        Checkpoint.Loaded ck = Checkpoint.load(out, true);
+        assertEquals(1, ck.progress().step());
+        assertEquals(50, ck.job().train.steps);
+    }
 }
