@@ -99,4 +99,16 @@ class TrainerTest {
         assertEquals(1, ck.progress().step());
         assertEquals(50, ck.job().train.steps);
     }
+
+    @Test
+    void fittingStepsToATimeBudgetHappensInsideWarmup() {
+        JobConfig job = TestModels.tinyJob(500);
+        job.train.warmupSteps = 10;
+        Trainer t = Trainer.fresh(job, corpus(job), null);
+        int steps = t.fitStepsToTime(1, NONE);  // 1 ms: the smallest run the probe allows
+        assertEquals(t.step() + 1, steps);
+        assertEquals(steps, t.job.train.steps);
+        Trainer big = Trainer.fresh(TestModels.tinyJob(12), corpus(job), null);
+        assertEquals(12, big.fitStepsToTime(3_600_000, NONE), "never more than the configured steps");
+    }
 }
