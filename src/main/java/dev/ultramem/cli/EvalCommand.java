@@ -42,7 +42,7 @@ final class EvalCommand implements Callable<Integer> {
         PrintWriter o = spec.commandLine().getOut();
         Main.setThreads(threads);
         if (maxBatches < 1) throw new UserError("--max-batches must be >= 1");
-        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false);
+        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         int B = ck.job().train.batchSize, T = ck.job().train.seqLen;
         byte[] text;
         String what;

@@ -49,7 +49,7 @@ final class GenerateCommand implements Callable<Integer> {
         Main.setThreads(threads);
         if (maxTokens < 1) throw new UserError("--max-tokens must be >= 1, got " + maxTokens);
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
-        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false);
+        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         ck.model().setTraining(false);
         int[] ids = new ByteTokenizer().encode(prompt);
         if (ids.length > 0 && ck.job().model.vocabSize < 256)

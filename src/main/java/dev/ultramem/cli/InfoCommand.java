@@ -49,7 +49,7 @@ final class InfoCommand implements Callable<Integer> {
         JobConfig job;
         Model model;
         if (checkpoint != null) {
-            Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false);
+            Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
             job = ck.job();
             model = ck.model();
             o.println("checkpoint: " + ck.file() + " (step " + ck.progress().step() + ")");

@@ -27,7 +27,7 @@ import java.util.concurrent.Callable;
 public final class Main implements Callable<Integer> {
 
     /** Preset of the default job. */
-    public static final String DEFAULT_PRESET = "dense-tiny";
+    public static final String DEFAULT_PRESET = "ultramem-v2-tiny";
     public static final Path DEFAULT_OUT = Path.of("runs", "default");
     /** Wall-clock budget of the default job: it stops (with a checkpoint) when this is reached. */
     public static final double DEFAULT_MINUTES = 2.0;

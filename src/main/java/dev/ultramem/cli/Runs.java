@@ -61,6 +61,7 @@ final class Runs {
         long every = Math.max(1, Math.max(t.job.train.logEvery, (total - start) / 10));
         long t0 = System.nanoTime();
         final float[] lastVal = {Float.NaN};
+        final java.util.Map<String, Double> lastMem = new java.util.LinkedHashMap<>();
         try {
             t.run(total, maxMillis, new Trainer.Listener() {
                 @Override public void onStep(long step, float loss, double lr, double tps) {
@@ -74,6 +75,11 @@ final class Runs {
                         o.printf("step %d/%d  loss %.4f  %s tok/s  elapsed %s  eta %s%n", step, total, loss, human(tps), clock(secs), clock(eta));
                         o.flush();
                     }
+                }
+                @Override public void onMemoryDiagnostics(long step, java.util.Map<String, Double> mean) {
+                    lastMem.clear();
+                    lastMem.putAll(mean);
+                    if (pb == null && !quiet) { o.printf("step %d  memory: %s%n", step, formatDiagnostics(mean)); o.flush(); }
                 }
                 @Override public void onEval(long step, float v) {
                     lastVal[0] = v;
@@ -94,7 +100,14 @@ final class Runs {
         }
         float[] tl = t.trainLossHistory();
         if (tl.length > 0) o.printf("training loss: first step %.4f, last step %.4f%n", tl[0], tl[tl.length - 1]);
+        if (!lastMem.isEmpty()) o.println("memory layers (mean over layers, last interval): " + formatDiagnostics(lastMem));
         o.flush();
+    }
+
+    static String formatDiagnostics(java.util.Map<String, Double> m) {
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : "  ").append(k).append(' ').append(String.format("%.3f", v)));
+        return sb.toString();
     }
 
     static void printRunFiles(Path out, PrintWriter o) {

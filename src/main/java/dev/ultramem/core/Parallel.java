@@ -1,8 +1,7 @@
 package dev.ultramem.core;
 
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * One fixed pool of worker threads shared by every kernel. Work is split into contiguous chunks,
@@ -12,6 +11,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>Determinism: every kernel splits work so that each output element is computed by exactly one
  * thread in a fixed order, so results do not depend on the thread count unless a kernel documents
  * a reduction across chunks.
+ *
+ * <p>Workers spin briefly after finishing a chunk before parking, so back-to-back regions (one per
+ * layer) do not pay a full park/unpark wake-up each. Dispatch allocates nothing. Only one region runs on
+ * the pool at a time: a region started while another is running (from another thread, or nested inside
+ * a body) runs its chunks serially on the calling thread, which keeps the same chunk boundaries and
+ * therefore the same results.
  */
 public final class Parallel {
 
@@ -21,8 +26,13 @@ public final class Parallel {
     @FunctionalInterface
     public interface ChunkBody { void run(int chunk, int start, int end); }
 
+    /** Spin iterations (each one {@link Thread#onSpinWait()}) before a waiting thread parks or yields. */
+    private static final int SPINS = Integer.getInteger("ultramem.spins", 20_000);
+
     private static volatile int threads = Integer.getInteger("ultramem.threads", Runtime.getRuntime().availableProcessors());
     private static Worker[] workers = new Worker[0];
+    private static final AtomicBoolean BUSY = new AtomicBoolean();
+    private static long seq;
 
     private Parallel() {}
 
@@ -44,39 +54,51 @@ public final class Parallel {
         forChunks(n, t, (c, s, e) -> body.run(s, e));
     }
 
+    private static int bound(int n, int c, int chunks) { return (int) ((long) n * c / chunks); }
+
     /** Runs body on exactly {@code chunks} contiguous chunks of [0, n) (some may be empty). */
     public static void forChunks(int n, int chunks, ChunkBody body) {
         if (n <= 0) return;
-        if (chunks <= 1 || Thread.currentThread() instanceof WorkerThread) {
-            for (int c = 0; c < Math.max(1, chunks); c++) {
-                int s = (int) ((long) n * c / Math.max(1, chunks)), e = (int) ((long) n * (c + 1) / Math.max(1, chunks));
-                if (s < e) body.run(c, s, e);
-            }
+        chunks = Math.max(1, chunks);
+        if (chunks == 1 || Thread.currentThread() instanceof WorkerThread || !BUSY.compareAndSet(false, true)) {
+            serial(n, chunks, body);
             return;
         }
-        Worker[] ws = pool(chunks - 1);
-        CountDownLatch done = new CountDownLatch(chunks - 1);
-        AtomicReference<Throwable> err = new AtomicReference<>();
-        for (int c = 1; c < chunks; c++) {
-            final int cc = c;
-            final int s = (int) ((long) n * c / chunks), e = (int) ((long) n * (c + 1) / chunks);
-            ws[c - 1].queue.add(() -> {
-                try { if (s < e) body.run(cc, s, e); }
-                catch (Throwable t) { err.compareAndSet(null, t); }
-                finally { done.countDown(); }
-            });
-        }
+        Worker[] ws;
+        long s;
         try {
-            int e0 = (int) ((long) n / chunks);
+            ws = pool(chunks - 1);
+            s = ++seq;
+            for (int c = 1; c < chunks; c++) ws[c - 1].post(s, body, c, bound(n, c, chunks), bound(n, c + 1, chunks));
+        } catch (Throwable t) {
+            BUSY.set(false);
+            throw t;
+        }
+        Throwable err = null;
+        try {
+            int e0 = bound(n, 1, chunks);
             if (e0 > 0) body.run(0, 0, e0);
         } catch (Throwable t) {
-            err.compareAndSet(null, t);
+            err = t;
         }
-        try { done.await(); } catch (InterruptedException ie) { Thread.currentThread().interrupt(); throw new RuntimeException(ie); }
-        Throwable t = err.get();
-        if (t instanceof RuntimeException re) throw re;
-        if (t instanceof Error er) throw er;
-        if (t != null) throw new RuntimeException(t);
+        for (int c = 1; c < chunks; c++) {
+            Worker w = ws[c - 1];
+            w.await(s);
+            if (err == null && w.error != null) err = w.error;
+            w.error = null;
+            w.body = null;
+        }
+        BUSY.set(false);
+        if (err instanceof RuntimeException re) throw re;
+        if (err instanceof Error er) throw er;
+        if (err != null) throw new RuntimeException(err);
+    }
+
+    private static void serial(int n, int chunks, ChunkBody body) {
+        for (int c = 0; c < chunks; c++) {
+            int s = bound(n, c, chunks), e = bound(n, c + 1, chunks);
+            if (s < e) body.run(c, s, e);
+        }
     }
 
     private static synchronized Worker[] pool(int n) {
@@ -92,16 +114,53 @@ public final class Parallel {
         WorkerThread(Runnable r, String name) { super(r, name); setDaemon(true); }
     }
 
-    private static final class Worker {
-        final LinkedBlockingQueue<Runnable> queue = new LinkedBlockingQueue<>();
+    private static final class Worker implements Runnable {
+        final WorkerThread thread;
+        // Written by the caller before the volatile write of posted, read by the worker after reading it.
+        ChunkBody body;
+        int chunk, start, end;
+        Throwable error;
+        volatile long posted, done;
+        volatile boolean parked;
 
         Worker(int id) {
-            new WorkerThread(() -> {
-                while (true) {
-                    try { queue.take().run(); }
-                    catch (InterruptedException e) { return; }
+            thread = new WorkerThread(this, "ultramem-worker-" + id);
+            thread.start();
+        }
+
+        void post(long s, ChunkBody b, int c, int st, int en) {
+            body = b; chunk = c; start = st; end = en; error = null;
+            posted = s;
+            if (parked) LockSupport.unpark(thread);
+        }
+
+        void await(long s) {
+            int spins = 0;
+            while (done != s) {
+                if (spins < SPINS) { spins++; Thread.onSpinWait(); }
+                else Thread.yield();
+            }
+        }
+
+        @Override public void run() {
+            long seen = 0;
+            while (true) {
+                long s;
+                int spins = 0;
+                while ((s = posted) == seen) {
+                    if (spins < SPINS) { spins++; Thread.onSpinWait(); continue; }
+                    parked = true;
+                    if (posted == seen) LockSupport.park(this);
+                    parked = false;
                 }
-            }, "ultramem-worker-" + id).start();
+                seen = s;
+                try {
+                    if (start < end) body.run(chunk, start, end);
+                } catch (Throwable t) {
+                    error = t;
+                }
+                done = s;
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ public final class FeedForwards {
     public static TokenLayer create(ModelConfig cfg, String prefix) {
         switch (cfg.ffnType) {
             case "dense" -> { return new DenseFfn(cfg, prefix); }
+            case "moe" -> { return new MoeFfn(cfg, prefix); }
             default -> throw new UserError("config: ffn_type '" + cfg.ffnType + "' is not available in this build");
         }
     }

@@ -15,6 +15,10 @@ public final class MemoryLayers {
      */
     public static TokenLayer create(ModelConfig cfg, int memLayerIndex, int memLayerNum, SharedMemory shared, String prefix) {
         switch (cfg.memType) {
+            case "ultramem_v1" -> { return new UltraMemV1(cfg, memLayerNum, prefix); }
+            case "ultramem_v2" -> { return new UltraMemV2(cfg, memLayerIndex, memLayerNum, shared, prefix); }
+            case "memory_plus" -> { return new MemoryPlus(cfg, shared, prefix); }
+            case "pkm" -> { return new Pkm(cfg, prefix); }
             default -> throw new UserError("config: mem_type '" + cfg.memType + "' is not available in this build");
         }
     }

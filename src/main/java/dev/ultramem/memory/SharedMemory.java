@@ -63,13 +63,19 @@ public final class SharedMemory {
 
     /**
      * Official init: UltraMemV2 values and pre-values N(0, 0.02²); Memory+ values N(0, 1/vdim).
-     * Paper init for V2 values is applied by the layers' config-aware initialiser (see UltraMemV2).
+     * UltraMemV2 with {@code mem_init: paper}: values and pre-values use the variance-matching std of
+     * {@link PaperInit#valueStd} with the assumed score spread {@link PaperInit#DEFAULT_SIGMA_S}
+     * (the table is shared, so no single layer's calibration applies).
      */
     public void initialize(ModelConfig cfg, Rng rng) {
         if (values == null) return;
         double std = cfg.memType.equals("memory_plus") ? 1.0 / Math.sqrt(cfg.memVdim) : 0.02;
+        if (cfg.memType.equals("ultramem_v2") && cfg.paperInit()) {
+            int layers = (int) (allValueNum / ((long) cfg.memKnum * cfg.memKnum));
+            std = PaperInit.valueStd(cfg, layers, PaperInit.DEFAULT_SIGMA_S, cfg.memPreVdim);
+        }
         fillNormal(values, rng, std);
-        if (preValues != null) fillNormal(preValues, rng, 0.02);
+        if (preValues != null) fillNormal(preValues, rng, cfg.memType.equals("ultramem_v2") ? std : 0.02);
     }
 
     static void fillNormal(Param p, Rng rng, double std) {

@@ -83,9 +83,18 @@ public final class Checkpoint {
     }
 
     /** Loads a checkpoint; with {@code withOptimizer} the AdamW state is restored too. */
-    public static Loaded load(Path path, boolean withOptimizer) {
+    public static Loaded load(Path path, boolean withOptimizer) { return load(path, withOptimizer, false); }
+
+    /**
+     * Loads a checkpoint. With {@code mapTables} (inference only) the off-heap tensors — value and
+     * pre-value tables — are not copied but served straight from the memory-mapped file, so they
+     * may be larger than RAM; the mapping then stays open for the life of the process.
+     */
+    public static Loaded load(Path path, boolean withOptimizer, boolean mapTables) {
+        if (withOptimizer && mapTables) throw new IllegalArgumentException("mapped tables are read-only: no optimizer state");
         Path file = resolve(path);
-        try (Safetensors st = Safetensors.open(file)) {
+        Safetensors st = Safetensors.open(file);
+        try {
             Map<String, String> meta = st.metadata();
             if (!FORMAT.equals(meta.get("format")))
                 throw new UserError(file + ": not an ultramem checkpoint (metadata format is " + meta.get("format") + ")");
@@ -102,7 +111,7 @@ public final class Checkpoint {
                 throw new UserError(file + ": " + e.getMessage());
             }
             Model model = new Model(job.model);
-            loadWeights(st, model);
+            loadWeights(st, model, mapTables);
             AdamW opt = null;
             if (withOptimizer) {
                 opt = new AdamW(model.params(), job.train);
@@ -119,12 +128,27 @@ public final class Checkpoint {
                     floats(st, "train.loss_history"), floats(st, "train.val_steps"), floats(st, "train.val_loss"));
             if (pr.trainLoss().length != step) throw new UserError(file + ": loss history has " + pr.trainLoss().length + " entries for step " + step);
             return new Loaded(job, model, opt, pr, file);
+        } finally {
+            if (!mapTables) st.close();
         }
     }
 
     /** Copies every param and index buffer of the model from the file, checking names and shapes. */
-    public static void loadWeights(Safetensors st, Model model) {
-        for (Param p : model.params()) copyInto(st, p.name, p.shape, p.segment());
+    public static void loadWeights(Safetensors st, Model model) { loadWeights(st, model, false); }
+
+    /** As {@link #loadWeights(Safetensors, Model)}; with {@code mapTables} off-heap tensors read the file in place. */
+    public static void loadWeights(Safetensors st, Model model, boolean mapTables) {
+        boolean nativeLE = java.nio.ByteOrder.nativeOrder() == java.nio.ByteOrder.LITTLE_ENDIAN;
+        for (Param p : model.params()) {
+            if (mapTables && nativeLE && !p.isHeap()) {
+                Safetensors.Entry e = checkedEntry(st, p.name, p.shape);
+                if (e.data().address() % Float.BYTES == 0) {
+                    p.mapReadOnly(e.data());
+                    continue;
+                }
+            }
+            copyInto(st, p.name, p.shape, p.segment());
+        }
         for (IndexBuffer b : model.indexBuffers()) {
             Safetensors.Entry e = st.get(b.name());
             if (e.numel() != b.data().length)
@@ -137,12 +161,17 @@ public final class Checkpoint {
     }
 
     static void copyInto(Safetensors st, String name, long[] shape, MemorySegment dst) {
+        Safetensors.Entry e = checkedEntry(st, name, shape);
+        MemorySegment.copy(e.data(), Safetensors.LE_FLOAT, 0, dst, ValueLayout.JAVA_FLOAT, 0, e.numel());
+    }
+
+    private static Safetensors.Entry checkedEntry(Safetensors st, String name, long[] shape) {
         Safetensors.Entry e = st.get(name);
         if (!Arrays.equals(e.shape(), shape))
             throw new UserError(st.path() + ": shape mismatch for " + name + ": file has " + Arrays.toString(e.shape())
                     + ", the config needs " + Arrays.toString(shape));
         e.requireDtype("F32");
-        MemorySegment.copy(e.data(), Safetensors.LE_FLOAT, 0, dst, ValueLayout.JAVA_FLOAT, 0, e.numel());
+        return e;
     }
 
     private static float[] floats(Safetensors st, String name) {

@@ -25,6 +25,8 @@ public final class Trainer {
         default void onStep(long step, float loss, double lr, double tokensPerSecond) {}
         default void onEval(long step, float valLoss) {}
         default void onCheckpoint(long step, Path file) {}
+        /** Memory-layer diagnostics of the training batches since the last evaluation, averaged over memory layers. */
+        default void onMemoryDiagnostics(long step, java.util.Map<String, Double> mean) {}
     }
 
     /** The loss became NaN or infinite; the last good checkpoint is left untouched. */
@@ -156,6 +158,8 @@ public final class Trainer {
             boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
             // a run stopped by the time limit also gets a validation point where it stops
             if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) {
+                var diag = memoryDiagnostics();
+                if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
                 float v = evaluate();
                 if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
                 recordVal(step, v);
@@ -203,7 +207,37 @@ public final class Trainer {
 
     /** Mean validation loss over the fixed eval_batches validation batches. */
     public float evaluate() {
-        return evaluate(model, corpus.val(), job.train.evalBatches, B, T);
+        float v = evaluate(model, corpus.val(), job.train.evalBatches, B, T);
+        // diagnostics describe training batches only
+        for (var l : model.memoryLayers()) l.resetDiagnostics();
+        return v;
+    }
+
+    /**
+     * Collects each memory layer's diagnostics since the last evaluation, appends them to
+     * memory.csv (step,layer,metric,value) and returns their mean over layers. Empty without memory layers.
+     */
+    public java.util.Map<String, Double> memoryDiagnostics() {
+        var layers = model.memoryLayers();
+        java.util.Map<String, Double> mean = new java.util.LinkedHashMap<>();
+        StringBuilder rows = new StringBuilder();
+        for (int k = 0; k < layers.size(); k++) {
+            for (var e : layers.get(k).diagnostics().entrySet()) {
+                mean.merge(e.getKey(), e.getValue() / layers.size(), Double::sum);
+                rows.append(step).append(',').append(k).append(',').append(e.getKey()).append(',').append(e.getValue()).append('\n');
+            }
+        }
+        if (outDir != null && rows.length() > 0) {
+            Path f = outDir.resolve("memory.csv");
+            try {
+                Files.createDirectories(outDir);
+                if (!Files.exists(f)) Files.writeString(f, "step,layer,metric,value\n", StandardCharsets.UTF_8);
+                Files.writeString(f, rows, StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.APPEND);
+            } catch (IOException e) {
+                throw new UserError(outDir + ": cannot write memory.csv (" + e.getMessage() + ")");
+            }
+        }
+        return mean;
     }
 
     public static float evaluate(Model model, byte[] data, int batches, int B, int T) {

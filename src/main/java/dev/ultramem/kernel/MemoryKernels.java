@@ -1,0 +1,66 @@
+package dev.ultramem.kernel;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Hot loops of the memory layers: top-k selection, the fused gather-weighted-sum over value rows,
+ * the gathered inner products (pre-value scores and score gradients) and the row-grouped
+ * scatter-add of the value-table gradient.
+ *
+ * <p>Addressing convention shared by the gather/scatter methods: a batch has {@code nTok} tokens with
+ * {@code R} selected entries each; entry {@code e = t·R + j} reads table row {@code row[e]} (a
+ * float32 table of row width {@code width}, addressed with long offsets so tables may exceed 2^31
+ * elements). The row is split into {@code C} equal chunks of {@code cw = width / C}; chunk c of the
+ * entry is weighted by {@code w[e·C + c]}. On the dense side the entry touches
+ * {@code vec[t·stride + col[e] + c·cw + j]} ({@code col == null} means column offset 0).
+ *
+ * <p>Two implementations as for {@link Kernels}: {@link ScalarMemoryKernels} (reference) and
+ * {@link VectorMemoryKernels} (default), chosen by the system property {@code ultramem.kernels}.
+ */
+public interface MemoryKernels {
+
+    /**
+     * The k largest of x[off, off+n): indices (relative to off) into idx[idxOff..], values into
+     * val[valOff..], sorted descending; equal values are ordered by lower index first (and a lower
+     * index wins the last slot). A bounded heap, not a sort. Requires 0 < k ≤ n.
+     */
+    void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff);
+
+    /** out[t·stride + col[e] + c·cw + j] += w[e·C + c] · table[row[e]·width + c·cw + j]. Token-parallel. */
+    void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
+                           float[] w, float[] out, int stride);
+
+    /** out[e·C + c] = Σ_j table[row[e]·width + c·cw + j] · vec[t·stride + col[e] + c·cw + j]. Token-parallel. */
+    void gatherDot(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
+                   float[] vec, int stride, float[] out);
+
+    /**
+     * grad[row·width + c·cw + j] += Σ_{e in segment} w[e·C + c] · vec[(e / R)·stride + col[e] + c·cw + j]
+     * for each of the {@code nSeg} segments of the row-grouped (CSR) entry list: segment s holds the
+     * entries order[segStart[s] .. segStart[s+1]) which all address row segRow[s]. Threads own
+     * disjoint segments (distinct rows), so no atomics; untouched rows are not read or written.
+     */
+    void scatterAddRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                        float[] w, float[] vec, int stride, int[] col, MemorySegment grad);
+
+    String name();
+
+    static MemoryKernels get() { return Holder.INSTANCE; }
+
+    /** A specific implementation, for tests. */
+    static MemoryKernels of(String name) { return Holder.select(name); }
+
+    final class Holder {
+        static final MemoryKernels INSTANCE = select(System.getProperty("ultramem.kernels", "vector"));
+
+        private Holder() {}
+
+        static MemoryKernels select(String name) {
+            return switch (name) {
+                case "scalar" -> new ScalarMemoryKernels();
+                case "vector" -> new VectorMemoryKernels();
+                default -> throw new IllegalArgumentException("ultramem.kernels must be scalar or vector, got " + name);
+            };
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package dev.ultramem.kernel;
+
+import dev.ultramem.core.Parallel;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/** Plain-loop reference of {@link MemoryKernels}. */
+public class ScalarMemoryKernels implements MemoryKernels {
+
+    static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+
+    @Override public String name() { return "scalar"; }
+
+    /** true when (va, ia) ranks below (vb, ib): smaller value, or equal value and larger index. */
+    static boolean worse(float va, int ia, float vb, int ib) {
+        return va < vb || (va == vb && ia > ib);
+    }
+
+    static void siftDown(int[] idx, float[] val, int io, int vo, int pos, int size) {
+        float v = val[vo + pos];
+        int id = idx[io + pos];
+        while (true) {
+            int c = 2 * pos + 1;
+            if (c >= size) break;
+            if (c + 1 < size && worse(val[vo + c + 1], idx[io + c + 1], val[vo + c], idx[io + c])) c++;
+            if (!worse(val[vo + c], idx[io + c], v, id)) break;
+            val[vo + pos] = val[vo + c];
+            idx[io + pos] = idx[io + c];
+            pos = c;
+        }
+        val[vo + pos] = v;
+        idx[io + pos] = id;
+    }
+
+    static void siftUp(int[] idx, float[] val, int io, int vo, int pos) {
+        float v = val[vo + pos];
+        int id = idx[io + pos];
+        while (pos > 0) {
+            int p = (pos - 1) >> 1;
+            if (!worse(v, id, val[vo + p], idx[io + p])) break;
+            val[vo + pos] = val[vo + p];
+            idx[io + pos] = idx[io + p];
+            pos = p;
+        }
+        val[vo + pos] = v;
+        idx[io + pos] = id;
+    }
+
+    /** Offers candidate (v, i) to a full min-heap whose root is the worst kept element. */
+    static void offer(int[] idx, float[] val, int io, int vo, int k, float v, int i) {
+        if (worse(val[vo], idx[io], v, i)) {
+            val[vo] = v;
+            idx[io] = i;
+            siftDown(idx, val, io, vo, 0, k);
+        }
+    }
+
+    /** Turns the heap into a list sorted best first (in place heap sort). */
+    static void heapToSorted(int[] idx, float[] val, int io, int vo, int k) {
+        for (int end = k - 1; end > 0; end--) {
+            float tv = val[vo]; val[vo] = val[vo + end]; val[vo + end] = tv;
+            int ti = idx[io]; idx[io] = idx[io + end]; idx[io + end] = ti;
+            siftDown(idx, val, io, vo, 0, end);
+        }
+    }
+
+    @Override
+    public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
+        if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
+        for (int i = 0; i < k; i++) {
+            val[valOff + i] = x[off + i];
+            idx[idxOff + i] = i;
+            siftUp(idx, val, idxOff, valOff, i);
+        }
+        for (int i = k; i < n; i++) offer(idx, val, idxOff, valOff, k, x[off + i], i);
+        heapToSorted(idx, val, idxOff, valOff, k);
+    }
+
+    @Override
+    public void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
+                                  float[] w, float[] out, int stride) {
+        int cw = width / C;
+        Parallel.forRange(nTok, 8, (t0, t1) -> {
+            for (int t = t0; t < t1; t++)
+                for (int jj = 0; jj < R; jj++) {
+                    int e = t * R + jj;
+                    long base = (long) row[e] * width;
+                    int o = t * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        float wc = w[e * C + c];
+                        for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * table.getAtIndex(F, base + j);
+                    }
+                }
+        });
+    }
+
+    @Override
+    public void gatherDot(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
+                          float[] vec, int stride, float[] out) {
+        int cw = width / C;
+        Parallel.forRange(nTok, 8, (t0, t1) -> {
+            for (int t = t0; t < t1; t++)
+                for (int jj = 0; jj < R; jj++) {
+                    int e = t * R + jj;
+                    long base = (long) row[e] * width;
+                    int o = t * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        float s = 0;
+                        for (int j = c * cw; j < (c + 1) * cw; j++) s += table.getAtIndex(F, base + j) * vec[o + j];
+                        out[e * C + c] = s;
+                    }
+                }
+        });
+    }
+
+    @Override
+    public void scatterAddRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                               float[] w, float[] vec, int stride, int[] col, MemorySegment grad) {
+        int cw = width / C;
+        Parallel.forRange(nSeg, 16, (s0, s1) -> {
+            for (int s = s0; s < s1; s++) {
+                long base = (long) segRow[s] * width;
+                for (int q = segStart[s]; q < segStart[s + 1]; q++) {
+                    int e = order[q];
+                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        float wc = w[e * C + c];
+                        for (int j = c * cw; j < (c + 1) * cw; j++)
+                            grad.setAtIndex(F, base + j, grad.getAtIndex(F, base + j) + wc * vec[o + j]);
+                    }
+                }
+            }
+        });
+    }
+}

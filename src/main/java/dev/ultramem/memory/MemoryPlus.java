@@ -1,0 +1,197 @@
+package dev.ultramem.memory;
+
+import dev.ultramem.core.Param;
+import dev.ultramem.core.Rng;
+import dev.ultramem.core.UserError;
+import dev.ultramem.kernel.Kernels;
+import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.model.ModelConfig;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Memory+ (official {@code MemoryLayerPlus}, a reimplementation of Meta's "Memory Layers at Scale"):
+ * <pre>
+ *   q      = query_proj(x)                     viewed [H][2 sides][kdim], RMSNorm(query_norm) per kdim slot
+ *   K̂      = keys  (or keys_norm(keys) when mem_key_norm is true; the official code uses raw keys)
+ *   s_row  = q_row·K̂[h,0]ᵀ, s_col = q_col·K̂[h,1]ᵀ; top-k1 each; grid s_row[i] + s_col[j]; top-knn
+ *   w      = softmax over the knn grid scores of each head; idx = i·knum + j
+ *   o      = Σ_heads Σ_k w · V[idx]            V = full_memory_layer.values_for_look_up [knum², vdim]
+ *   y      = values_proj(o ⊙ SiLU(swilu_projection(x)))
+ * </pre>
+ * The value table belongs to {@link SharedMemory} (every Memory+ layer reads all of it), so it is not
+ * in {@link #params()} and {@link #initialize} does not touch it; its gradient is still accumulated
+ * here (touched rows only).
+ */
+public final class MemoryPlus implements TokenLayer {
+
+    private static final float EPS = 1e-5f;
+
+    private final int d, heads, knum, kdim, knn, vdim;
+    private final boolean keyNorm;
+    private final ProductKeys pk;
+
+    public final Param queryProj, queryNorm, keys, keysNorm, swiluProjection, valuesProj;
+    private final Param values;
+
+    // forward state
+    private int cap;
+    private float[] qRaw = new float[0], qNorm = new float[0], qRstd = new float[0];
+    private float[] keysEff, keysRstd;
+    private float[] lookupOut = new float[0], gatePre = new float[0], hidden = new float[0];
+    // backward scratch
+    private float[] dHidden = new float[0], dLookup = new float[0], dGate = new float[0];
+    private float[] dWeights = new float[0], dqNorm = new float[0], dqRaw = new float[0];
+    private float[] dKeysEff;
+
+    public MemoryPlus(ModelConfig cfg, SharedMemory shared, String prefix) {
+        if (shared == null || shared.values == null) throw new UserError("memory_plus: the shared value table full_memory_layer.values_for_look_up is missing");
+        this.d = cfg.dModel; this.heads = cfg.memHead; this.knum = cfg.memKnum; this.kdim = cfg.memKdim;
+        this.knn = cfg.memKnn; this.vdim = cfg.memVdim; this.keyNorm = cfg.memKeyNorm;
+        if (vdim != d) throw new UserError("config: memory_plus needs mem_vdim == d_model (" + vdim + " != " + d + ")");
+        if (shared.values.shape[0] != (long) knum * knum || shared.values.shape[1] != vdim)
+            throw new UserError("memory_plus: shared value table has shape " + shared.values.shapeString() + ", expected [" + (long) knum * knum + ", " + vdim + "]");
+        int k1 = cfg.memStage1Knn > 0 ? cfg.memStage1Knn : knn;
+        this.pk = new ProductKeys(heads, knum, kdim, k1, knn);
+        queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, 2 * kdim * heads, d);
+        queryNorm = Param.of(prefix + "query_norm.weight", Param.Group.DECAY, kdim);
+        keys = Param.of(prefix + "keys", Param.Group.DECAY, heads, 2, knum, kdim);
+        keysNorm = Param.of(prefix + "keys_norm.weight", Param.Group.DECAY, kdim);
+        swiluProjection = Param.of(prefix + "swilu_projection.weight", Param.Group.DECAY, vdim, d);
+        valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, vdim);
+        values = shared.values;
+        int nk = heads * 2 * knum;
+        keysEff = keyNorm ? new float[nk * kdim] : keys.data();
+        keysRstd = new float[nk];
+        dKeysEff = keyNorm ? new float[nk * kdim] : null;
+        java.util.Arrays.fill(queryNorm.data(), 1f);
+        java.util.Arrays.fill(keysNorm.data(), 1f);
+    }
+
+    private void ensure(int n) {
+        if (n <= cap) return;
+        cap = n;
+        int q = n * heads * 2 * kdim;
+        qRaw = new float[q]; qNorm = new float[q]; qRstd = new float[n * heads * 2];
+        dqNorm = new float[q]; dqRaw = new float[q];
+        lookupOut = new float[n * vdim]; gatePre = new float[n * vdim]; hidden = new float[n * vdim];
+        dHidden = new float[n * vdim]; dLookup = new float[n * vdim]; dGate = new float[n * vdim];
+        dWeights = new float[n * heads * knn];
+    }
+
+    @Override
+    public void forward(float[] x, float[] y, int n) {
+        ensure(n);
+        Kernels K = Kernels.get();
+        int qd = 2 * kdim * heads;
+        // query: linear, then RMSNorm over each kdim slot (shared norm weight for heads and sides)
+        K.gemmNT(n, qd, d, x, 0, queryProj.data(), 0, qRaw, 0, false);
+        K.rmsnormForward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), EPS, qNorm, 0, qRstd, 0);
+        if (keyNorm)
+            K.rmsnormForward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), EPS, keysEff, 0, keysRstd, 0);
+        else
+            keysEff = keys.data();
+        pk.forward(n, qNorm, keysEff);
+        pk.groupByRow();
+        pk.lookup(values.segment(), 0, vdim, lookupOut);
+        // output gate: o ⊙ SiLU(swilu_projection(x)), then values_proj
+        K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, gatePre, 0, false);
+        K.swigluForward(n * vdim, lookupOut, 0, gatePre, 0, hidden, 0);
+        K.gemmNT(n, d, vdim, hidden, 0, valuesProj.data(), 0, y, 0, false);
+    }
+
+    @Override
+    public void backward(float[] x, float[] dy, float[] dx, int n) {
+        Kernels K = Kernels.get();
+        int qd = 2 * kdim * heads;
+        K.gemmTN(d, vdim, n, dy, 0, hidden, 0, valuesProj.grad(), 0, true);
+        K.gemmNN(n, vdim, d, dy, 0, valuesProj.data(), 0, dHidden, 0, false);
+        K.swigluBackward(n * vdim, lookupOut, 0, gatePre, 0, dHidden, 0, dLookup, 0, dGate, 0);
+        K.gemmTN(vdim, d, n, dGate, 0, x, 0, swiluProjection.grad(), 0, true);
+        K.gemmNN(n, d, vdim, dGate, 0, swiluProjection.data(), 0, dx, 0, true);
+        // value lookup: gradient of the weights, scatter-add into the touched value rows
+        pk.lookupBackward(values.segment(), values.gradSegment(), 0, vdim, dLookup, dWeights);
+        // softmax, grid and key scoring
+        if (keyNorm) {
+            java.util.Arrays.fill(dKeysEff, 0f);
+            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, dKeysEff);
+            K.rmsnormBackward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), keysRstd, 0,
+                    dKeysEff, 0, keys.grad(), 0, keysNorm.grad(), true);
+        } else {
+            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, keys.grad());
+        }
+        K.rmsnormBackward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), qRstd, 0, dqNorm, 0, dqRaw, 0, queryNorm.grad(), false);
+        K.gemmTN(qd, d, n, dqRaw, 0, x, 0, queryProj.grad(), 0, true);
+        K.gemmNN(n, d, qd, dqRaw, 0, queryProj.data(), 0, dx, 0, true);
+    }
+
+    /** Selected value rows {@code i·knum + j} of the last forward, {@code [n][H·knn]}, heads concatenated. */
+    public int[] lastIndices() { return pk.indices(); }
+
+    /** Additive grid scores of the selected entries, {@code [n][H·knn]}. */
+    public float[] lastRawScores() { return pk.rawScores(); }
+
+    /** Softmax weights of the selected entries, {@code [n][H·knn]}. */
+    public float[] lastWeights() { return pk.weights(); }
+
+    /** Pooled lookup output before the gate, {@code [n][vdim]}. */
+    public float[] lastLookupOutput() { return lookupOut; }
+
+    /** The shared value table this layer reads. */
+    public Param values() { return values; }
+
+    @Override
+    public List<Param> params() {
+        List<Param> out = new ArrayList<>();
+        out.add(queryProj); out.add(queryNorm); out.add(keys); out.add(keysNorm);
+        out.add(swiluProjection); out.add(valuesProj);
+        return out;
+    }
+
+    /**
+     * Official init: query_proj Xavier-uniform, keys U(±1/sqrt(2·kdim)), swilu_projection and
+     * values_proj N(0, 1/vdim), norm weights 1. The shared table is initialised by {@link SharedMemory}.
+     */
+    @Override
+    public void initialize(Rng rng) {
+        double a = Math.sqrt(6.0 / (d + 2.0 * kdim * heads));
+        rng.fillUniform(queryProj.data(), -a, a);
+        double kb = 1.0 / Math.sqrt(2.0 * kdim);
+        rng.fillUniform(keys.data(), -kb, kb);
+        double vs = 1.0 / Math.sqrt(vdim);
+        rng.fillNormal(swiluProjection.data(), vs);
+        rng.fillNormal(valuesProj.data(), vs);
+        java.util.Arrays.fill(queryNorm.data(), 1f);
+        java.util.Arrays.fill(keysNorm.data(), 1f);
+    }
+
+    /** Dense weights read per token; key scoring reads every key. */
+    private long denseParams() {
+        long p = (long) 2 * kdim * heads * d + kdim + (long) heads * 2 * knum * kdim + (long) 2 * vdim * d;
+        if (keyNorm) p += kdim;
+        return p;
+    }
+
+    /** Excludes the shared table (see {@link #sharedTableParamsPerToken()}). */
+    @Override
+    public long activatedParamsPerToken() { return denseParams(); }
+
+    /** Value-table parameters this layer reads per token from the shared table: H·knn rows of vdim. */
+    public long sharedTableParamsPerToken() { return (long) heads * knn * vdim; }
+
+    @Override
+    public long forwardMacsPerToken() {
+        long k1 = pk.k1;
+        return (long) 2 * kdim * heads * d             // query projection
+                + (long) heads * 2 * knum * kdim       // row and column key scores
+                + (long) heads * k1 * k1               // additive grid
+                + (long) heads * knn * vdim            // weighted value sum
+                + (long) 2 * vdim * d;                 // swilu_projection and values_proj
+    }
+
+    @Override
+    public long lastForwardParamBytes() {
+        return (denseParams() + (long) pk.distinctRows() * vdim) * Float.BYTES;
+    }
+}

@@ -1,0 +1,103 @@
+package dev.ultramem.memory;
+
+import java.util.Arrays;
+
+/**
+ * Diagnostics of one memory layer since the last {@link #reset()}: value-row coverage, usage skew,
+ * mean top-1 and top-k scores, memory output std, and the singular values of the summed Tucker cores.
+ */
+public final class MemoryStats {
+    private final int[] counts;
+    private long hits, distinct, scoredTokens, scoredEntries, outCount;
+    private double top1Sum, topkSum, outSum, outSq;
+    private double[] singular = new double[0];
+
+    public MemoryStats(long rows) {
+        if (rows > Integer.MAX_VALUE - 16) throw new IllegalArgumentException("too many rows for usage statistics");
+        counts = new int[(int) rows];
+    }
+
+    public synchronized void reset() {
+        Arrays.fill(counts, 0);
+        hits = distinct = scoredTokens = scoredEntries = outCount = 0;
+        top1Sum = topkSum = outSum = outSq = 0;
+    }
+
+    void recordRows(ValueLookup lk, int m) {
+        for (int e = 0; e < m; e++) {
+            int l = (int) lk.localRow(lk.row[e]);
+            if (counts[l]++ == 0) distinct++;
+        }
+        hits += m;
+    }
+
+    /** sumScores [t][h][knn], each head's list sorted descending. */
+    void recordScores(float[] sumScores, int n, int heads, int knn) {
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < heads; h++) {
+                int o = (t * heads + h) * knn;
+                top1Sum += sumScores[o];
+                for (int q = 0; q < knn; q++) topkSum += sumScores[o + q];
+                scoredTokens++;
+                scoredEntries += knn;
+            }
+    }
+
+    void recordOutput(float[] y, int len) {
+        for (int i = 0; i < len; i++) { outSum += y[i]; outSq += (double) y[i] * y[i]; }
+        outCount += len;
+    }
+
+    private int rank;
+
+    void setSingular(double[] s, int r) { singular = s.clone(); rank = r; }
+
+    /** Fraction of the layer's value rows selected at least once since reset. */
+    public double coverage() { return counts.length == 0 ? 0 : (double) distinct / counts.length; }
+
+    /** KL(usage ‖ uniform) over the layer's rows, in nats (0 = perfectly even usage). */
+    public double usageKl() {
+        if (hits == 0) return 0;
+        double kl = 0, m = counts.length;
+        for (int c : counts) if (c > 0) { double p = (double) c / hits; kl += p * Math.log(p * m); }
+        return kl;
+    }
+
+    public double meanTop1Score() { return scoredTokens == 0 ? 0 : top1Sum / scoredTokens; }
+
+    public double meanTopKScore() { return scoredEntries == 0 ? 0 : topkSum / scoredEntries; }
+
+    public double outputStd() {
+        if (outCount == 0) return 0;
+        double mean = outSum / outCount;
+        return Math.sqrt(Math.max(0, outSq / outCount - mean * mean));
+    }
+
+    /** Singular values of Σ_c core_c[h] per head, [h·r + i], from the last Tucker update. */
+    public double[] tuckerSingularValues() { return singular.clone(); }
+
+    public long rows() { return counts.length; }
+
+    /**
+     * The diagnostics by name, as the official code logs them: coverage, usage_kl, top1_score,
+     * topk_score, output_std, and sv1/sv2 (largest two singular values of the summed Tucker core,
+     * averaged over heads; their ratio shows how close the core is to rank 1).
+     */
+    public synchronized java.util.Map<String, Double> toMap() {
+        java.util.Map<String, Double> m = new java.util.LinkedHashMap<>();
+        m.put("coverage", coverage());
+        m.put("usage_kl", usageKl());
+        m.put("top1_score", meanTop1Score());
+        m.put("topk_score", meanTopKScore());
+        m.put("output_std", outputStd());
+        if (singular.length > 0) {
+            // singular is [h·r + i]; r is at least 1, and sv2 exists when r > 1
+            int r = rank > 0 ? rank : 1, heads = singular.length / r;
+            double s1 = 0, s2 = 0;
+            for (int h = 0; h < heads; h++) { s1 += singular[h * r]; if (r > 1) s2 += singular[h * r + 1]; }
+            m.put("sv1", s1 / heads);
+            if (r > 1) m.put("sv2", s2 / heads);
+        }
+        return m;
+    }
+}

@@ -1,0 +1,63 @@
+package dev.ultramem.memory;
+
+import java.util.Arrays;
+
+/**
+ * Value addressing of the selected entries (shared by UltraMem v1 and UltraMemV2): shuffle, implicit
+ * value expansion and the ring window of a shared table.
+ * {@code z' = shuffle[z]}, group {@code g = z' div valueNum}, physical row
+ * {@code p = ((z' mod valueNum) + offset) mod allValueNum}; the output column block of an entry is
+ * {@code g·vdim} when the groups are concatenated and 0 when they are summed.
+ *
+ * <p>Also builds the row-grouped (CSR) entry list used by the backward scatter-add and counts the
+ * distinct rows touched (bytes read per forward).
+ */
+public final class ValueLookup {
+    public final long valueNum, allValueNum, offset;
+    public final int vdim, groups;
+    public final boolean concat;
+    public final int[] shuffle;
+
+    public int[] shuffled = new int[0], row = new int[0], col = new int[0];
+    public int[] order = new int[0], segStart = new int[1], segRow = new int[0];
+    public int nSeg;
+    private long[] sortKeys = new long[0];
+
+    public ValueLookup(int[] shuffle, long valueNum, long allValueNum, long offset, int vdim, int groups, boolean concat) {
+        this.shuffle = shuffle; this.valueNum = valueNum; this.allValueNum = allValueNum; this.offset = offset;
+        this.vdim = vdim; this.groups = groups; this.concat = concat;
+    }
+
+    public int outWidth() { return concat ? groups * vdim : vdim; }
+
+    /** Computes shuffled index, physical row and column block of the m entries, and their CSR grouping. */
+    public void address(int[] z, int m) {
+        if (row.length < m) {
+            int c = Math.max(m, row.length * 3 / 2);
+            shuffled = new int[c]; row = new int[c]; col = new int[c]; order = new int[c];
+            segStart = new int[c + 1]; segRow = new int[c]; sortKeys = new long[c];
+        }
+        for (int e = 0; e < m; e++) {
+            int zs = shuffle[z[e]];
+            shuffled[e] = zs;
+            long g = zs / valueNum;
+            row[e] = (int) (((zs % valueNum) + offset) % allValueNum);
+            col[e] = concat ? (int) (g * vdim) : 0;
+            sortKeys[e] = ((long) row[e] << 32) | e;
+        }
+        Arrays.sort(sortKeys, 0, m);
+        nSeg = 0;
+        int prev = -1;
+        for (int q = 0; q < m; q++) {
+            int rw = (int) (sortKeys[q] >>> 32);
+            order[q] = (int) sortKeys[q];
+            if (rw != prev) { segStart[nSeg] = q; segRow[nSeg] = rw; nSeg++; prev = rw; }
+        }
+        segStart[nSeg] = m;
+    }
+
+    /** Window-local row of a physical row (for usage statistics over the layer's own rows). */
+    public long localRow(int physical) {
+        return ((physical - offset) % allValueNum + allValueNum) % allValueNum;
+    }
+}

@@ -1,0 +1,294 @@
+package dev.ultramem.kernel;
+
+import dev.ultramem.core.Parallel;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The vector kernels against independent references: GEMM against a naive double-precision triple loop
+ * written here, element-wise kernels against {@link ScalarKernels} (double accumulation). GEMM errors are
+ * bounded relative to Σ|aₖbₖ| per output element, not to the result, so cancellation cannot hide a bug or
+ * fail a correct kernel.
+ */
+class KernelsTest {
+
+    static final float U = 0x1p-24f; // unit roundoff of float32
+    static final int[] TAILS = {1, 7, 13, 15, 16, 17, 31, 33, 100, 257};
+
+    final VectorKernels vk = new VectorKernels();
+    final ScalarKernels sk = new ScalarKernels();
+
+    static float[] rand(Random r, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) r.nextGaussian();
+        return x;
+    }
+
+    enum Layout { NT, NN, TN }
+
+    static void gemm(Kernels k, Layout l, int M, int N, int K, float[] a, int ao, float[] b, int bo, float[] c, int co, boolean acc) {
+        switch (l) {
+            case NT -> k.gemmNT(M, N, K, a, ao, b, bo, c, co, acc);
+            case NN -> k.gemmNN(M, N, K, a, ao, b, bo, c, co, acc);
+            case TN -> k.gemmTN(M, N, K, a, ao, b, bo, c, co, acc);
+        }
+    }
+
+    /** Naive reference: A element (i,k) and B element (k,j) as each layout stores them. */
+    static float aAt(Layout l, float[] a, int ao, int M, int K, int i, int k) {
+        return l == Layout.TN ? a[ao + k * M + i] : a[ao + i * K + k];
+    }
+
+    static float bAt(Layout l, float[] b, int bo, int N, int K, int k, int j) {
+        return l == Layout.NT ? b[bo + j * K + k] : b[bo + k * N + j];
+    }
+
+    /** Runs one GEMM case with offsets and guard zones, checks every element and that nothing else was written. */
+    void checkGemm(Random r, Layout l, int M, int N, int K, boolean acc) {
+        int ao = 3, bo = 5, co = 7, guard = 11;
+        float[] a = rand(r, ao + M * K + guard), b = rand(r, bo + N * K + guard);
+        float[] c = rand(r, co + M * N + guard);
+        float[] c0 = c.clone();
+        gemm(vk, l, M, N, K, a, ao, b, bo, c, co, acc);
+        for (int i = 0; i < co; i++) assertEquals(c0[i], c[i], "C written before its offset");
+        for (int i = co + M * N; i < c.length; i++) assertEquals(c0[i], c[i], "C written past its end");
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0, sa = 0;
+                for (int k = 0; k < K; k++) {
+                    double p = (double) aAt(l, a, ao, M, K, i, k) * bAt(l, b, bo, N, K, k, j);
+                    s += p;
+                    sa += Math.abs(p);
+                }
+                double init = acc ? c0[co + i * N + j] : 0;
+                double ref = init + s;
+                // float32 recursive summation with FMA: at most one rounding per step (+1 for the final add).
+                double bound = (K + 2) * (double) U * (sa + Math.abs(init)) + 1e-30;
+                double got = c[co + i * N + j];
+                if (!(Math.abs(got - ref) <= bound))
+                    fail(String.format("%s %dx%dx%d acc=%b C[%d,%d]=%g ref %g bound %g", l, M, N, K, acc, i, j, got, ref, bound));
+            }
+    }
+
+    @Test
+    void gemmAllLayoutsOnTailShapes() {
+        Random r = new Random(42);
+        int[] small = {1, 7, 16, 17, 33};
+        for (Layout l : Layout.values())
+            for (int M : small) for (int N : small) for (int K : small)
+                checkGemm(r, l, M, N, K, (M + N + K) % 2 == 0);
+        // Every tail length along each axis, the others moderate; both accumulate modes.
+        for (Layout l : Layout.values())
+            for (int t : TAILS)
+                for (boolean acc : new boolean[] {false, true}) {
+                    checkGemm(r, l, t, 13, 31, acc);
+                    checkGemm(r, l, 15, t, 17, acc);
+                    checkGemm(r, l, 7, 33, t, acc);
+                }
+    }
+
+    @Test
+    void gemmBlockedShapes() {
+        // K > KC (several K blocks), N > NC (several N blocks), M not a multiple of MR; large enough to go parallel.
+        Random r = new Random(7);
+        int[][] shapes = {{100, 257, 31}, {37, 33, 600}, {61, 400, 300}, {2, 450, 260}, {130, 20, 513}};
+        for (Layout l : Layout.values())
+            for (int[] s : shapes) {
+                checkGemm(r, l, s[0], s[1], s[2], false);
+                checkGemm(r, l, s[0], s[1], s[2], true);
+            }
+    }
+
+    @Test
+    void gemvDecodePath() {
+        Random r = new Random(9);
+        for (Layout l : Layout.values())
+            for (int n : new int[] {1, 3, 8, 17, 65, 300, 2100})
+                for (int k : new int[] {1, 7, 33, 257})
+                    checkGemm(r, l, 1, n, k, (n + k) % 2 == 1);
+    }
+
+    @Test
+    void gemmZeroK() {
+        float[] c = {1, 2, 3, 4, 5, 6};
+        vk.gemmNT(2, 3, 0, new float[0], 0, new float[0], 0, c, 0, true);
+        assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, c);
+        vk.gemmNN(2, 3, 0, new float[0], 0, new float[0], 0, c, 0, false);
+        assertArrayEquals(new float[6], c);
+    }
+
+    @Test
+    void gemmResultDoesNotDependOnThreadCount() {
+        Random r = new Random(3);
+        int saved = Parallel.threads();
+        try {
+            int[][] shapes = {{203, 301, 700}, {1, 4100, 513}, {9, 2000, 300}, {1, 3000, 257}};
+            for (Layout l : Layout.values())
+                for (int[] s : shapes) {
+                    int M = s[0], N = s[1], K = s[2];
+                    float[] a = rand(r, M * K), b = rand(r, N * K), c0 = rand(r, M * N);
+                    for (boolean acc : new boolean[] {false, true}) {
+                        float[] c1 = c0.clone(), c2 = c0.clone();
+                        Parallel.setThreads(1);
+                        gemm(vk, l, M, N, K, a, 0, b, 0, c1, 0, acc);
+                        Parallel.setThreads(2);
+                        gemm(vk, l, M, N, K, a, 0, b, 0, c2, 0, acc);
+                        for (int i = 0; i < c1.length; i++)
+                            assertEquals(Float.floatToRawIntBits(c1[i]), Float.floatToRawIntBits(c2[i]),
+                                    l + " " + Arrays.toString(s) + " element " + i + " differs between 1 and 2 threads");
+                    }
+                }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+    }
+
+    @Test
+    void dotAndAxpy() {
+        Random r = new Random(5);
+        for (int n : TAILS) {
+            float[] a = rand(r, n + 5), b = rand(r, n + 9);
+            double sa = 0, s = 0;
+            for (int i = 0; i < n; i++) { s += (double) a[3 + i] * b[7 + i]; sa += Math.abs((double) a[3 + i] * b[7 + i]); }
+            float got = vk.dot(n, a, 3, b, 7);
+            assertEquals(s, got, (n + 2) * U * sa + 1e-30, "dot n=" + n);
+
+            float alpha = (float) r.nextGaussian();
+            float[] y = rand(r, n + 4), y0 = y.clone();
+            vk.axpy(n, alpha, a, 2, y, 1);
+            for (int i = 0; i < y.length; i++) {
+                boolean in = i >= 1 && i <= n;
+                double ax = in ? (double) alpha * a[2 + i - 1] : 0;
+                assertEquals(y0[i] + ax, y[i], U * (Math.abs(y0[i]) + Math.abs(ax)) + 1e-30, "axpy n=" + n + " i=" + i);
+            }
+        }
+    }
+
+    @Test
+    void rmsnormForwardAndBackward() {
+        Random r = new Random(11);
+        for (int d : TAILS) {
+            int rows = 3;
+            float[] x = rand(r, 2 + rows * d), w = rand(r, d), dy = rand(r, 1 + rows * d);
+            for (float[] wt : new float[][] {w, null}) {
+                float[] y1 = new float[4 + rows * d], y2 = y1.clone(), rs1 = new float[rows + 1], rs2 = rs1.clone();
+                vk.rmsnormForward(rows, d, x, 2, wt, 1e-5f, y1, 4, rs1, 1);
+                sk.rmsnormForward(rows, d, x, 2, wt, 1e-5f, y2, 4, rs2, 1);
+                for (int i = 0; i < rows; i++) assertEquals(rs2[1 + i], rs1[1 + i], 8 * (d / 8 + 4) * U * rs2[1 + i], "rstd d=" + d);
+                for (int i = 0; i < y1.length; i++) assertEquals(y2[i], y1[i], (d / 8 + 8) * U * Math.abs(y2[i]) + 1e-30, "y d=" + d);
+
+                for (boolean acc : new boolean[] {false, true}) {
+                    float[] dx1 = rand(r, 3 + rows * d), dx2 = dx1.clone();
+                    float[] dw1 = wt == null ? null : rand(r, d), dw2 = dw1 == null ? null : dw1.clone();
+                    float[] dwInit = dw1 == null ? null : dw1.clone();
+                    vk.rmsnormBackward(rows, d, x, 2, wt, rs2, 1, dy, 1, dx1, 3, dw1, acc);
+                    sk.rmsnormBackward(rows, d, x, 2, wt, rs2, 1, dy, 1, dx2, 3, dw2, acc);
+                    for (int row = 0; row < rows; row++) {
+                        double rs = rs2[1 + row], sabs = 0;
+                        for (int i = 0; i < d; i++) sabs += Math.abs((double) dy[1 + row * d + i] * (wt == null ? 1 : wt[i]) * x[2 + row * d + i]);
+                        for (int i = 0; i < d; i++) {
+                            int j = 3 + row * d + i;
+                            double gi = Math.abs(dy[1 + row * d + i] * (wt == null ? 1.0 : wt[i]));
+                            double scale = rs * gi + rs * rs * rs * sabs / d * Math.abs(x[2 + row * d + i]) + (acc ? Math.abs(dx2[j]) : 0);
+                            assertEquals(dx2[j], dx1[j], (d / 4 + 8) * U * scale + 1e-30, "dx d=" + d + " acc=" + acc);
+                        }
+                    }
+                    if (dw1 != null)
+                        for (int i = 0; i < d; i++) {
+                            double scale = Math.abs(dwInit[i]);
+                            for (int row = 0; row < rows; row++)
+                                scale += Math.abs((double) dy[1 + row * d + i] * x[2 + row * d + i] * rs2[1 + row]);
+                            assertEquals(dw2[i], dw1[i], 4 * (rows + 1) * U * scale + 1e-30, "dw d=" + d);
+                        }
+                }
+            }
+        }
+    }
+
+    @Test
+    void softmaxRowsWithStrideAndMask() {
+        Random r = new Random(13);
+        for (int n : TAILS) {
+            int rows = 4, stride = n + 3;
+            float[] x1 = rand(r, 2 + rows * stride);
+            for (int i = 0; i < x1.length; i++) x1[i] *= 8;
+            int masked = 2 + stride + n / 2;
+            if (n > 1) x1[masked] = Float.NEGATIVE_INFINITY; // a masked position
+            float[] x2 = x1.clone();
+            vk.softmaxRows(rows, n, x1, 2, stride);
+            sk.softmaxRows(rows, n, x2, 2, stride);
+            for (int i = 0; i < x1.length; i++)
+                assertEquals(x2[i], x1[i], (n / 8 + 8) * U * Math.abs(x2[i]) + 1e-30, "softmax n=" + n + " i=" + i);
+            if (n > 1) assertEquals(0f, x1[masked]);
+            for (int row = 0; row < rows; row++) {
+                double s = 0;
+                for (int i = 0; i < n; i++) s += x1[2 + row * stride + i];
+                assertEquals(1.0, s, 1e-5, "row sums to one");
+            }
+        }
+    }
+
+    @Test
+    void swigluForwardAndBackward() {
+        Random r = new Random(17);
+        for (int n : TAILS) {
+            float[] a = rand(r, n + 1), g = rand(r, n + 2), d = rand(r, n + 3);
+            for (int i = 0; i < g.length; i++) g[i] *= 6;
+            if (n > 5) { g[2] = 90f; g[3] = -90f; } // saturated sigmoid
+            float[] o1 = new float[n + 4], o2 = o1.clone();
+            vk.swigluForward(n, a, 1, g, 2, o1, 4);
+            sk.swigluForward(n, a, 1, g, 2, o2, 4);
+            for (int i = 0; i < o1.length; i++) assertEquals(o2[i], o1[i], 8 * U * Math.abs(o2[i]) + 1e-37, "swiglu n=" + n);
+            float[] da1 = new float[n + 5], dg1 = new float[n + 6], da2 = da1.clone(), dg2 = dg1.clone();
+            vk.swigluBackward(n, a, 1, g, 2, d, 3, da1, 5, dg1, 6);
+            sk.swigluBackward(n, a, 1, g, 2, d, 3, da2, 5, dg2, 6);
+            for (int i = 0; i < da1.length; i++) assertEquals(da2[i], da1[i], 8 * U * Math.abs(da2[i]) + 1e-37, "da n=" + n);
+            for (int i = 0; i < n; i++) {
+                // dg = d·a·σ(1 + g(1−σ)): bound relative to the magnitude of its terms.
+                float gv = g[2 + i];
+                double sig = 1 / (1 + Math.exp(-gv));
+                double scale = Math.abs(d[3 + i] * a[1 + i]) * sig * (1 + Math.abs(gv) * (1 - sig));
+                assertEquals(dg2[6 + i], dg1[6 + i], 16 * U * scale + 1e-37, "dg n=" + n);
+            }
+        }
+    }
+
+    @Test
+    void vectorExpIsWithinOneUlp() {
+        int n = 1 << 16;
+        float[] x = new float[n], y = new float[n];
+        for (int i = 0; i < n; i++) x[i] = -103f + (103f + 88.7f) * i / n;
+        VectorKernels.expArray(n, x, 0, y, 0);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            double ref = Math.exp(x[i]);
+            worst = Math.max(worst, Math.abs(y[i] - ref) / Math.ulp((float) ref));
+        }
+        assertTrue(worst <= 1.0, "vector exp max error " + worst + " ulp");
+        float[] special = {Float.NEGATIVE_INFINITY, -200f, 0f, 1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        float[] out = new float[special.length];
+        VectorKernels.expArray(special.length, special, 0, out, 0);
+        assertEquals(0f, out[0]);
+        assertEquals(0f, out[1]);
+        assertEquals(1f, out[2]);
+        assertEquals((float) Math.E, out[3], Math.ulp((float) Math.E));
+    }
+
+    @Test
+    void vectorKernelsAreTheDefaultAndScalarCanBeSelected() {
+        assertNull(System.getProperty("ultramem.kernels"), "tests run without an override");
+        assertInstanceOf(VectorKernels.class, Kernels.get());
+        assertEquals("vector", Kernels.get().name());
+        Kernels s = KernelsHolder.select("scalar");
+        assertEquals(ScalarKernels.class, s.getClass());
+        assertEquals("scalar", s.name());
+        assertInstanceOf(VectorKernels.class, KernelsHolder.select("vector"));
+        assertThrows(IllegalArgumentException.class, () -> KernelsHolder.select("fast"));
+        // The fast path really uses wide vectors on this JVM.
+        assertTrue(VectorKernels.L >= 4, "vector species has " + VectorKernels.L + " lanes");
+    }
+}

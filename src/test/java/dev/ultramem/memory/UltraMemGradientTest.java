@@ -1,0 +1,199 @@
+package dev.ultramem.memory;
+
+import dev.ultramem.core.Param;
+import dev.ultramem.core.Rng;
+import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.model.ModelConfig;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Central finite differences of L = Σ y·g + auxLoss against the analytic backward, for v1 and V2
+ * variants (query modes, pre-values on/off, key expansion, r = 3 and C = 3, stage-1 k ≠ k, GELU,
+ * Tucker penalty, balance loss).
+ *
+ * <p>Precision: the layer computes in float32, the objective is summed in double. A forward value
+ * carries a rounding error of a few ulps of each product, bounded by δ ≈ 1e-6·Σ|y·g|; the central
+ * difference then errs by at most δ/eps, so each coordinate is checked with
+ * |fd − an| ≤ 3e-2·|an| + 1e-6·Σ|y·g|/eps (eps = 1e-3; the O(eps²) truncation term is far smaller).
+ * Top-k makes L piecewise smooth: a probe whose ±eps perturbation changes any stage-1 or stage-2
+ * selection is skipped (counted; at least 80% of the probes must be checked).
+ */
+class UltraMemGradientTest {
+
+    static final double EPS = 1e-3;
+    static final int N = 6;
+
+    static ModelConfig base(String type) {
+        ModelConfig c = new ModelConfig();
+        c.memType = type;
+        c.dModel = 16; c.nLayers = 2; c.mlpHiddenSize = 32;
+        c.memKnum = 5; c.memKdim = 8; c.memVdim = 8; c.memPreVdim = 4; c.memKnn = 3; c.memHead = 1;
+        c.memShareRatio = 0.5; c.memQueryMode = "released"; c.memInit = "released";
+        return c;
+    }
+
+    record Built(TokenLayer layer, TuckerRetrieval ret, List<Param> params) {}
+
+    static Built build(ModelConfig c, long seed) {
+        c.validate();
+        Rng rng = new Rng(seed);
+        TokenLayer layer;
+        TuckerRetrieval ret;
+        List<Param> ps = new ArrayList<>();
+        if (c.memType.equals("ultramem_v1")) {
+            UltraMemV1 l = new UltraMemV1(c, 2, "m.");
+            l.initialize(rng);
+            layer = l; ret = l.retrieval;
+            SharedMemory.fillNormal(l.values, rng, 0.5); // larger values: gradients well above float noise
+        } else {
+            SharedMemory sh = SharedMemory.create(c, 2, "full_memory_layer.");
+            sh.initialize(c, rng);
+            SharedMemory.fillNormal(sh.values, rng, 0.5);
+            if (sh.preValues != null) SharedMemory.fillNormal(sh.preValues, rng, 0.5);
+            UltraMemV2 l = new UltraMemV2(c, 1, 2, sh, "m.");
+            l.initialize(rng);
+            layer = l; ret = l.retrieval;
+            ps.addAll(sh.params());
+        }
+        ps.addAll(layer.params());
+        // generic (non-constant) norm weights
+        for (Param p : List.of(ret.queryNorm, ret.keysNorm))
+            for (int i = 0; i < p.numel(); i++) p.set(i, (float) (p.get(i) * (1 + 0.2 * rng.nextGaussian())));
+        layer.afterWeightsChanged();
+        return new Built(layer, ret, ps);
+    }
+
+    static double objective(TokenLayer layer, float[] x, float[] g, float[] y) {
+        layer.forward(x, y, N);
+        double s = 0;
+        for (int i = 0; i < y.length; i++) s += (double) y[i] * g[i];
+        return s + layer.auxLoss();
+    }
+
+    static int[] selection(TuckerRetrieval r) {
+        int m = N * r.heads * r.knn, m1 = N * r.heads * 2 * r.knn1;
+        int[] s = Arrays.copyOf(r.bestIndices, m + m1);
+        System.arraycopy(r.I1, 0, s, m, m1);
+        return s;
+    }
+
+    /** Runs the check; returns {checked, skipped}. */
+    static int[] check(ModelConfig c, long seed) {
+        Built b = build(c, seed);
+        TokenLayer layer = b.layer();
+        layer.setTraining(false);
+        int d = c.dModel;
+        Rng rng = new Rng(seed + 7);
+        float[] x = new float[N * d], g = new float[N * d], y = new float[N * d];
+        rng.fillNormal(x, 1.0);
+        rng.fillNormal(g, 1.0);
+        objective(layer, x, g, y);
+        int[] sel0 = selection(b.ret());
+        double scale = 0;
+        for (int i = 0; i < y.length; i++) scale += Math.abs((double) y[i] * g[i]);
+        double atol = 1e-6 * Math.max(scale, 1e-3) / EPS;
+        for (Param p : b.params()) p.zeroGrad();
+        float[] dx = new float[N * d];
+        layer.backward(x, g, dx, N);
+
+        int checked = 0, skipped = 0;
+        List<String> failures = new ArrayList<>();
+        // input
+        for (int probe = 0; probe < 12; probe++) {
+            int i = rng.nextInt(x.length);
+            float old = x[i];
+            x[i] = (float) (old + EPS);
+            double lp = objective(layer, x, g, y);
+            boolean same = Arrays.equals(sel0, selection(b.ret()));
+            x[i] = (float) (old - EPS);
+            double lm = objective(layer, x, g, y);
+            same &= Arrays.equals(sel0, selection(b.ret()));
+            x[i] = old;
+            if (!same) { skipped++; continue; }
+            checked++;
+            double fd = (lp - lm) / (2 * EPS);
+            if (Math.abs(fd - dx[i]) > 3e-2 * Math.abs(dx[i]) + atol) failures.add("input[" + i + "] fd " + fd + " an " + dx[i]);
+        }
+        for (Param p : b.params()) {
+            if (!p.trainable) continue;
+            float[] an = GoldenFiles.gradOf(p);
+            boolean table = p.name.endsWith("_for_look_up");
+            List<Long> coords = new ArrayList<>();
+            if (table) {
+                // touched rows (nonzero analytic gradient) and a few untouched rows (must be exactly zero)
+                for (int i = 0; i < an.length && coords.size() < 10; i++) if (an[i] != 0 && rng.nextInt(4) == 0) coords.add((long) i);
+                int zeros = 0;
+                for (int i = 0; i < an.length && zeros < 3; i++) if (an[i] == 0 && rng.nextInt(8) == 0) { coords.add((long) i); zeros++; }
+                assertTrue(coords.size() > 3, p.name + ": no touched rows");
+            } else {
+                int k = (int) Math.min(10, p.numel());
+                for (int q = 0; q < k; q++) coords.add(p.numel() <= 10 ? q : (long) rng.nextInt((int) p.numel()));
+            }
+            for (long i : coords) {
+                float old = p.get(i);
+                p.set(i, (float) (old + EPS));
+                double lp = objective(layer, x, g, y);
+                boolean same = Arrays.equals(sel0, selection(b.ret()));
+                p.set(i, (float) (old - EPS));
+                double lm = objective(layer, x, g, y);
+                same &= Arrays.equals(sel0, selection(b.ret()));
+                p.set(i, old);
+                if (!same) { skipped++; continue; }
+                checked++;
+                double fd = (lp - lm) / (2 * EPS);
+                double a = an[(int) i];
+                if (table && a == 0 && Math.abs(fd) > atol) failures.add(p.name + "[" + i + "] untouched row but fd " + fd);
+                if (Math.abs(fd - a) > 3e-2 * Math.abs(a) + atol) failures.add(p.name + "[" + i + "] fd " + fd + " an " + a);
+            }
+        }
+        assertTrue(failures.isEmpty(), "gradient mismatches (atol " + atol + "): " + failures);
+        assertTrue(checked >= 4 * skipped, "too many probes changed the selection: checked " + checked + ", skipped " + skipped);
+        System.out.println("fd " + c.memType + " checked " + checked + " skipped " + skipped);
+        return new int[]{checked, skipped};
+    }
+
+    @Test void v1Default() { check(base("ultramem_v1"), 1); }
+
+    @Test void v1TwoHeadsRank3Cores3Stage1() {
+        ModelConfig c = base("ultramem_v1");
+        c.memHead = 2; c.memTuckerRank = 3; c.memTuckerCores = 3; c.memVdim = 12; c.memStage1Knn = 4;
+        c.memTuckerPenalty = 0.5; c.memTuckerTau = 0.05;
+        Built b = build(c, 2);
+        assertTrue(b.ret().tuckerPenaltyValue() > 0, "penalty must be active for this test");
+        check(c, 2);
+    }
+
+    @Test void v2ReleasedPre() { check(base("ultramem_v2"), 3); }
+
+    @Test void v2ReleasedNoPreTwoHeads() {
+        ModelConfig c = base("ultramem_v2");
+        c.memPreVdim = 0; c.memHead = 2;
+        check(c, 14);
+    }
+
+    @Test void v2PaperKeyExpandGeluBalance() {
+        ModelConfig c = base("ultramem_v2");
+        c.memQueryMode = "paper"; c.memKeyExpandTime = 2; c.memUseGluAct = true; c.memKeyBalanceCoef = 0.3;
+        check(c, 5);
+    }
+
+    @Test void v2PaperRank3Cores3Stage1Concat() {
+        ModelConfig c = base("ultramem_v2");
+        c.memQueryMode = "paper"; c.memTuckerRank = 3; c.memTuckerCores = 3; c.memVdim = 12;
+        c.memStage1Knn = 4; c.memKeyExpandTime = 2; c.memValueExpandTime = 4; c.memHead = 2;
+        c.memTuckerPenalty = 0.5; c.memTuckerTau = 0.05;
+        check(c, 6);
+    }
+
+    @Test void v2PaperNoPreStage1Smaller() {
+        ModelConfig c = base("ultramem_v2");
+        c.memQueryMode = "paper"; c.memPreVdim = 0; c.memStage1Knn = 2; c.memKnn = 3;
+        check(c, 8);
+    }
+}
