@@ -70,8 +70,17 @@ public final class Main implements Callable<Integer> {
                 + Parallel.threads() + " threads, up to " + maxMinutes + " min");
         o.println("output folder: " + out.toAbsolutePath().normalize());
         Trainer t = Trainer.fresh(job, corpus, out);
+        long budget = (long) (maxMinutes * 60_000), limit = budget;
+        if (steps == null && budget > 0) {
+            long t0 = System.currentTimeMillis();
+            // the first steps measure the speed of this machine; the run is then sized to the time budget
+            int fitted = t.fitStepsToTime(budget, new Trainer.Listener() {});
+            o.println("speed probe: " + fitted + " steps fit in " + maxMinutes + " min on this machine");
+            job.train.evalEvery = Math.max(10, Math.min(job.train.evalEvery, fitted / 6));  // a few points on the validation curve
+            limit = Math.max(1, budget + budget / 4 - (System.currentTimeMillis() - t0));  // safety net only
+        }
         Runs.writeConfig(out, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000));
+        Runs.train(t, o, e, quiet, limit, null);
         Runs.printRunFiles(out, o);
         Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
         return 0;

@@ -40,6 +40,9 @@ final class ResumeCommand implements Callable<Integer> {
     @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
     double maxMinutes = 0;
 
+    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
+    Long stopAt;
+
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
@@ -70,7 +73,7 @@ final class ResumeCommand implements Callable<Integer> {
         o.println("output folder: " + dir.normalize());
         Trainer t = Trainer.resume(ck, job, corpus, dir);
         Runs.writeConfig(dir, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000));
+        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
         Runs.printRunFiles(dir, o);
         return 0;
     }

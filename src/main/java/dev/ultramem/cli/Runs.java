@@ -44,8 +44,10 @@ final class Runs {
     }
 
     /** Runs the trainer with a progress bar (terminal) or periodic status lines, then prints a summary. */
-    static void train(Trainer t, PrintWriter o, PrintWriter e, boolean quiet, long maxMillis) {
-        long total = t.job.train.steps, start = t.step();
+    static void train(Trainer t, PrintWriter o, PrintWriter e, boolean quiet, long maxMillis, Long stopAt) {
+        if (stopAt != null && (stopAt <= t.step() || stopAt > t.job.train.steps))
+            throw new UserError("--stop-at must be between step " + (t.step() + 1) + " and train.steps (" + t.job.train.steps + "), got " + stopAt);
+        long total = stopAt != null ? stopAt : t.job.train.steps, start = t.step();
         int B = t.job.train.batchSize, T = t.job.train.seqLen;
         o.println("model: d_model " + t.job.model.dModel + ", " + t.job.model.nLayers + " layers, ffn " + t.job.model.ffnType
                 + ", memory " + t.job.model.memType + "; " + String.format("%,d", Costs.totalParams(t.model)) + " parameters");
@@ -61,7 +63,7 @@ final class Runs {
         final float[] lastVal = {Float.NaN};
         final java.util.Map<String, Double> lastMem = new java.util.LinkedHashMap<>();
         try {
-            t.run(maxMillis, new Trainer.Listener() {
+            t.run(total, maxMillis, new Trainer.Listener() {
                 @Override public void onStep(long step, float loss, double lr, double tps) {
                     if (pb != null) {
                         pb.stepTo(step);
@@ -90,7 +92,7 @@ final class Runs {
         double secs = (System.nanoTime() - t0) / 1e9;
         long done = t.step() - start;
         o.printf("trained %d steps in %s (%s tok/s)%s%n", done, clock(secs), human(done * B * (double) T / Math.max(secs, 1e-9)),
-                t.step() < total ? ", stopped by the time limit at step " + t.step() + " (continue with: ultramem resume " + t.outDir() + ")" : "");
+                t.step() < t.job.train.steps ? ", paused at step " + t.step() + " of " + t.job.train.steps + " (continue with: ultramem resume " + t.outDir() + ")" : "");
         float[] vl = t.valLossHistory();
         if (vl.length > 0) {
             float v = vl[vl.length - 1];

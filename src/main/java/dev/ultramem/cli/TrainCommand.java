@@ -52,11 +52,14 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
     boolean force;
 
+    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
+    Long stopAt;
+
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
-    @Option(names = "--sample", description = "print a generated sample after training (default: ${DEFAULT-VALUE})", negatable = true)
-    boolean sample = true;
+    @Option(names = "--no-sample", description = "do not print a generated sample after training")
+    boolean noSample;
 
     @Override
     public Integer call() {
@@ -79,9 +82,9 @@ final class TrainCommand implements Callable<Integer> {
         o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
         Trainer t = Trainer.fresh(job, corpus, out);
         Runs.writeConfig(out, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000));
+        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
         Runs.printRunFiles(out, o);
-        if (sample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
+        if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
         return 0;
     }
 }

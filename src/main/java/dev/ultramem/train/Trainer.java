@@ -38,7 +38,7 @@ public final class Trainer {
     public final JobConfig job;
     public final Model model;
     public final AdamW optimizer;
-    private final LrSchedule schedule;
+    private LrSchedule schedule;
     private final Corpus corpus;
     private final BatchSampler sampler;
     private final Path outDir;
@@ -93,6 +93,38 @@ public final class Trainer {
 
     public long step() { return step; }
 
+    /**
+     * Changes train.steps while still inside the warmup (where the LR does not depend on the total),
+     * so the run stays exactly reproducible: a resumed run reads the new total from the checkpoint.
+     */
+    public void setTotalSteps(int steps) {
+        if (step >= job.train.warmupSteps && step > 0)
+            throw new IllegalStateException("the total can only change during warmup (step " + step + ")");
+        if (steps <= step) throw new IllegalArgumentException("steps must exceed the current step");
+        job.train.steps = steps;
+        schedule = new LrSchedule(job.train);
+    }
+
+    /**
+     * Trains a few warmup steps, measures their speed and sets train.steps so that the run takes about
+     * budgetMillis (never more than the configured steps). Returns the new total.
+     */
+    public int fitStepsToTime(long budgetMillis, Listener listener) {
+        int probe = (int) Math.min(3, Math.max(1, job.train.warmupSteps - 1));
+        long t0 = System.nanoTime();
+        for (int i = 0; i < probe; i++) {
+            float loss = trainStep();
+            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T * (i + 1) / ((System.nanoTime() - t0) / 1e9));
+        }
+        double perStep = (System.nanoTime() - t0) / 1e6 / probe;
+        // evaluation passes cost about a third of a training step per batch
+        double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
+        long fit = probe + (long) ((budgetMillis - perStep * probe) / (perStep * evalShare));
+        int steps = (int) Math.max(probe + 1, Math.min(job.train.steps, fit));
+        if (step < job.train.warmupSteps) setTotalSteps(steps);
+        return job.train.steps;
+    }
+
     public float[] trainLossHistory() { return Arrays.copyOf(trainLoss, (int) step); }
 
     public float[] valStepHistory() { return Arrays.copyOf(valSteps, nVal); }
@@ -122,19 +154,15 @@ public final class Trainer {
             double secs = (System.nanoTime() - t0) / 1e9;
             listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
             boolean last = step == target;
-            if (step % job.train.evalEvery == 0 || step == job.train.steps) evalAndRecord(listener);
-            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis;
+            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis && !last;
+            boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
+            // a run stopped by the time limit also gets a validation point where it stops
+            if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) evalAndRecord(listener);
             if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp)) {
                 Path f = save();
                 listener.onCheckpoint(step, f);
             }
-            if (timeUp && !last) {
-                if (nVal == 0 || valSteps[nVal - 1] != step) {
-                    evalAndRecord(listener);
-                    if (outDir != null) save();
-                }
-                break;
-            }
+            if (timeUp) break;
         }
         if (outDir != null) {
             writeMetrics();

@@ -10,6 +10,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -99,6 +100,7 @@ class MainTest {
         Result t = run("train", text.toString(), "--config", cfg.toString(), "--out", out.toString(), "--steps", "4", "--quiet", "--no-sample");
         assertEquals(0, t.code(), t.err());
         assertTrue(t.out().contains("validation loss"), t.out());
+        assertFalse(t.out().contains("sample ("), "--no-sample");
         assertTrue(Files.exists(out.resolve(Checkpoint.LATEST)));
         assertUserError(run("train", text.toString(), "--config", cfg.toString(), "--out", out.toString(), "--quiet"), "already holds a checkpoint");
 
@@ -107,7 +109,7 @@ class MainTest {
         assertEquals(6, Checkpoint.load(out, false).progress().step());
         assertUserError(run("resume", out.toString()), "already finished");
 
-        Result e = run("eval", out.toString());
+        Result e = run("eval", out.toString(), "--max-batches", "4");
         assertEquals(0, e.code(), e.err());
         assertTrue(e.out().contains("bits per byte"), e.out());
 
@@ -133,5 +135,45 @@ class MainTest {
         Result r = run("--help");
         assertEquals(0, r.code());
         assertTrue(r.out().contains("default job"));
+    }
+
+    @Test
+    void pausedAndResumedRunWritesTheSameMetricsAsAnUninterruptedOne() throws Exception {
+        Path cfg = tinyConfig();
+        Path a = dir.resolve("a"), b = dir.resolve("b");
+        assertEquals(0, run("train", "--config", cfg.toString(), "--out", a.toString(), "--steps", "6", "--quiet", "--no-sample").code());
+        Result p = run("train", "--config", cfg.toString(), "--out", b.toString(), "--steps", "6", "--stop-at", "3", "--quiet", "--no-sample");
+        assertEquals(0, p.code(), p.err());
+        assertTrue(p.out().contains("paused at step 3"), p.out());
+        assertEquals(3, Checkpoint.load(b, false).progress().step());
+        Result r = run("resume", b.toString(), "--quiet");
+        assertEquals(0, r.code(), r.err());
+        List<String> ma = Files.readAllLines(a.resolve("metrics.csv")), mb = Files.readAllLines(b.resolve("metrics.csv"));
+        assertEquals(7, ma.size());
+        assertEquals(ma, mb);
+    }
+
+    @Test
+    void divergingLossExitsNonZeroAndKeepsTheCheckpoint() throws Exception {
+        Path cfg = tinyConfig();
+        Path out = dir.resolve("nan");
+        assertEquals(0, run("train", "--config", cfg.toString(), "--out", out.toString(), "--steps", "2", "--quiet", "--no-sample").code());
+        byte[] before = Files.readAllBytes(out.resolve(Checkpoint.LATEST));
+        // an absurd learning rate overflows the weights within a few steps
+        Result r = run("train", "--config", cfg.toString(), "--out", out.toString(), "--force", "--set", "train.lr=1e30",
+                "--set", "train.checkpoint_every=100", "--set", "train.warmup_steps=0", "--steps", "50", "--quiet", "--no-sample");
+        assertUserError(r, "became");
+        assertTrue(r.err().contains("at step"), r.err());
+        assertArrayEquals(before, Files.readAllBytes(out.resolve(Checkpoint.LATEST)));
+    }
+
+    @Test
+    void benchReportsThroughputProfileAndDecodeBandwidth() {
+        Result r = run("bench", "--quick", "--skip-kernels", "--steps", "1", "--set", "model.d_model=32", "--set", "model.n_heads=2",
+                "--set", "model.mlp_hidden_size=64", "--set", "model.n_layers=1", "--batch", "2", "--seq", "16", "--decode-tokens", "8");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("tokens/s"), r.out());
+        assertTrue(r.out().contains("attention"), r.out());
+        assertTrue(r.out().contains("implied bandwidth"), r.out());
     }
 }

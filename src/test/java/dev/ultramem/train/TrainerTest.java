@@ -86,4 +86,29 @@ class TrainerTest {
         assertArrayEquals(before, Files.readAllBytes(ck));
         assertEquals(2, Checkpoint.load(out, true).progress().step());
     }
+
+    @Test
+    void timeLimitStopsWithACheckpointAndAValidationPoint() {
+        JobConfig job = TestModels.tinyJob(50);
+        Path out = dir.resolve("timed");
+        Trainer t = Trainer.fresh(job, corpus(job), out);
+        long reached = t.run(1, NONE);  // 1 ms: stops after the first step
+        assertEquals(1, reached);
+        assertArrayEquals(new float[]{1f}, t.valStepHistory());
+        Checkpoint.Loaded ck = Checkpoint.load(out, true);
+        assertEquals(1, ck.progress().step());
+        assertEquals(50, ck.job().train.steps);
+    }
+
+    @Test
+    void fittingStepsToATimeBudgetHappensInsideWarmup() {
+        JobConfig job = TestModels.tinyJob(500);
+        job.train.warmupSteps = 10;
+        Trainer t = Trainer.fresh(job, corpus(job), null);
+        int steps = t.fitStepsToTime(1, NONE);  // 1 ms: the smallest run the probe allows
+        assertEquals(t.step() + 1, steps);
+        assertEquals(steps, t.job.train.steps);
+        Trainer big = Trainer.fresh(TestModels.tinyJob(12), corpus(job), null);
+        assertEquals(12, big.fitStepsToTime(3_600_000, NONE), "never more than the configured steps");
+    }
 }
