@@ -27,14 +27,25 @@ class PresetFamilyTest {
 
     record Built(JsonNode tree, ModelConfig cfg, TrainConfig train, long totalParams, long forwardMacs) {}
 
-    static Built load(String name) throws Exception {
-        JsonNode tree;
+    static JsonNode tree(String name) throws Exception {
         try (InputStream in = PresetFamilyTest.class.getResourceAsStream("/presets/" + name + ".json")) {
             assertNotNull(in, "missing preset resource " + name);
-            tree = new ObjectMapper().readTree(in);
+            return new ObjectMapper().readTree(in);
         }
-        ModelConfig cfg = Configs.convert(tree.get("model"), ModelConfig.class, name).validate();
-        TrainConfig train = Configs.convert(tree.get("train"), TrainConfig.class, name).validate();
+    }
+
+    static ModelConfig config(String name) throws Exception {
+        return Configs.convert(tree(name).get("model"), ModelConfig.class, name).validate();
+    }
+
+    static TrainConfig train(String name) throws Exception {
+        return Configs.convert(tree(name).get("train"), TrainConfig.class, name).validate();
+    }
+
+    static Built load(String name) throws Exception {
+        JsonNode tree = tree(name);
+        ModelConfig cfg = config(name);
+        TrainConfig train = train(name);
         Model m = new Model(cfg);
         long total = 0;
         for (Param p : m.params()) if (p.trainable) total += p.numel();
@@ -78,7 +89,7 @@ class PresetFamilyTest {
 
     @Test
     void memoryPresetsFollowTheDecisionTable() throws Exception {
-        ModelConfig v2 = load("family-ultramem-v2").cfg, v1 = load("family-ultramem").cfg, mp = load("family-memory-plus").cfg;
+        ModelConfig v2 = config("family-ultramem-v2"), v1 = config("family-ultramem"), mp = config("family-memory-plus");
         assertEquals("full", v2.memInsertWay);
         assertEquals("paper", v2.memQueryMode);
         assertEquals("paper", v2.memInit);
@@ -86,11 +97,11 @@ class PresetFamilyTest {
         assertEquals("released", v1.memInit);
         assertTrue(v1.memTuckerPenalty > 0);
         assertTrue(mp.memKeyNorm);
-        assertEquals(4.0, load("family-ultramem").train.memValueLrTimes);
-        assertEquals(1.0, load("family-ultramem-v2").train.memValueLrTimes);
+        assertEquals(4.0, train("family-ultramem").memValueLrTimes);
+        assertEquals(1.0, train("family-ultramem-v2").memValueLrTimes);
         // equal activated value rows per token: layers × heads × knn (Table 10 note)
         long rowsV2 = (long) MemoryPlacement.parse(v2.memInsertWay, v2.nLayers).size() * v2.memHead * v2.memKnn;
-        for (ModelConfig c : List.of(v1, mp, load("family-pkm").cfg))
+        for (ModelConfig c : List.of(v1, mp, config("family-pkm")))
             assertEquals(rowsV2, (long) MemoryPlacement.parse(c.memInsertWay, c.nLayers).size() * c.memHead * c.memKnn, c.memType);
     }
 }
