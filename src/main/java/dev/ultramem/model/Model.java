@@ -117,6 +117,9 @@ public final class Model {
     /** The FFN-slot layer of block l. */
     public TokenLayer ffn(int l) { return blocks[l].ffn; }
 
+    /** Value tables shared by the memory layers (UltraMemV2, Memory+), or null without memory. */
+    public SharedMemory sharedMemory() { return shared; }
+
     private void ensure(int n) {
         if (n > cap) {
             cap = n;
