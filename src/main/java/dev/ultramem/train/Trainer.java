@@ -154,7 +154,7 @@ public final class Trainer {
             double secs = (System.nanoTime() - t0) / 1e9;
             listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
             boolean last = step == target;
-            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis && !last;
+            boolean timeUp = maxMillis > 0 && (System.nanoTime() - t0) / 1e6 >= maxMillis && !last;
             boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
             // a run stopped by the time limit also gets a validation point where it stops
             if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) evalAndRecord(listener);
