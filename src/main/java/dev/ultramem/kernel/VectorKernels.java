@@ -119,7 +119,6 @@ public class VectorKernels extends ScalarKernels {
         GemmTask t = SCRATCH.get().task;
         t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
         t.c = c; t.cOff = cOff; t.acc = acc;
-        // Split rows when there are enough row tiles to balance; otherwise split column panels.
         t.splitRows = splitRows(M, N, K, threads, rowTiles, colPanels);
         int units = t.splitRows ? rowTiles : colPanels;
         try {
