@@ -335,13 +335,20 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
+    /** Columns per block of the small-M GEMV: the block of B is read from memory once and from cache by the other rows. */
+    static final int GEMV_BLOCK = 64;
+
     /** Columns j0..j1 of every row of C; each element's arithmetic depends only on (layout, K), not on j0, j1. */
     private static void gemvRows(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
                                  float[] c, int cOff, boolean acc, int j0, int j1) {
-        for (int i = 0; i < M; i++) {
-            if (layout == NT) gemvNTRange(K, a, aOff + i * K, b, bOff, c, cOff + i * N, acc, j0, j1);
-            else if (layout == NN) gemvNNRange(N, K, a, aOff + i * K, 1, b, bOff, c, cOff + i * N, acc, j0, j1);
-            else gemvNNRange(N, K, a, aOff + i, M, b, bOff, c, cOff + i * N, acc, j0, j1);
+        for (int jb = j0; jb < j1; jb += GEMV_BLOCK) {
+            int je = M == 1 ? j1 : Math.min(j1, jb + GEMV_BLOCK);
+            for (int i = 0; i < M; i++) {
+                if (layout == NT) gemvNTRange(K, a, aOff + i * K, b, bOff, c, cOff + i * N, acc, jb, je);
+                else if (layout == NN) gemvNNRange(N, K, a, aOff + i * K, 1, b, bOff, c, cOff + i * N, acc, jb, je);
+                else gemvNNRange(N, K, a, aOff + i, M, b, bOff, c, cOff + i * N, acc, jb, je);
+            }
+            if (M == 1) break;
         }
     }
 
