@@ -298,10 +298,10 @@ public class VectorKernels extends ScalarKernels {
     // ------------------------------------------------------------------------------------------------ GEMV (small M)
 
     /**
-     * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing: packing B
-     * transposed (NT) costs about as much as streaming it 8 times; the plain copy of NN/TN about twice.
+     * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing. Measured
+     * cross-over: about 8 rows for NT (packing B transposed is slow); for NN/TN packing wins from 2 rows.
      */
-    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 2; }
+    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 1; }
 
     static final class GemvTask implements Parallel.ChunkBody {
         int layout, M, N, K, aOff, bOff, cOff;
