@@ -43,7 +43,7 @@ public final class Parallel {
     private static final AtomicInteger finished = new AtomicInteger();
     private static final AtomicReference<Throwable> error = new AtomicReference<>();
     private static ChunkBody regionBody;
-    private static int regionN;
+    private static int regionN, regionHelpers;
     private static long epoch;
 
     private Parallel() {}
@@ -68,25 +68,30 @@ public final class Parallel {
 
     private static int bound(int n, int c, int chunks) { return (int) ((long) n * c / chunks); }
 
-    /** Runs body on exactly {@code chunks} contiguous chunks of [0, n) (some may be empty). */
+    /**
+     * Runs body on exactly {@code chunks} contiguous chunks of [0, n) (some may be empty), using at most
+     * {@link #threads()} threads (the caller included); chunk c always covers [n·c/chunks, n·(c+1)/chunks).
+     */
     public static void forChunks(int n, int chunks, ChunkBody body) {
         if (n <= 0) return;
         chunks = Math.max(1, chunks);
-        if (chunks == 1 || chunks > MAX_CHUNKS || Thread.currentThread() instanceof WorkerThread
+        int helpers = Math.min(chunks, threads) - 1; // workers besides the caller; chunks are claimed dynamically
+        if (helpers <= 0 || chunks > MAX_CHUNKS || Thread.currentThread() instanceof WorkerThread
                 || !BUSY.compareAndSet(false, true)) {
             serial(n, chunks, body);
             return;
         }
         Throwable err;
         try {
-            Worker[] ws = pool(chunks - 1);
+            Worker[] ws = pool(helpers);
             regionBody = body;
             regionN = n;
+            regionHelpers = helpers;
             finished.set(0);
             error.set(null);
             long e = epoch = (epoch + 1) & 0xFFFFFFFFL; // 32 bits in ctl; wraps after 2³² regions
             ctl.set(e << 32 | chunks); // publishes body and n; next chunk = 0
-            for (int w = 0; w < chunks - 1; w++) ws[w].wake();
+            for (int w = 0; w < helpers; w++) ws[w].wake();
             // The caller claims chunks too: if a worker is slow to start, the caller takes its chunks.
             runChunks(e);
             int spins = 0;
@@ -151,9 +156,11 @@ public final class Parallel {
 
     private static final class Worker implements Runnable {
         final WorkerThread thread;
+        final int id;
         volatile boolean parked;
 
         Worker(int id) {
+            this.id = id;
             thread = new WorkerThread(this, "ultramem-worker-" + id);
             thread.start();
         }
@@ -174,7 +181,7 @@ public final class Parallel {
                     parked = false;
                 }
                 seen = e;
-                runChunks(e);
+                if (id < regionHelpers) runChunks(e); // a pool grown under a larger thread count stays out
             }
         }
     }

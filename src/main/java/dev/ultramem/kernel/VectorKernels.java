@@ -38,7 +38,7 @@ public class VectorKernels extends ScalarKernels {
     /** Register tile: MR rows × NR columns (3 vectors; 24 floats with AVX2, 48 with AVX-512). */
     static final int MR = 3, NR = 3 * L;
     /** K block (B micro-panel KC·NR floats in L1), M block (A block MC·KC floats in L2), N block (B block KC·NC floats). */
-    static final int KC = 256, NC = 40 * NR, MC = 48 * MR;
+    static final int KC = 256, NC = (2048 + NR - 1) / NR * NR, MC = 48 * MR;
     /** Below this many multiply-adds a GEMM runs on the caller thread. */
     static final long PARALLEL_WORK = 1L << 19;
 
@@ -119,7 +119,6 @@ public class VectorKernels extends ScalarKernels {
         GemmTask t = SCRATCH.get().task;
         t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
         t.c = c; t.cOff = cOff; t.acc = acc;
-        // Split rows when there are enough row tiles to balance; otherwise split column panels.
         t.splitRows = splitRows(M, N, K, threads, rowTiles, colPanels);
         int units = t.splitRows ? rowTiles : colPanels;
         try {
@@ -299,10 +298,10 @@ public class VectorKernels extends ScalarKernels {
     // ------------------------------------------------------------------------------------------------ GEMV (small M)
 
     /**
-     * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing: packing B
-     * transposed (NT) costs about as much as streaming it 8 times; the plain copy of NN/TN about twice.
+     * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing. Measured
+     * cross-over: about 8 rows for NT (packing B transposed is slow); for NN/TN packing wins from 2 rows.
      */
-    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 2; }
+    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 1; }
 
     static final class GemvTask implements Parallel.ChunkBody {
         int layout, M, N, K, aOff, bOff, cOff;
@@ -336,13 +335,20 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
+    /** Columns per block of the small-M GEMV: the block of B is read from memory once and from cache by the other rows. */
+    static final int GEMV_BLOCK = 64;
+
     /** Columns j0..j1 of every row of C; each element's arithmetic depends only on (layout, K), not on j0, j1. */
     private static void gemvRows(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
                                  float[] c, int cOff, boolean acc, int j0, int j1) {
-        for (int i = 0; i < M; i++) {
-            if (layout == NT) gemvNTRange(K, a, aOff + i * K, b, bOff, c, cOff + i * N, acc, j0, j1);
-            else if (layout == NN) gemvNNRange(N, K, a, aOff + i * K, 1, b, bOff, c, cOff + i * N, acc, j0, j1);
-            else gemvNNRange(N, K, a, aOff + i, M, b, bOff, c, cOff + i * N, acc, j0, j1);
+        for (int jb = j0; jb < j1; jb += GEMV_BLOCK) {
+            int je = M == 1 ? j1 : Math.min(j1, jb + GEMV_BLOCK);
+            for (int i = 0; i < M; i++) {
+                if (layout == NT) gemvNTRange(K, a, aOff + i * K, b, bOff, c, cOff + i * N, acc, jb, je);
+                else if (layout == NN) gemvNNRange(N, K, a, aOff + i * K, 1, b, bOff, c, cOff + i * N, acc, jb, je);
+                else gemvNNRange(N, K, a, aOff + i, M, b, bOff, c, cOff + i * N, acc, jb, je);
+            }
+            if (M == 1) break;
         }
     }
 

@@ -69,17 +69,43 @@ class ParallelTest {
             Parallel.forChunks(4, 2, (c, s, e) -> Parallel.forChunks(6, 3, (c2, s2, e2) -> inner.addAndGet(e2 - s2)));
             assertEquals(12, inner.get());
         });
-        Parallel.setThreads(Math.max(2, Parallel.threads()));
-        AtomicInteger total = new AtomicInteger();
-        Thread[] ts = new Thread[3];
-        for (int t = 0; t < ts.length; t++) {
-            ts[t] = new Thread(() -> {
-                for (int r = 0; r < 2000; r++) Parallel.forChunks(8, 2, (c, s, e) -> total.addAndGet(e - s));
-            });
-            ts[t].start();
+        int saved = Parallel.threads();
+        Parallel.setThreads(2);
+        try {
+            AtomicInteger total = new AtomicInteger();
+            Thread[] ts = new Thread[3];
+            for (int t = 0; t < ts.length; t++) {
+                ts[t] = new Thread(() -> {
+                    for (int r = 0; r < 2000; r++) Parallel.forChunks(8, 2, (c, s, e) -> total.addAndGet(e - s));
+                });
+                ts[t].start();
+            }
+            for (Thread t : ts) t.join(60_000);
+            assertEquals(3 * 2000 * 8, total.get());
+        } finally {
+            Parallel.setThreads(saved);
         }
-        for (Thread t : ts) t.join(60_000);
-        assertEquals(3 * 2000 * 8, total.get());
+    }
+
+    @Test
+    void neverUsesMoreThreadsThanConfigured() {
+        for (int t : new int[] {1, 2}) {
+            withThreads(t, () -> {
+                java.util.Set<Thread> seen = java.util.concurrent.ConcurrentHashMap.newKeySet();
+                for (int r = 0; r < 200; r++)
+                    Parallel.forChunks(64, 8, (c, s, e) -> { seen.add(Thread.currentThread()); busy(2000); });
+                assertTrue(seen.size() <= Parallel.threads(), seen.size() + " threads for " + Parallel.threads());
+                if (Parallel.threads() == 1) assertEquals(java.util.Set.of(Thread.currentThread()), seen);
+            });
+        }
+    }
+
+    private static double sink;
+
+    private static void busy(int n) {
+        double x = 0;
+        for (int i = 0; i < n; i++) x += Math.sqrt(i);
+        sink += x;
     }
 
     @Test
