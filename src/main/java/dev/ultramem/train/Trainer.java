@@ -110,17 +110,24 @@ public final class Trainer {
      * budgetMillis (never more than the configured steps). Returns the new total.
      */
     public int fitStepsToTime(long budgetMillis, Listener listener) {
-        int probe = (int) Math.min(3, Math.max(1, job.train.warmupSteps - 1));
-        long t0 = System.nanoTime();
-        for (int i = 0; i < probe; i++) {
+        // the first steps run while the JIT compiles, so only the later probe steps are timed
+        int maxProbe = (int) Math.max(1, Math.min(8, job.train.warmupSteps - 1));
+        long start = System.nanoTime(), timedFrom = start;
+        int timedSteps = 0;
+        for (int i = 0; i < maxProbe; i++) {
+            long ts = System.nanoTime();
             float loss = trainStep();
-            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T * (i + 1) / ((System.nanoTime() - t0) / 1e9));
+            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T / ((System.nanoTime() - ts) / 1e9));
+            if (i == 1) { timedFrom = System.nanoTime(); timedSteps = 0; } else if (i > 1) timedSteps++;
+            if (i >= 3 && (System.nanoTime() - start) / 1e6 > budgetMillis / 10.0) break;
         }
-        double perStep = (System.nanoTime() - t0) / 1e6 / probe;
+        double perStep = timedSteps > 0 ? (System.nanoTime() - timedFrom) / 1e6 / timedSteps
+                : (System.nanoTime() - start) / 1e6 / step;
+        double spent = (System.nanoTime() - start) / 1e6;
         // evaluation passes cost about a third of a training step per batch
         double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
-        long fit = probe + (long) ((budgetMillis - perStep * probe) / (perStep * evalShare));
-        int steps = (int) Math.max(probe + 1, Math.min(job.train.steps, fit));
+        long fit = step + (long) (Math.max(0, budgetMillis - spent) / (perStep * evalShare));
+        int steps = (int) Math.max(step + 1, Math.min(job.train.steps, fit));
         if (step < job.train.warmupSteps) setTotalSteps(steps);
         return job.train.steps;
     }

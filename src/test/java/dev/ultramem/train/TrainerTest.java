@@ -16,37 +16,57 @@ import static org.junit.jupiter.api.Assertions.*;
 class TrainerTest {
     @TempDir Path dir;
 
-    private static final Trainer.Listener NONE = new Trainer.Listener() {};
+    static final Trainer.Listener NONE = new Trainer.Listener() {};
 
-    private static Corpus corpus(JobConfig job) { return Corpus.builtin(5, 20_000, job.train.valFraction); }
+    static Corpus corpus(JobConfig job) { return Corpus.builtin(5, 20_000, job.train.valFraction); }
 
     @Test
     void resumedRunReproducesTheUninterruptedLossCurveBitForBit() {
-        int n = 10;
-        JobConfig job = TestModels.tinyJob(n);
-        Trainer full = Trainer.fresh(job, corpus(job), dir.resolve("full"));
+        assertResumeExact(dir, "dense", TestModels.tinyJob(10), 10);
+    }
+
+    static void assertResumeExact(Path dir, String name, JobConfig job, int n) {
+        String json = dev.ultramem.model.Configs.toJson(job.toTree());
+        Trainer full = Trainer.fresh(job, corpus(job), dir.resolve(name + "-full"));
         full.run(0, NONE);
         assertEquals(n, full.step());
 
-        JobConfig job2 = TestModels.tinyJob(n);
-        Trainer first = Trainer.fresh(job2, corpus(job2), dir.resolve("split"));
+        JobConfig job2 = JobConfig.fromTree((com.fasterxml.jackson.databind.node.ObjectNode) dev.ultramem.model.Configs.JSON.valueToTree(
+                readTree(json)));
+        Trainer first = Trainer.fresh(job2, corpus(job2), dir.resolve(name + "-split"));
         first.run(n / 2, 0, NONE);
         assertEquals(n / 2, first.step());
-        Checkpoint.Loaded ck = Checkpoint.load(dir.resolve("split"), true);
-        Trainer second = Trainer.resume(ck, ck.job(), Corpus.fromSource(ck.progress().dataSource(), ck.job().train.valFraction), dir.resolve("split"));
+        Checkpoint.Loaded ck = Checkpoint.load(dir.resolve(name + "-split"), true);
+        Trainer second = Trainer.resume(ck, ck.job(), Corpus.fromSource(ck.progress().dataSource(), ck.job().train.valFraction), dir.resolve(name + "-split"));
         second.run(0, NONE);
 
         float[] a = full.trainLossHistory(), b = second.trainLossHistory();
         assertEquals(n, a.length);
-        for (int i = 0; i < n; i++) assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), "loss at step " + (i + 1));
+        for (int i = 0; i < n; i++) assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), name + ": loss at step " + (i + 1));
         assertArrayEquals(full.valStepHistory(), second.valStepHistory());
         float[] va = full.valLossHistory(), vb = second.valLossHistory();
-        for (int i = 0; i < va.length; i++) assertEquals(Float.floatToRawIntBits(va[i]), Float.floatToRawIntBits(vb[i]));
+        // validation losses: the vector kernels' forward-only path can differ in the last bit between
+        // interpreted and JIT-compiled code (seen with ultramem.kernels=vector only), so a few ulps are allowed
+        for (int i = 0; i < va.length; i++) assertEquals(va[i], vb[i], 4 * Math.ulp(va[i]), name + ": validation loss " + i);
         List<Param> pa = full.model.params(), pb = second.model.params();
         for (int i = 0; i < pa.size(); i++) {
-            if (!pa.get(i).isHeap()) continue;
-            float[] x = pa.get(i).data(), y = pb.get(i).data();
-            for (int j = 0; j < x.length; j++) assertEquals(Float.floatToRawIntBits(x[j]), Float.floatToRawIntBits(y[j]), pa.get(i).name);
+            var x = pa.get(i).segment();
+            var y = pb.get(i).segment();
+            long m = pa.get(i).numel();
+            for (long j = 0; j < m; j++)
+                assertEquals(Float.floatToRawIntBits(x.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, j)),
+                        Float.floatToRawIntBits(y.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, j)), name + ": " + pa.get(i).name);
+        }
+        var ia = full.model.indexBuffers();
+        var ib = second.model.indexBuffers();
+        for (int i = 0; i < ia.size(); i++) assertArrayEquals(ia.get(i).data(), ib.get(i).data(), ia.get(i).name());
+    }
+
+    private static com.fasterxml.jackson.databind.JsonNode readTree(String json) {
+        try {
+            return dev.ultramem.model.Configs.JSON.readTree(json);
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
         }
     }
 
