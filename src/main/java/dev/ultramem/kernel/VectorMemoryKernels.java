@@ -41,9 +41,38 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         return Float.intBitsToFloat(bits);
     }
 
+    /** Rearranges a[0, m) so that a[0, k) holds the k smallest keys and a[k-1] is the largest of them. */
+    private static void select(long[] a, int m, int k) {
+        int lo = 0, hi = m - 1, target = k - 1;
+        while (hi > lo) {
+            int mid = (lo + hi) >>> 1;
+            // median of three as pivot
+            if (a[mid] < a[lo]) swap(a, mid, lo);
+            if (a[hi] < a[lo]) swap(a, hi, lo);
+            if (a[hi] < a[mid]) swap(a, hi, mid);
+            long pivot = a[mid];
+            int i = lo, j = hi;
+            while (i <= j) {
+                while (a[i] < pivot) i++;
+                while (a[j] > pivot) j--;
+                if (i <= j) { swap(a, i, j); i++; j--; }
+            }
+            if (target <= j) hi = j;
+            else if (target >= i) lo = i;
+            else break;
+        }
+        // a[0, k) now holds the k smallest; put their maximum at k-1
+        int mx = 0;
+        for (int q = 1; q < k; q++) if (a[q] > a[mx]) mx = q;
+        swap(a, mx, k - 1);
+    }
+
+    private static void swap(long[] a, int i, int j) { long t = a[i]; a[i] = a[j]; a[j] = t; }
+
     /**
      * Threshold top-k: candidates strictly above the current k-th value (later indices lose ties) go
-     * into a buffer of 2k; a full buffer is sorted and cut back to k, which raises the threshold.
+     * into a buffer of 4k; a full buffer is cut back to its best k by quickselect, which raises the
+     * threshold; the final k are sorted by insertion.
      * Whole vectors below the threshold are skipped with one compare.
      */
     @Override
@@ -51,9 +80,9 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
         if (4 * k > n) { super.topK(x, off, n, k, idx, idxOff, val, valOff); return; }
         long[][] holder = TOPK_BUF.get();
-        if (holder[0].length < 2 * k) holder[0] = new long[2 * k];
+        if (holder[0].length < 4 * k) holder[0] = new long[4 * k];
         long[] buf = holder[0];
-        int cap = 2 * k, m = 0;
+        int cap = 4 * k, m = 0;
         float thr = Float.POSITIVE_INFINITY;
         for (int i = 0; i < k; i++) {
             buf[m++] = key(x[off + i], i);
@@ -69,17 +98,27 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                 float v = x[off + i + l];
                 if (!(v > thr)) continue; // the threshold may have risen within this vector
                 buf[m++] = key(v, i + l);
-                if (m == cap) { java.util.Arrays.sort(buf, 0, m); m = k; thr = valueOfKey(buf[k - 1]); }
+                if (m == cap) { select(buf, m, k); m = k; thr = valueOfKey(buf[k - 1]); }
             }
         }
         for (; i < n; i++) {
             float v = x[off + i];
             if (v > thr) {
                 buf[m++] = key(v, i);
-                if (m == cap) { java.util.Arrays.sort(buf, 0, m); m = k; thr = valueOfKey(buf[k - 1]); }
+                if (m == cap) { select(buf, m, k); m = k; thr = valueOfKey(buf[k - 1]); }
             }
         }
-        java.util.Arrays.sort(buf, 0, m);
+        if (m > k) select(buf, m, k);
+        if (k <= 48) {
+            for (int a = 1; a < k; a++) {
+                long v = buf[a];
+                int b = a - 1;
+                while (b >= 0 && buf[b] > v) { buf[b + 1] = buf[b]; b--; }
+                buf[b + 1] = v;
+            }
+        } else {
+            java.util.Arrays.sort(buf, 0, k);
+        }
         for (int q = 0; q < k; q++) {
             int id = (int) buf[q];
             idx[idxOff + q] = id;
