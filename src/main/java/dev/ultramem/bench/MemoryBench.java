@@ -45,17 +45,23 @@ public final class MemoryBench {
         float[] x = new float[n * d], y = new float[n * d], g = new float[n * d], dx = new float[n * d];
         rng.fillNormal(x, 1);
         rng.fillNormal(g, 1);
-        double bestF = 1e99, bestB = 1e99;
-        for (int rep = 0; rep < 12; rep++) {
-            long t0 = System.nanoTime();
+        double bestF = 1e99, bestB = 1e99, cpuF = 1e99, cpuB = 1e99;
+        var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        for (int rep = 0; rep < 40; rep++) {
+            long c0 = mx.getCurrentThreadCpuTime(), t0 = System.nanoTime();
             l.forward(x, y, n);
-            long t1 = System.nanoTime();
+            long c1 = mx.getCurrentThreadCpuTime(), t1 = System.nanoTime();
             l.backward(x, g, dx, n);
-            long t2 = System.nanoTime();
+            long c2 = mx.getCurrentThreadCpuTime(), t2 = System.nanoTime();
             for (Param p : l.params()) p.zeroGrad();
-            if (rep >= 4) { bestF = Math.min(bestF, (t1 - t0) / 1e6); bestB = Math.min(bestB, (t2 - t1) / 1e6); }
+            if (rep >= 20) {
+                bestF = Math.min(bestF, (t1 - t0) / 1e6); bestB = Math.min(bestB, (t2 - t1) / 1e6);
+                cpuF = Math.min(cpuF, (c1 - c0) / 1e6); cpuB = Math.min(cpuB, (c2 - c1) / 1e6);
+            }
         }
-        System.out.printf("%-45s threads %d tokens %d: forward %.1f ms, backward %.1f ms, %.1f us/token fwd+bwd%n",
-                what, Parallel.threads(), n, bestF, bestB, (bestF + bestB) * 1e3 / n);
+        // with 1 thread the CPU time of the calling thread is the work itself, robust to other load
+        System.out.printf("%-45s threads %d tokens %d: forward %.1f ms, backward %.1f ms (wall, best); %s%n",
+                what, Parallel.threads(), n, bestF, bestB,
+                Parallel.threads() == 1 ? String.format("cpu %.1f + %.1f ms = %.1f us/token", cpuF, cpuB, (cpuF + cpuB) * 1e3 / n) : "");
     }
 }

@@ -55,6 +55,8 @@ public final class TuckerRetrieval {
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
     private double lastAux;
+    /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
+    private boolean cacheKeys, keysValid;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
     public final double[] singular;
 
@@ -163,6 +165,7 @@ public final class TuckerRetrieval {
     public double calibrateNorms(Rng rng, int tokens) {
         Arrays.fill(queryNorm.data(), 1f);
         Arrays.fill(keysNorm.data(), 1f);
+        keysValid = false;
         float[] x = new float[tokens * d];
         rng.fillNormal(x, 1.0);
         forward(x, tokens);
@@ -174,13 +177,23 @@ public final class TuckerRetrieval {
         float c = (float) Math.pow(mean, -0.25);
         Arrays.fill(queryNorm.data(), c);
         Arrays.fill(keysNorm.data(), c);
+        keysValid = false;
         return sd / mean;
     }
 
     // ------------------------------------------------------------------ Tucker rank-1 update
 
+    /**
+     * In eval mode (on = true) the normalised keys are computed once and reused until
+     * {@link #updateTucker()} (called from the layers' afterWeightsChanged) or {@link #invalidateKeys()}.
+     */
+    public void setCacheKeys(boolean on) { cacheKeys = on; keysValid = false; }
+
+    public void invalidateKeys() { keysValid = false; }
+
     /** u, v = leading singular vectors of Σ_c core_c[h], sign smoothed against the previous u, v. */
     public void updateTucker() {
+        keysValid = false;
         float[] ud = u.data(), vd = v.data();
         for (int h = 0; h < heads; h++) {
             TuckerSvd svd = TuckerSvd.of(coreSum(h), rank);
@@ -240,14 +253,17 @@ public final class TuckerRetrieval {
             for (int s = 0; s < nSlots; s++)
                 System.arraycopy(qn, (t * nSlots + s) * kdim, qs, (s * n + t) * kdim, kdim);
         // 2. keys_norm over kdim for every key vector (transposed so the rank axis is outermost)
-        float[] kd = keys.data();
-        for (int h = 0; h < heads; h++)
-            for (int side = 0; side < 2; side++)
-                for (int k = 0; k < keyNum; k++)
-                    for (int j = 0; j < kdim; j++)
-                        for (int p = 0; p < rank; p++)
-                            kt[kOff(h, side, p) + k * kdim + j] = kd[(((h * 2 + side) * keyNum + k) * kdim + j) * rank + p];
-        K.rmsnormForward(heads * 2 * rank * keyNum, kdim, kt, 0, keysNorm.data(), EPS, khat, 0, krstd, 0);
+        if (!(cacheKeys && keysValid)) {
+            float[] kd = keys.data();
+            for (int h = 0; h < heads; h++)
+                for (int side = 0; side < 2; side++)
+                    for (int k = 0; k < keyNum; k++)
+                        for (int j = 0; j < kdim; j++)
+                            for (int p = 0; p < rank; p++)
+                                kt[kOff(h, side, p) + k * kdim + j] = kd[(((h * 2 + side) * keyNum + k) * kdim + j) * rank + p];
+            K.rmsnormForward(heads * 2 * rank * keyNum, kdim, kt, 0, keysNorm.data(), EPS, khat, 0, krstd, 0);
+            keysValid = cacheKeys;
+        }
         // 3. per-rank row/column scores for all keys
         for (int h = 0; h < heads; h++)
             for (int side = 0; side < 2; side++)

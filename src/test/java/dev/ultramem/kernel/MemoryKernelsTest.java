@@ -28,7 +28,8 @@ class MemoryKernelsTest {
 
     static int[] naiveTopK(float[] x, int off, int n, int k) {
         Integer[] idx = IntStream.range(0, n).boxed().toArray(Integer[]::new);
-        Arrays.sort(idx, Comparator.<Integer>comparingDouble(i -> -x[off + i]).thenComparingInt(i -> i));
+        // numeric order (-0.0 == 0.0), then lower index first
+        Arrays.sort(idx, (a, b) -> x[off + a] > x[off + b] ? -1 : x[off + a] < x[off + b] ? 1 : Integer.compare(a, b));
         int[] out = new int[k];
         for (int i = 0; i < k; i++) out[i] = idx[i];
         return out;
@@ -41,18 +42,20 @@ class MemoryKernelsTest {
             for (int n : new int[]{1, 2, 7, 13, 16, 17, 31, 33, 100, 257, 1000})
                 for (int k : new int[]{1, 2, 3, 5, 16, 40}) {
                     if (k > n) continue;
-                    for (int rep = 0; rep < 3; rep++) {
+                    for (int rep = 0; rep < 4; rep++) {
                         float[] x = new float[n + 5];
-                        // rep 1: few distinct values (many ties); rep 2: sorted ascending (heap replaced every time)
+                        // rep 1: few distinct values (many ties); rep 2: sorted ascending (every element enters);
+                        // rep 3: infinities and signed zeros
+                        float[] special = {Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, -0.0f, 0.0f, -1f, 1f};
                         for (int i = 0; i < x.length; i++)
-                            x[i] = rep == 1 ? rng.nextInt(4) : rep == 2 ? i * 0.5f : (float) rng.nextGaussian();
+                            x[i] = rep == 1 ? rng.nextInt(4) : rep == 2 ? i * 0.5f : rep == 3 ? special[rng.nextInt(6)] : (float) rng.nextGaussian();
                         int[] idx = new int[k + 2];
                         float[] val = new float[k + 3];
                         mk.topK(x, 3, n, k, idx, 2, val, 3);
                         int[] ref = naiveTopK(x, 3, n, k);
                         for (int i = 0; i < k; i++) {
                             assertEquals(ref[i], idx[2 + i], mk.name() + " n " + n + " k " + k + " rep " + rep + " pos " + i);
-                            assertEquals(x[3 + ref[i]], val[3 + i]);
+                            assertEquals(x[3 + ref[i]], val[3 + i], 0f);
                         }
                     }
                 }

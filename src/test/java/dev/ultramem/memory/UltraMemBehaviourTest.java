@@ -298,6 +298,34 @@ class UltraMemBehaviourTest {
     }
 
     @Test
+    void evalModeKeyCacheFollowsWeightChanges() {
+        for (String type : new String[]{"ultramem_v1", "ultramem_v2"}) {
+            UltraMemGradientTest.Built b = UltraMemGradientTest.build(small(type), 41);
+            TokenLayer l = b.layer();
+            int n = 5, d = 16;
+            float[] x = new float[n * d], yTrain = new float[n * d], yEval = new float[n * d];
+            new Rng(4).fillNormal(x, 1);
+            l.setTraining(false);
+            l.forward(x, yEval, n);
+            l.setTraining(true);
+            l.forward(x, yTrain, n);
+            assertArrayEquals(yTrain, yEval, type);
+            // change keys and norm weight as an optimizer step would, then refresh
+            l.setTraining(false);
+            l.forward(x, yEval, n);
+            Param keys = b.ret().keys, kn = b.ret().keysNorm;
+            Rng rng = new Rng(6);
+            for (int i = 0; i < keys.numel(); i++) keys.set(i, keys.get(i) + (float) (0.3 * rng.nextGaussian()));
+            kn.set(0, kn.get(0) * 1.5f);
+            l.afterWeightsChanged();
+            l.forward(x, yEval, n);
+            l.setTraining(true);
+            l.forward(x, yTrain, n);
+            assertArrayEquals(yTrain, yEval, type + " after a weight change");
+        }
+    }
+
+    @Test
     void configErrorsAreUserErrors() {
         ModelConfig c = small("ultramem_v2");
         c.memHead = 5; // released: at most 2·r heads
