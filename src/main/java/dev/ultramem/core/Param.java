@@ -34,17 +34,21 @@ public final class Param {
     public final boolean trainable;
 
     private final float[] heap;
-    private final MemorySegment data;
+    /** Off-heap storage; allocated on first use so a table that will be mapped from a file is never zero-filled. */
+    private volatile MemorySegment data;
+    private final Arena arena;
+    private boolean mapped;
     private float[] heapGrad;
     private MemorySegment grad;
 
-    private Param(String name, Group group, boolean trainable, long[] shape, float[] heap, MemorySegment data) {
+    private Param(String name, Group group, boolean trainable, long[] shape, float[] heap, MemorySegment data, Arena arena) {
         this.name = name;
         this.group = group;
         this.trainable = trainable;
         this.shape = shape.clone();
         this.heap = heap;
         this.data = data;
+        this.arena = arena;
     }
 
     /** A heap tensor (fewer than 2^31 elements). */
@@ -52,27 +56,46 @@ public final class Param {
         long n = numel(toLong(shape));
         if (n > Integer.MAX_VALUE - 16) throw new IllegalArgumentException(name + ": too large for a heap tensor, use offHeap");
         float[] a = new float[(int) n];
-        return new Param(name, group, true, toLong(shape), a, MemorySegment.ofArray(a));
+        return new Param(name, group, true, toLong(shape), a, MemorySegment.ofArray(a), null);
     }
 
     /** A non-trainable float buffer (no gradient, not updated by the optimizer, saved in checkpoints). */
     public static Param buffer(String name, int... shape) {
         float[] a = new float[(int) numel(toLong(shape))];
-        return new Param(name, Group.NO_DECAY, false, toLong(shape), a, MemorySegment.ofArray(a));
+        return new Param(name, Group.NO_DECAY, false, toLong(shape), a, MemorySegment.ofArray(a), null);
     }
 
-    /** An off-heap tensor, 64-byte aligned, zero-filled; may exceed 2^31 elements. */
+    /**
+     * An off-heap tensor, 64-byte aligned, zero-filled; may exceed 2^31 elements. The memory is
+     * allocated on first access, so a tensor that is then {@linkplain #mapReadOnly mapped} from a
+     * file never occupies RAM of its own.
+     */
     public static Param offHeap(String name, Group group, Arena arena, long... shape) {
-        long bytes = numel(shape) * Float.BYTES;
-        MemorySegment seg = arena.allocate(bytes, 64);
-        return new Param(name, group, true, shape, null, seg);
+        numel(shape); // overflow check
+        return new Param(name, group, true, shape, null, null, arena);
     }
 
     /** Wraps an existing segment (for example a read-only mapping of a checkpoint) without copying. */
     public static Param wrap(String name, Group group, MemorySegment seg, long... shape) {
         if (seg.byteSize() != numel(shape) * Float.BYTES) throw new IllegalArgumentException(name + ": segment size does not match shape");
-        return new Param(name, group, true, shape, null, seg);
+        return new Param(name, group, true, shape, null, seg, null);
     }
+
+    /**
+     * Serves this off-heap tensor from a read-only segment (a memory-mapped checkpoint region in
+     * native float order) instead of its own memory: the OS pages rows in as they are read, so a
+     * table may be larger than RAM. The tensor can no longer be trained.
+     */
+    public void mapReadOnly(MemorySegment seg) {
+        if (heap != null) throw new IllegalStateException(name + ": only off-heap tensors can be mapped");
+        if (seg.byteSize() != numel() * Float.BYTES) throw new IllegalArgumentException(name + ": mapped segment size does not match shape");
+        if (seg.address() % Float.BYTES != 0) throw new IllegalArgumentException(name + ": mapped data is not 4-byte aligned");
+        data = seg;
+        mapped = true;
+    }
+
+    /** True when the storage is a read-only mapping of a file. */
+    public boolean isMapped() { return mapped; }
 
     public boolean isHeap() { return heap != null; }
 
@@ -83,7 +106,16 @@ public final class Param {
     }
 
     /** The storage as a segment (heap-backed or off-heap). */
-    public MemorySegment segment() { return data; }
+    public MemorySegment segment() {
+        MemorySegment d = data;
+        if (d == null) {
+            synchronized (this) {
+                if (data == null) data = arena.allocate(numel() * Float.BYTES, 64);
+                d = data;
+            }
+        }
+        return d;
+    }
 
     /** Gradient of a heap tensor, allocated on first use. */
     public float[] grad() {
@@ -99,7 +131,7 @@ public final class Param {
     public MemorySegment gradSegment() {
         if (grad == null) {
             if (heap != null) grad();
-            else grad = Arena.ofAuto().allocate(data.byteSize(), 64);
+            else grad = Arena.ofAuto().allocate(numel() * Float.BYTES, 64);
         }
         return grad;
     }
@@ -115,9 +147,9 @@ public final class Param {
 
     public int dim(int i) { return (int) shape[i]; }
 
-    public float get(long i) { return data.getAtIndex(ValueLayout.JAVA_FLOAT, i); }
+    public float get(long i) { return segment().getAtIndex(ValueLayout.JAVA_FLOAT, i); }
 
-    public void set(long i, float v) { data.setAtIndex(ValueLayout.JAVA_FLOAT, i, v); }
+    public void set(long i, float v) { segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, v); }
 
     public String shapeString() { return Arrays.toString(shape); }
 

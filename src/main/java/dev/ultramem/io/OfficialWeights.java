@@ -81,7 +81,7 @@ public final class OfficialWeights {
             // Memory+ keys left unnormalised as the official code does
             m.memQueryMode = "released";
             m.memInit = "released";
-            m.memTuckerPenalty = 0;
+            m.memTuckerPenalty = 0.0;
             m.memKeyNorm = !type.equals("memory_plus");
             if (type.equals("ultramem_v2") && !c.path("mem_q_for_each_tucker_rank").asBoolean(false))
                 throw new UserError("official config: ultramem_v2 with mem_q_for_each_tucker_rank=false cannot run in the official code; "

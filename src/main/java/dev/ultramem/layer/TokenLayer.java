@@ -41,6 +41,14 @@ public interface TokenLayer {
     /** Called after every optimizer step and after weights are loaded (UltraMem: refresh the Tucker rank-1 u, v). */
     default void afterWeightsChanged() {}
 
+    /**
+     * Named diagnostics accumulated since {@link #resetDiagnostics()} (memory layers: value-row
+     * coverage, usage skew, mean top-1 / top-k score, output std, Tucker singular values). Empty by default.
+     */
+    default java.util.Map<String, Double> diagnostics() { return java.util.Map.of(); }
+
+    default void resetDiagnostics() {}
+
     /** Training mode enables dropout (default on). */
     default void setTraining(boolean training) {}
 

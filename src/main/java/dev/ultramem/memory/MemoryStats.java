@@ -48,7 +48,9 @@ public final class MemoryStats {
         outCount += len;
     }
 
-    void setSingular(double[] s) { singular = s.clone(); }
+    private int rank;
+
+    void setSingular(double[] s, int r) { singular = s.clone(); rank = r; }
 
     /** Fraction of the layer's value rows selected at least once since reset. */
     public double coverage() { return counts.length == 0 ? 0 : (double) distinct / counts.length; }
@@ -75,4 +77,27 @@ public final class MemoryStats {
     public double[] tuckerSingularValues() { return singular.clone(); }
 
     public long rows() { return counts.length; }
+
+    /**
+     * The diagnostics by name, as the official code logs them: coverage, usage_kl, top1_score,
+     * topk_score, output_std, and sv1/sv2 (largest two singular values of the summed Tucker core,
+     * averaged over heads; their ratio shows how close the core is to rank 1).
+     */
+    public synchronized java.util.Map<String, Double> toMap() {
+        java.util.Map<String, Double> m = new java.util.LinkedHashMap<>();
+        m.put("coverage", coverage());
+        m.put("usage_kl", usageKl());
+        m.put("top1_score", meanTop1Score());
+        m.put("topk_score", meanTopKScore());
+        m.put("output_std", outputStd());
+        if (singular.length > 0) {
+            // singular is [h·r + i]; r is at least 1, and sv2 exists when r > 1
+            int r = rank > 0 ? rank : 1, heads = singular.length / r;
+            double s1 = 0, s2 = 0;
+            for (int h = 0; h < heads; h++) { s1 += singular[h * r]; if (r > 1) s2 += singular[h * r + 1]; }
+            m.put("sv1", s1 / heads);
+            if (r > 1) m.put("sv2", s2 / heads);
+        }
+        return m;
+    }
 }

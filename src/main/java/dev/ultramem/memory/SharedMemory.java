@@ -70,7 +70,7 @@ public final class SharedMemory {
     public void initialize(ModelConfig cfg, Rng rng) {
         if (values == null) return;
         double std = cfg.memType.equals("memory_plus") ? 1.0 / Math.sqrt(cfg.memVdim) : 0.02;
-        if (cfg.memType.equals("ultramem_v2") && cfg.memInit.equals("paper")) {
+        if (cfg.memType.equals("ultramem_v2") && cfg.paperInit()) {
             int layers = (int) (allValueNum / ((long) cfg.memKnum * cfg.memKnum));
             std = PaperInit.valueStd(cfg, layers, PaperInit.DEFAULT_SIGMA_S, cfg.memPreVdim);
         }

@@ -55,7 +55,7 @@ public final class UltraMemV1 implements TokenLayer {
         int[][][] slots = TuckerRetrieval.sharedQuerySlots(heads, r);
         retrieval = new TuckerRetrieval(prefix, d, cfg.memKdim, heads, keyNum, r, cores, k1, knn,
                 2 * ((heads + 1) / 2), slots[0], slots[1]);
-        retrieval.setAuxLosses(cfg.memTuckerPenalty, cfg.memTuckerTau, 0);
+        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.memTuckerTau, 0);
         values = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, Arena.ofAuto(), valueNum, vdim);
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, expand * vdim);
         int virtual = Math.toIntExact((long) keyNum * keyNum);
@@ -76,7 +76,7 @@ public final class UltraMemV1 implements TokenLayer {
     @Override public List<IndexBuffer> indexBuffers() { return List.of(shuffleIndex); }
 
     @Override public void initialize(Rng rng) {
-        boolean paper = cfg.memInit.equals("paper");
+        boolean paper = cfg.paperInit();
         int kdim = cfg.memKdim;
         double linStd = PaperInit.linearStd(cfg);
         retrieval.initialize(rng, Math.pow(kdim, -0.33), paper ? linStd : 1.0 / Math.sqrt(kdim));
@@ -94,7 +94,7 @@ public final class UltraMemV1 implements TokenLayer {
 
     @Override public void afterWeightsChanged() {
         retrieval.updateTucker();
-        stats.setSingular(retrieval.singular);
+        stats.setSingular(retrieval.singular, retrieval.rank);
     }
 
     private void ensure(int n) {
@@ -141,6 +141,10 @@ public final class UltraMemV1 implements TokenLayer {
     }
 
     @Override public double auxLoss() { return retrieval.auxLoss(); }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     @Override public long activatedParamsPerToken() {
         return retrieval.denseParams() + valuesProj.numel() + (long) knn * heads * vdim;

@@ -85,7 +85,7 @@ public final class UltraMemV2 implements TokenLayer {
             nSlots = 2 * r * groups;
         }
         retrieval = new TuckerRetrieval(prefix, d, cfg.memKdim, heads, keyNum, r, cores, k1, knn, nSlots, slots[0], slots[1]);
-        retrieval.setAuxLosses(cfg.memTuckerPenalty, cfg.memTuckerTau, cfg.memKeyBalanceCoef);
+        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.memTuckerTau, cfg.memKeyBalanceCoef);
         preValuesProj = preVdim > 0 ? Param.of(prefix + "pre_values_proj.weight", Param.Group.DECAY, preVdim, d) : null;
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, valueExpand * vdim);
         long virtual = (long) keyNum * keyNum;
@@ -110,7 +110,7 @@ public final class UltraMemV2 implements TokenLayer {
     @Override public void setTraining(boolean training) { this.training = training; }
 
     @Override public void initialize(Rng rng) {
-        boolean paper = cfg.memInit.equals("paper");
+        boolean paper = cfg.paperInit();
         int kdim = cfg.memKdim;
         double linStd = PaperInit.linearStd(cfg);
         retrieval.initialize(rng, Math.pow(kdim, -0.4), paper ? linStd : 1.0 / Math.sqrt(kdim));
@@ -125,7 +125,7 @@ public final class UltraMemV2 implements TokenLayer {
 
     @Override public void afterWeightsChanged() {
         retrieval.updateTucker();
-        stats.setSingular(retrieval.singular);
+        stats.setSingular(retrieval.singular, retrieval.rank);
     }
 
     private void ensure(int n) {
@@ -222,6 +222,10 @@ public final class UltraMemV2 implements TokenLayer {
     }
 
     @Override public double auxLoss() { return retrieval.auxLoss(); }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     /** pre-value scores of the last forward (after the optional GELU), [e]. */
     public float[] preScores() { return pre; }

@@ -55,10 +55,13 @@ public final class ModelConfig {
     public int memTuckerCores = 2;
     /** UltraMemV2 query: "released" (shared row/column query, 2·r·kdim projection) or "paper" (a query per side and rank). */
     public String memQueryMode = "paper";
-    /** "released" (official constants) or "paper" (variance matching). */
-    public String memInit = "released";
-    /** Tucker-core penalty weight α (0 = off) and margin τ. */
-    public double memTuckerPenalty = 0;
+    /**
+     * "released" (official constants), "paper" (variance matching) or "auto": the default for new
+     * models from the spec's decision table — paper for UltraMemV2, released for everything else.
+     */
+    public String memInit = "auto";
+    /** Tucker-core penalty weight α (0 = off; unset = 0.001 for UltraMem v1, off for V2, as decided in the spec) and margin τ. */
+    public Double memTuckerPenalty = null;
     public double memTuckerTau = 0.15;
     public double memKeyBalanceCoef = 0;
     public double memOutputDropout = 0;
@@ -79,6 +82,17 @@ public final class ModelConfig {
     public double effectiveInitStd() { return initStd > 0 ? initStd : Math.sqrt(2.0 / (5.0 * dModel)); }
 
     public boolean hasMemory() { return !"none".equals(memType); }
+
+    /** Whether the memory layers use the papers' variance-matching init ({@code mem_init}, "auto" resolved). */
+    public boolean paperInit() {
+        return memInit.equals("paper") || (memInit.equals("auto") && memType.equals("ultramem_v2"));
+    }
+
+    /** The Tucker-core penalty weight α in force ({@code mem_tucker_penalty}, unset resolved by type). */
+    public double tuckerPenalty() {
+        if (memTuckerPenalty != null) return memTuckerPenalty;
+        return memType.equals("ultramem_v1") ? 0.001 : 0.0;
+    }
 
     /** Checks every value; throws a one-line {@link UserError} naming the key. */
     public ModelConfig validate() {
@@ -130,9 +144,9 @@ public final class ModelConfig {
         if (memValueExpandTime != 1 && memValueExpandTime != memKeyExpandTime * memKeyExpandTime)
             throw new UserError("config: mem_value_expand_time must be 1 or mem_key_expand_time² (" + memKeyExpandTime * memKeyExpandTime + ")");
         if (!memQueryMode.equals("released") && !memQueryMode.equals("paper")) throw new UserError("config: mem_query_mode must be released or paper");
-        if (!memInit.equals("released") && !memInit.equals("paper")) throw new UserError("config: mem_init must be released or paper");
+        if (!memInit.equals("released") && !memInit.equals("paper") && !memInit.equals("auto")) throw new UserError("config: mem_init must be auto, released or paper");
         if (memOutputDropout < 0 || memOutputDropout >= 1) throw new UserError("config: mem_output_dropout must be in [0, 1)");
-        if (memTuckerPenalty < 0 || memKeyBalanceCoef < 0) throw new UserError("config: loss coefficients must be >= 0");
+        if ((memTuckerPenalty != null && memTuckerPenalty < 0) || memKeyBalanceCoef < 0) throw new UserError("config: loss coefficients must be >= 0");
         if (memVdim % memTuckerCores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
         if (memType.equals("memory_plus") && memVdim != dModel) throw new UserError("config: memory_plus needs mem_vdim == d_model");
         MemoryPlacement.parse(memInsertWay, nLayers); // validates

@@ -62,6 +62,7 @@ public final class GoldenFiles {
         c.memTuckerCores = dv.get("tucker_multihead").asInt();
         c.memQueryMode = "released";
         c.memInit = "released";
+        c.memTuckerPenalty = 0.0; // the official forward never adds the penalty
         if (c.memType.equals("ultramem_v1")) {
             c.memV1ValueExpandTime = dv.get("value_expand_time").asInt();
         } else {

@@ -196,6 +196,16 @@ class ModelTest {
     }
 
     @Test
+    void sizeAccounting() {
+        Model m = new Model(tiny());
+        // wte 11·12; per block: 2 norms 24, att_proj 432, q/k norms 12, attn_out 144, ff_proj 216, ff_out 108; ln_f 12
+        assertEquals(132 + 2 * (24 + 432 + 12 + 144 + 216 + 108) + 12, m.totalParams());
+        assertEquals(m.totalParams(), m.activatedParamsPerToken());
+        // logits 11·12; per block: 4·12² projections, (5+1)·12 causal products, 3·9·12 FFN
+        assertEquals(132 + 2 * (576 + 72 + 324), m.forwardMacsPerToken(5));
+    }
+
+    @Test
     void badInputIsAUserError() {
         Model m = new Model(tiny());
         assertThrows(dev.ultramem.core.UserError.class, () -> m.loss(new int[]{0, 11}, new int[]{0, 0}, 1, 2));

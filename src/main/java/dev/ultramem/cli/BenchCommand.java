@@ -1,0 +1,140 @@
+package dev.ultramem.cli;
+
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.UserError;
+import dev.ultramem.data.BatchSampler;
+import dev.ultramem.data.SyntheticCorpus;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.StepProfile;
+import dev.ultramem.train.AdamW;
+import dev.ultramem.train.LrSchedule;
+import dev.ultramem.train.JobConfig;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.lang.reflect.Method;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Benchmarks: kernels (when built in), training throughput of full steps on a preset",
+                "(default ref-256, B=16, T=256), and batch-1 decode speed with the implied memory bandwidth."})
+final class BenchCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--preset", description = "model preset (default: ${DEFAULT-VALUE})")
+    String preset = "ref-256";
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "config override")
+    List<String> overrides = new ArrayList<>();
+
+    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
+    int batch = 16;
+
+    @Option(names = "--seq", description = "sequence length (default: ${DEFAULT-VALUE})")
+    int seq = 256;
+
+    @Option(names = "--steps", description = "measured training steps (default: 5, quick: 2)")
+    Integer steps;
+
+    @Option(names = "--decode-tokens", description = "decoded tokens (default: ${DEFAULT-VALUE})")
+    int decodeTokens = 128;
+
+    @Option(names = "--threads", description = "worker threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--quick", description = "fewer repetitions")
+    boolean quick;
+
+    @Option(names = "--skip-kernels", description = "skip the kernel benchmark")
+    boolean skipKernels;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter o = spec.commandLine().getOut();
+        Main.setThreads(threads);
+        if (batch < 1 || seq < 1 || decodeTokens < 1) throw new UserError("--batch, --seq and --decode-tokens must be >= 1");
+        int nThreads = Parallel.threads();
+        if (!skipKernels) kernelBench(o, nThreads);
+        List<String> sets = new ArrayList<>(overrides);
+        sets.add("train.batch_size=" + batch);
+        sets.add("train.seq_len=" + seq);
+        JobConfig job = JobConfig.build(preset, null, sets);
+        Model model = new Model(job.model);
+        model.initialize(1);
+        model.afterWeightsChanged();
+        o.printf("== training throughput: preset %s, B=%d, T=%d, %d threads, kernels %s%n", preset, batch, seq, nThreads,
+                dev.ultramem.kernel.Kernels.get().name());
+        int measured = steps != null ? steps : (quick ? 2 : 5);
+        if (measured < 1) throw new UserError("--steps must be >= 1");
+        byte[] text = SyntheticCorpus.generate(SyntheticCorpus.DEFAULT_SEED, Math.max(1 << 16, 4 * seq));
+        BatchSampler sampler = new BatchSampler(text, 1);
+        int[] in = new int[batch * seq], tg = new int[batch * seq];
+        AdamW opt = new AdamW(model.params(), job.train);
+        LrSchedule schedule = new LrSchedule(job.train);
+        int warm = quick ? 1 : 2;
+        double sec = 0;
+        for (int s = 0; s < warm + measured; s++) {
+            sampler.next(in, tg, batch, seq);
+            if (s == warm) { StepProfile.reset(); StepProfile.setEnabled(true); }
+            long t0 = System.nanoTime();
+            opt.zeroGrad();
+            model.forwardBackward(in, tg, batch, seq);
+            opt.step(schedule);
+            model.afterWeightsChanged();
+            if (s >= warm) sec += (System.nanoTime() - t0) / 1e9;
+        }
+        double tps = (double) measured * batch * seq / sec;
+        long macs = Costs.forwardMacs(model, seq);
+        o.printf("step %.1f ms, %s tokens/s, %.1f GFLOP/s (6 x %,d multiply-adds per token)%n",
+                sec / measured * 1e3, Runs.human(tps), tps * 6 * macs / 1e9, macs);
+        StepProfile.setEnabled(false);
+        o.println("per-operation breakdown over the measured steps:");
+        o.print(StepProfile.report());
+
+        o.printf("== decode at batch 1 (%d tokens)%n", decodeTokens);
+        model.setTraining(false);
+        int warmTokens = Math.min(16, decodeTokens);
+        Model.Decoder dec = model.newDecoder(warmTokens + decodeTokens);
+        for (int i = 0; i < warmTokens; i++) dec.step(text[i] & 0xFF);
+        int n = Math.min(decodeTokens, model.config().maxSeqLen - warmTokens);
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) dec.step(text[warmTokens + i] & 0xFF);
+        double dsec = (System.nanoTime() - t0) / 1e9;
+        double dtps = n / dsec;
+        long bytesPerToken = 4 * Costs.activatedParams(model);
+        o.printf("%s tokens/s, %,d parameter bytes read per token, implied bandwidth %.2f GB/s%n",
+                Runs.human(dtps), bytesPerToken, bytesPerToken * dtps / 1e9);
+        return 0;
+    }
+
+    private void kernelBench(PrintWriter o, int nThreads) throws Exception {
+        Class<?> kb;
+        try {
+            kb = Class.forName("dev.ultramem.bench.KernelBench");
+        } catch (ClassNotFoundException e) {
+            o.println("== kernels: not built into this version");
+            return;
+        }
+        for (Method m : kb.getMethods()) {
+            if (!m.getName().equals("run") || m.getParameterCount() != 3) continue;
+            Class<?>[] pt = m.getParameterTypes();
+            Object out = pt[0] == PrintStream.class ? System.out : o;
+            o.println("== kernels");
+            o.flush();
+            try {
+                m.invoke(null, out, nThreads, quick);
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                if (e.getCause() instanceof Exception ex) throw ex;
+                throw e;
+            }
+            o.flush();
+            return;
+        }
+        o.println("== kernels: KernelBench has no run(out, threads, quick)");
+    }
+}

@@ -1,0 +1,153 @@
+package dev.ultramem.cli;
+
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.UserError;
+import dev.ultramem.data.Corpus;
+import dev.ultramem.data.SyntheticCorpus;
+import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.Trainer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** Entry point of {@code bin/ultramem}: the default job without arguments, subcommands otherwise. */
+@Command(name = "ultramem", mixinStandardHelpOptions = true, version = "ultramem 0.1.0",
+        description = {"Memory-layer language models in pure Java: training, evaluation, generation.",
+                "Without a subcommand, runs the built-in default job: trains a small model on the built-in",
+                "synthetic corpus for about two minutes, then prints the validation loss and a sample."},
+        subcommands = {TrainCommand.class, ResumeCommand.class, EvalCommand.class, GenerateCommand.class,
+                InfoCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Callable<Integer> {
+
+    /** Preset of the default job. */
+    public static final String DEFAULT_PRESET = "ultramem-v2-tiny";
+    public static final Path DEFAULT_OUT = Path.of("runs", "default");
+    /** Wall-clock budget of the default job: it stops (with a checkpoint) when this is reached. */
+    public static final double DEFAULT_MINUTES = 2.0;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--preset", description = "model and training preset of the default job (default: ${DEFAULT-VALUE})")
+    String preset = DEFAULT_PRESET;
+
+    @Option(names = "--out", description = "output folder (default: ${DEFAULT-VALUE})")
+    Path out = DEFAULT_OUT;
+
+    @Option(names = "--steps", description = "training steps (default: the preset's)")
+    Integer steps;
+
+    @Option(names = "--threads", description = "worker threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--max-minutes", description = "stop after this many minutes (default: ${DEFAULT-VALUE})")
+    double maxMinutes = DEFAULT_MINUTES;
+
+    @Option(names = "--set", description = "override a config value, e.g. --set train.lr=1e-3")
+    List<String> overrides = new ArrayList<>();
+
+    @Option(names = "--quiet", description = "no progress bar")
+    boolean quiet;
+
+    @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT, description = "print stack traces of internal errors")
+    boolean debug;
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
+        setThreads(threads);
+        List<String> sets = new ArrayList<>(overrides);
+        if (steps != null) sets.add("train.steps=" + steps);
+        JobConfig job = JobConfig.build(preset, null, sets);
+        Corpus corpus = Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, job.train.valFraction);
+        o.println("ultramem default job: preset " + preset + ", built-in synthetic corpus (" + corpus.totalBytes() + " bytes), "
+                + Parallel.threads() + " threads, up to " + maxMinutes + " min");
+        o.println("output folder: " + out.toAbsolutePath().normalize());
+        Trainer t = Trainer.fresh(job, corpus, out);
+        long budget = (long) (maxMinutes * 60_000), limit = budget;
+        if (steps == null && budget > 0) {
+            long t0 = System.currentTimeMillis();
+            // the first steps measure the speed of this machine; the run is then sized to the time budget
+            int fitted = t.fitStepsToTime(budget, new Trainer.Listener() {});
+            o.println("speed probe: " + fitted + " steps fit in " + maxMinutes + " min on this machine");
+            job.train.evalEvery = Math.max(10, Math.min(job.train.evalEvery, fitted / 6));  // a few points on the validation curve
+            limit = Math.max(1, budget + budget / 4 - (System.currentTimeMillis() - t0));  // safety net only
+        }
+        Runs.writeConfig(out, job);
+        Runs.train(t, o, e, quiet, limit, null);
+        Runs.printRunFiles(out, o);
+        Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
+        return 0;
+    }
+
+    static void setThreads(Integer threads) {
+        if (threads == null) return;
+        if (threads < 1) throw new UserError("--threads must be >= 1, got " + threads);
+        Parallel.setThreads(threads);
+    }
+
+    /** A command line whose errors print one line: UserError exits 2, anything else 1. */
+    public static CommandLine commandLine(PrintWriter out, PrintWriter err, boolean debug) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setParameterExceptionHandler((ex, args) -> {
+            String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage().lines().findFirst().orElse("");
+            err.println("error: " + msg + " (see --help)");
+            err.flush();
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
+            PrintWriter w = err;
+            out.flush();
+            int code;
+            if (ex instanceof UserError) {
+                w.println("error: " + oneLine(ex.getMessage()));
+                code = 2;
+            } else {
+                w.println("error: internal: " + ex.getClass().getName() + ": " + oneLine(ex.getMessage()));
+                code = 1;
+            }
+            if (debug) ex.printStackTrace(w);
+            w.flush();
+            return code;
+        });
+        return cl;
+    }
+
+    static String oneLine(String s) {
+        if (s == null) return "";
+        return s.replace('\r', ' ').replace('\n', ' ');
+    }
+
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        boolean debug = Boolean.getBoolean("ultramem.debug") || Arrays.asList(args).contains("--debug");
+        try {
+            return commandLine(out, err, debug).execute(args);
+        } finally {
+            out.flush();
+            err.flush();
+        }
+    }
+
+    public static void main(String[] args) {
+        PrintWriter out = new PrintWriter(System.out, true);
+        PrintWriter err = new PrintWriter(System.err, true);
+        int code;
+        try {
+            code = run(args, out, err);
+        } catch (OutOfMemoryError e) {
+            err.println("error: out of memory (raise -Xmx via ULTRAMEM_JAVA_OPTS or use a smaller model)");
+            code = 1;
+        }
+        out.flush();
+        err.flush();
+        System.exit(code);
+    }
+}

@@ -1,0 +1,80 @@
+package dev.ultramem.cli;
+
+import dev.ultramem.core.UserError;
+import dev.ultramem.data.Corpus;
+import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.Trainer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "resume", mixinStandardHelpOptions = true,
+        description = {"Continues training from a checkpoint file or run folder. Weights, optimizer state and the",
+                "data sampler's RNG are restored, so the loss curve is exactly that of an uninterrupted run."})
+final class ResumeCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "CHECKPOINT", description = "checkpoint file or run folder")
+    Path checkpoint;
+
+    @Option(names = "--steps", description = "new total number of steps (default: the checkpoint's train.steps)")
+    Integer steps;
+
+    @Option(names = "--out", description = "run folder to write to (default: the checkpoint's folder)")
+    Path out;
+
+    @Option(names = "--data", arity = "1..*", paramLabel = "TEXT", description = "train on these files instead of the checkpoint's data")
+    List<Path> data = new ArrayList<>();
+
+    @Option(names = "--threads", description = "worker threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
+    double maxMinutes = 0;
+
+    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
+    Long stopAt;
+
+    @Option(names = "--quiet", description = "no progress output")
+    boolean quiet;
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
+        Main.setThreads(threads);
+        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, true);
+        JobConfig job = ck.job();
+        if (steps != null) {
+            if (steps <= ck.progress().step())
+                throw new UserError("--steps " + steps + " is not beyond the checkpoint's step " + ck.progress().step());
+            job.train.steps = steps;
+        }
+        if (ck.progress().step() >= job.train.steps)
+            throw new UserError(ck.file() + ": training already finished at step " + ck.progress().step() + "; pass --steps N to train further");
+        Corpus corpus;
+        if (data.isEmpty()) {
+            corpus = Corpus.fromSource(ck.progress().dataSource(), job.train.valFraction);
+            var was = ck.progress().dataSource();
+            if (was.has("crc32") && was.get("crc32").asLong() != corpus.source().get("crc32").asLong())
+                throw new UserError("the training data changed since the checkpoint was written; pass it with --data to continue on the new text");
+        } else {
+            corpus = Corpus.load(data, job.train.valFraction);
+        }
+        Path dir = out != null ? out : ck.file().toAbsolutePath().getParent();
+        o.println("resuming " + ck.file() + " at step " + ck.progress().step() + " of " + job.train.steps);
+        o.println("output folder: " + dir.normalize());
+        Trainer t = Trainer.resume(ck, job, corpus, dir);
+        Runs.writeConfig(dir, job);
+        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
+        Runs.printRunFiles(dir, o);
+        return 0;
+    }
+}

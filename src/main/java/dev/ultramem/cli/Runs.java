@@ -1,0 +1,174 @@
+package dev.ultramem.cli;
+
+import dev.ultramem.core.UserError;
+import dev.ultramem.data.ByteTokenizer;
+import dev.ultramem.infer.Generator;
+import dev.ultramem.infer.Sampler;
+import dev.ultramem.model.Configs;
+import dev.ultramem.model.Model;
+import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.Trainer;
+import me.tongfei.progressbar.ConsoleProgressBarConsumer;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/** Shared pieces of the training commands: progress display, summary, sample. */
+final class Runs {
+    private Runs() {}
+
+    static boolean interactive() {
+        java.io.Console c = System.console();
+        return c != null && c.isTerminal();
+    }
+
+    static void writeConfig(Path out, JobConfig job) {
+        try {
+            Files.createDirectories(out);
+            Files.writeString(out.resolve("config.json"), Configs.JSON.writeValueAsString(job.toTree()) + "\n");
+        } catch (IOException e) {
+            throw new UserError(out + ": cannot write to the output folder (" + e.getMessage() + ")");
+        }
+    }
+
+    /** Runs the trainer with a progress bar (terminal) or periodic status lines, then prints a summary. */
+    static void train(Trainer t, PrintWriter o, PrintWriter e, boolean quiet, long maxMillis, Long stopAt) {
+        if (stopAt != null && (stopAt <= t.step() || stopAt > t.job.train.steps))
+            throw new UserError("--stop-at must be between step " + (t.step() + 1) + " and train.steps (" + t.job.train.steps + "), got " + stopAt);
+        long total = stopAt != null ? stopAt : t.job.train.steps, start = t.step();
+        int B = t.job.train.batchSize, T = t.job.train.seqLen;
+        o.println("model: d_model " + t.job.model.dModel + ", " + t.job.model.nLayers + " layers, ffn " + t.job.model.ffnType
+                + ", memory " + t.job.model.memType + "; " + String.format("%,d", Costs.totalParams(t.model)) + " parameters");
+        o.println("training: steps " + start + " -> " + total + ", batch " + B + " x " + T + " tokens, lr " + t.job.train.lr
+                + (maxMillis > 0 ? ", time limit " + Duration.ofMillis(maxMillis).toSeconds() + " s" : ""));
+        o.flush();
+        boolean bar = !quiet && interactive();
+        ProgressBar pb = bar ? new ProgressBarBuilder().setTaskName("train").setInitialMax(total)
+                .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).startsFrom(start, Duration.ZERO)
+                .setConsumer(new ConsoleProgressBarConsumer(System.err, 110)).build() : null;
+        long every = Math.max(1, Math.max(t.job.train.logEvery, (total - start) / 10));
+        long t0 = System.nanoTime();
+        final float[] lastVal = {Float.NaN};
+        final java.util.Map<String, Double> lastMem = new java.util.LinkedHashMap<>();
+        try {
+            t.run(total, maxMillis, new Trainer.Listener() {
+                @Override public void onStep(long step, float loss, double lr, double tps) {
+                    if (pb != null) {
+                        pb.stepTo(step);
+                        pb.setExtraMessage(String.format(" loss %.3f  %s tok/s%s", loss, human(tps),
+                                Float.isNaN(lastVal[0]) ? "" : String.format("  val %.3f", lastVal[0])));
+                    } else if (!quiet && (step % every == 0 || step == total)) {
+                        double secs = (System.nanoTime() - t0) / 1e9;
+                        double eta = secs / (step - start) * (total - step);
+                        o.printf("step %d/%d  loss %.4f  %s tok/s  elapsed %s  eta %s%n", step, total, loss, human(tps), clock(secs), clock(eta));
+                        o.flush();
+                    }
+                }
+                @Override public void onMemoryDiagnostics(long step, java.util.Map<String, Double> mean) {
+                    lastMem.clear();
+                    lastMem.putAll(mean);
+                    if (pb == null && !quiet) { o.printf("step %d  memory: %s%n", step, formatDiagnostics(mean)); o.flush(); }
+                }
+                @Override public void onEval(long step, float v) {
+                    lastVal[0] = v;
+                    if (pb == null && !quiet) { o.printf("step %d  val loss %.4f%n", step, v); o.flush(); }
+                }
+            });
+        } finally {
+            if (pb != null) pb.close();
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        long done = t.step() - start;
+        o.printf("trained %d steps in %s (%s tok/s)%s%n", done, clock(secs), human(done * B * (double) T / Math.max(secs, 1e-9)),
+                t.step() < t.job.train.steps ? ", paused at step " + t.step() + " of " + t.job.train.steps + " (continue with: ultramem resume " + t.outDir() + ")" : "");
+        float[] vl = t.valLossHistory();
+        if (vl.length > 0) {
+            float v = vl[vl.length - 1];
+            o.printf("validation loss %.4f  (%.3f bits per byte, perplexity %.2f)%n", v, v / Math.log(2), Math.exp(v));
+        }
+        float[] tl = t.trainLossHistory();
+        if (tl.length > 0) o.printf("training loss: first step %.4f, last step %.4f%n", tl[0], tl[tl.length - 1]);
+        if (!lastMem.isEmpty()) o.println("memory layers (mean over layers, last interval): " + formatDiagnostics(lastMem));
+        o.flush();
+    }
+
+    static String formatDiagnostics(java.util.Map<String, Double> m) {
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : "  ").append(k).append(' ').append(String.format("%.3f", v)));
+        return sb.toString();
+    }
+
+    static void printRunFiles(Path out, PrintWriter o) {
+        o.println("checkpoint: " + out.resolve(Checkpoint.LATEST));
+        o.println("metrics:    " + out.resolve("metrics.csv"));
+        if (Files.exists(out.resolve("loss.png"))) o.println("loss plot:  " + out.resolve("loss.png"));
+    }
+
+    static void printSample(Model model, String prompt, int tokens, double temperature, long seed, PrintWriter o) {
+        ByteTokenizer tok = new ByteTokenizer();
+        o.println("sample (temperature " + temperature + "):");
+        o.print(prompt);
+        Utf8Printer p = new Utf8Printer(o);
+        Generator.generate(model, tok.encode(prompt), tokens, new Sampler(temperature, 0, 1.0, seed), p::accept);
+        p.finish();
+        o.println();
+        o.flush();
+    }
+
+    static String human(double x) {
+        if (x >= 1e6) return String.format("%.2fM", x / 1e6);
+        if (x >= 1e3) return String.format("%.1fk", x / 1e3);
+        return String.format("%.0f", x);
+    }
+
+    static String clock(double secs) {
+        if (!Double.isFinite(secs)) return "?";
+        long s = Math.round(secs);
+        return String.format("%d:%02d", s / 60, s % 60);
+    }
+
+    /** Prints bytes as they arrive, decoding UTF-8 sequences that span several tokens. */
+    static final class Utf8Printer {
+        private final PrintWriter out;
+        private final CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE);
+        private final ByteBuffer in = ByteBuffer.allocate(16);
+        private final CharBuffer chars = CharBuffer.allocate(32);
+
+        Utf8Printer(PrintWriter out) { this.out = out; }
+
+        void accept(int token) {
+            in.put((byte) token);
+            in.flip();
+            dec.decode(in, chars, false);
+            in.compact();
+            flushChars();
+        }
+
+        void finish() {
+            in.flip();
+            dec.decode(in, chars, true);
+            dec.flush(chars);
+            in.clear();
+            flushChars();
+        }
+
+        private void flushChars() {
+            chars.flip();
+            if (chars.hasRemaining()) { out.append(chars); out.flush(); }
+            chars.clear();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+package dev.ultramem.cli;
+
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.UserError;
+import dev.ultramem.data.Corpus;
+import dev.ultramem.data.SyntheticCorpus;
+import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.Trainer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = {"Trains a model on UTF-8 text files or folders (or the built-in corpus when none is given).",
+                "The config is built from --preset, then --config, then --set overrides."})
+final class TrainCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(arity = "0..*", paramLabel = "TEXT", description = "UTF-8 text files or folders (default: the built-in synthetic corpus)")
+    List<Path> inputs = new ArrayList<>();
+
+    @Option(names = "--config", paramLabel = "FILE", description = "JSON or YAML file with 'model' and 'train' sections")
+    Path config;
+
+    @Option(names = "--preset", description = "named preset (default: ${DEFAULT-VALUE} unless --config is given)")
+    String preset;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override, e.g. --set train.lr=1e-3 --set model.d_model=128")
+    List<String> overrides = new ArrayList<>();
+
+    @Option(names = "--out", description = "run folder for checkpoint, metrics and plot (default: ${DEFAULT-VALUE})")
+    Path out = Path.of("runs", "train");
+
+    @Option(names = "--steps", description = "training steps (overrides train.steps)")
+    Integer steps;
+
+    @Option(names = "--threads", description = "worker threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
+    double maxMinutes = 0;
+
+    @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
+    boolean force;
+
+    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
+    Long stopAt;
+
+    @Option(names = "--quiet", description = "no progress output")
+    boolean quiet;
+
+    @Option(names = "--no-sample", description = "do not print a generated sample after training")
+    boolean noSample;
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
+        Main.setThreads(threads);
+        if (maxMinutes < 0) throw new UserError("--max-minutes must be >= 0");
+        List<String> sets = new ArrayList<>(overrides);
+        if (steps != null) sets.add("train.steps=" + steps);
+        String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
+        JobConfig job = JobConfig.build(p, config, sets);
+        if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
+            throw new UserError(out + " already holds a checkpoint; continue it with 'ultramem resume " + out
+                    + "' or pass --force to start over");
+        Corpus corpus = inputs.isEmpty()
+                ? Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, job.train.valFraction)
+                : Corpus.load(inputs, job.train.valFraction);
+        corpus.requireWindows(job.train.seqLen);
+        o.println("data: " + (inputs.isEmpty() ? "built-in synthetic corpus" : inputs.toString()) + ", "
+                + corpus.train().length + " training bytes, " + corpus.val().length + " validation bytes");
+        o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
+        Trainer t = Trainer.fresh(job, corpus, out);
+        Runs.writeConfig(out, job);
+        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
+        Runs.printRunFiles(out, o);
+        if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
+        return 0;
+    }
+}

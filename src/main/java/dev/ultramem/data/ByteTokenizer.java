@@ -1,0 +1,31 @@
+package dev.ultramem.data;
+
+import java.nio.charset.StandardCharsets;
+
+/** Byte-level tokenizer: every UTF-8 byte is a token (vocabulary 256), so any text round-trips exactly. */
+public final class ByteTokenizer {
+    public static final int VOCAB_SIZE = 256;
+
+    public int vocabSize() { return VOCAB_SIZE; }
+
+    public int[] encode(String text) { return encode(text.getBytes(StandardCharsets.UTF_8)); }
+
+    public int[] encode(byte[] bytes) {
+        int[] ids = new int[bytes.length];
+        for (int i = 0; i < bytes.length; i++) ids[i] = bytes[i] & 0xFF;
+        return ids;
+    }
+
+    public byte[] toBytes(int[] ids, int from, int to) {
+        byte[] b = new byte[to - from];
+        for (int i = from; i < to; i++) {
+            int id = ids[i];
+            if (id < 0 || id >= VOCAB_SIZE) throw new IllegalArgumentException("token id out of range: " + id);
+            b[i - from] = (byte) id;
+        }
+        return b;
+    }
+
+    /** Decodes ids as UTF-8; byte sequences that are not valid UTF-8 (a model may emit them) become U+FFFD. */
+    public String decode(int[] ids) { return new String(toBytes(ids, 0, ids.length), StandardCharsets.UTF_8); }
+}

@@ -1,0 +1,295 @@
+package dev.ultramem.train;
+
+import dev.ultramem.core.UserError;
+import dev.ultramem.data.BatchSampler;
+import dev.ultramem.data.Corpus;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.StepProfile;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * The training loop: sample a batch, forward and backward, clip the global gradient norm, AdamW
+ * step at the scheduled LR, refresh derived weights; evaluate, checkpoint and log on schedule.
+ * Everything that affects the numbers (weights, AdamW moments, the sampler's RNG, the step) is in the
+ * checkpoint, so stopping and resuming reproduces an uninterrupted run bit for bit.
+ */
+public final class Trainer {
+
+    /** Progress callbacks (the CLI draws a progress bar from them). */
+    public interface Listener {
+        default void onStep(long step, float loss, double lr, double tokensPerSecond) {}
+        default void onEval(long step, float valLoss) {}
+        default void onCheckpoint(long step, Path file) {}
+        /** Memory-layer diagnostics of the training batches since the last evaluation, averaged over memory layers. */
+        default void onMemoryDiagnostics(long step, java.util.Map<String, Double> mean) {}
+    }
+
+    /** The loss became NaN or infinite; the last good checkpoint is left untouched. */
+    public static final class NonFiniteLoss extends UserError {
+        public final long step;
+        NonFiniteLoss(long step, String msg) { super(msg); this.step = step; }
+    }
+
+    public final JobConfig job;
+    public final Model model;
+    public final AdamW optimizer;
+    private LrSchedule schedule;
+    private final Corpus corpus;
+    private final BatchSampler sampler;
+    private final Path outDir;
+    private final int B, T;
+    private final int[] inputs, targets;
+    private long step;
+    private float[] trainLoss;
+    private float[] valSteps, valLoss;
+    private int nVal;
+    private double lastGradNorm;
+
+    private Trainer(JobConfig job, Model model, AdamW opt, Corpus corpus, Path outDir) {
+        this.job = job;
+        this.model = model;
+        this.optimizer = opt;
+        this.schedule = new LrSchedule(job.train);
+        this.corpus = corpus.requireWindows(job.train.seqLen);
+        this.B = job.train.batchSize;
+        this.T = job.train.seqLen;
+        this.inputs = new int[B * T];
+        this.targets = new int[B * T];
+        this.sampler = new BatchSampler(corpus.train(), samplerSeed(job.train.seed));
+        this.outDir = outDir;
+        this.trainLoss = new float[Math.max(16, job.train.steps)];
+        this.valSteps = new float[16];
+        this.valLoss = new float[16];
+    }
+
+    static long samplerSeed(long seed) { return seed * 0x9E3779B97F4A7C15L + 0x5851F42D4C957F2DL; }
+
+    /** A new run: weights initialised from train.seed. */
+    public static Trainer fresh(JobConfig job, Corpus corpus, Path outDir) {
+        Model model = new Model(job.model);
+        model.initialize(job.train.seed);
+        model.afterWeightsChanged();
+        return new Trainer(job, model, new AdamW(model.params(), job.train), corpus, outDir);
+    }
+
+    /** Continues a loaded checkpoint (its job may carry a changed train.steps). */
+    public static Trainer resume(Checkpoint.Loaded ck, JobConfig job, Corpus corpus, Path outDir) {
+        if (ck.optimizer() == null) throw new IllegalArgumentException("checkpoint loaded without optimizer state");
+        Trainer t = new Trainer(job, ck.model(), ck.optimizer(), corpus, outDir);
+        Checkpoint.Progress p = ck.progress();
+        t.step = p.step();
+        t.sampler.setState(p.dataRng());
+        t.trainLoss = Arrays.copyOf(p.trainLoss(), Math.max(job.train.steps, p.trainLoss().length) + 1);
+        t.nVal = p.valLoss().length;
+        t.valSteps = Arrays.copyOf(p.valSteps(), t.nVal + 16);
+        t.valLoss = Arrays.copyOf(p.valLoss(), t.nVal + 16);
+        return t;
+    }
+
+    public long step() { return step; }
+
+    /**
+     * Changes train.steps while still inside the warmup (where the LR does not depend on the total),
+     * so the run stays exactly reproducible: a resumed run reads the new total from the checkpoint.
+     */
+    public void setTotalSteps(int steps) {
+        if (step >= job.train.warmupSteps && step > 0)
+            throw new IllegalStateException("the total can only change during warmup (step " + step + ")");
+        if (steps <= step) throw new IllegalArgumentException("steps must exceed the current step");
+        job.train.steps = steps;
+        schedule = new LrSchedule(job.train);
+    }
+
+    /**
+     * Trains a few warmup steps, measures their speed and sets train.steps so that the run takes about
+     * budgetMillis (never more than the configured steps). Returns the new total.
+     */
+    public int fitStepsToTime(long budgetMillis, Listener listener) {
+        int probe = (int) Math.min(3, Math.max(1, job.train.warmupSteps - 1));
+        long t0 = System.nanoTime();
+        for (int i = 0; i < probe; i++) {
+            float loss = trainStep();
+            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T * (i + 1) / ((System.nanoTime() - t0) / 1e9));
+        }
+        double perStep = (System.nanoTime() - t0) / 1e6 / probe;
+        // evaluation passes cost about a third of a training step per batch
+        double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
+        long fit = probe + (long) ((budgetMillis - perStep * probe) / (perStep * evalShare));
+        int steps = (int) Math.max(probe + 1, Math.min(job.train.steps, fit));
+        if (step < job.train.warmupSteps) setTotalSteps(steps);
+        return job.train.steps;
+    }
+
+    public float[] trainLossHistory() { return Arrays.copyOf(trainLoss, (int) step); }
+
+    public float[] valStepHistory() { return Arrays.copyOf(valSteps, nVal); }
+
+    public float[] valLossHistory() { return Arrays.copyOf(valLoss, nVal); }
+
+    public double lastGradNorm() { return lastGradNorm; }
+
+    public Corpus corpus() { return corpus; }
+
+    public Path outDir() { return outDir; }
+
+    /**
+     * Trains until train.steps (or until maxMillis elapse, if > 0), evaluating and checkpointing on
+     * schedule and at the end. Returns the step reached.
+     */
+    public long run(long maxMillis, Listener listener) { return run(job.train.steps, maxMillis, listener); }
+
+    /** As {@link #run(long, Listener)} but stops at stopStep (a checkpoint is written there). */
+    public long run(long stopStep, long maxMillis, Listener listener) {
+        long target = Math.min(stopStep, job.train.steps);
+        long t0 = System.nanoTime();
+        long tokens = 0;
+        while (step < target) {
+            float loss = trainStep();
+            tokens += (long) B * T;
+            double secs = (System.nanoTime() - t0) / 1e9;
+            listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
+            boolean last = step == target;
+            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis && !last;
+            boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
+            // a run stopped by the time limit also gets a validation point where it stops
+            if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) evalAndRecord(listener);
+            if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp)) {
+                Path f = save();
+                listener.onCheckpoint(step, f);
+            }
+            if (timeUp) break;
+        }
+        if (outDir != null) {
+            writeMetrics();
+            LossPlot.write(outDir.resolve("loss.png"), trainLossHistory(), valStepHistory(), valLossHistory());
+        }
+        return step;
+    }
+
+    /** Logs the memory diagnostics of the interval, then measures and records the validation loss. */
+    private void evalAndRecord(Listener listener) {
+        var diag = memoryDiagnostics();
+        if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
+        float v = evaluate();
+        if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
+        recordVal(step, v);
+        listener.onEval(step, v);
+    }
+
+    /** One optimisation step; returns the reported loss (cross-entropy plus aux losses). */
+    public float trainStep() {
+        model.setTraining(true);
+        optimizer.zeroGrad();
+        sampler.next(inputs, targets, B, T);
+        float ce = model.forwardBackward(inputs, targets, B, T);
+        float loss = (float) (ce + model.lastAuxLoss());
+        if (!Float.isFinite(loss)) throw nonFinite("loss", loss);
+        long t0 = StepProfile.start();
+        lastGradNorm = optimizer.clipGradients();
+        if (!Double.isFinite(lastGradNorm)) throw nonFinite("gradient norm", lastGradNorm);
+        long t = optimizer.step();
+        optimizer.update(schedule.lr(t), schedule.valueLr(t), schedule.fixedValueLr(t));
+        StepProfile.stop(StepProfile.Kind.OPTIMIZER, t0);
+        model.afterWeightsChanged();
+        if (step >= trainLoss.length) trainLoss = Arrays.copyOf(trainLoss, (int) step * 2 + 16);
+        trainLoss[(int) step] = loss;
+        step++;
+        return loss;
+    }
+
+    private NonFiniteLoss nonFinite(String what, double v) {
+        String where = outDir == null ? "" : "; the last good checkpoint in " + outDir + " was kept";
+        return new NonFiniteLoss(step + 1, what + " became " + v + " at step " + (step + 1) + where
+                + " (try a lower train.lr or train.grad_clip)");
+    }
+
+    /** Mean validation loss over the fixed eval_batches validation batches. */
+    public float evaluate() {
+        float v = evaluate(model, corpus.val(), job.train.evalBatches, B, T);
+        // diagnostics describe training batches only
+        for (var l : model.memoryLayers()) l.resetDiagnostics();
+        return v;
+    }
+
+    /**
+     * Collects each memory layer's diagnostics since the last evaluation, appends them to
+     * memory.csv (step,layer,metric,value) and returns their mean over layers. Empty without memory layers.
+     */
+    public java.util.Map<String, Double> memoryDiagnostics() {
+        var layers = model.memoryLayers();
+        java.util.Map<String, Double> mean = new java.util.LinkedHashMap<>();
+        StringBuilder rows = new StringBuilder();
+        for (int k = 0; k < layers.size(); k++) {
+            for (var e : layers.get(k).diagnostics().entrySet()) {
+                mean.merge(e.getKey(), e.getValue() / layers.size(), Double::sum);
+                rows.append(step).append(',').append(k).append(',').append(e.getKey()).append(',').append(e.getValue()).append('\n');
+            }
+        }
+        if (outDir != null && rows.length() > 0) {
+            Path f = outDir.resolve("memory.csv");
+            try {
+                Files.createDirectories(outDir);
+                if (!Files.exists(f)) Files.writeString(f, "step,layer,metric,value\n", StandardCharsets.UTF_8);
+                Files.writeString(f, rows, StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.APPEND);
+            } catch (IOException e) {
+                throw new UserError(outDir + ": cannot write memory.csv (" + e.getMessage() + ")");
+            }
+        }
+        return mean;
+    }
+
+    public static float evaluate(Model model, byte[] data, int batches, int B, int T) {
+        int[] in = new int[B * T], tg = new int[B * T];
+        model.setTraining(false);
+        double sum = 0;
+        for (int i = 0; i < batches; i++) {
+            BatchSampler.evalBatch(data, i, batches, in, tg, B, T);
+            sum += model.loss(in, tg, B, T);
+        }
+        model.setTraining(true);
+        return (float) (sum / batches);
+    }
+
+    private void recordVal(long s, float v) {
+        if (nVal == valLoss.length) {
+            valLoss = Arrays.copyOf(valLoss, nVal * 2);
+            valSteps = Arrays.copyOf(valSteps, nVal * 2);
+        }
+        valSteps[nVal] = s;
+        valLoss[nVal++] = v;
+    }
+
+    /** Writes latest.safetensors in the run folder. */
+    public Path save() {
+        Path f = outDir.resolve(Checkpoint.LATEST);
+        Checkpoint.save(f, job, model, optimizer, progress());
+        return f;
+    }
+
+    public Checkpoint.Progress progress() {
+        return new Checkpoint.Progress(step, sampler.state(), corpus.source(), trainLossHistory(), valStepHistory(), valLossHistory());
+    }
+
+    /** metrics.csv: one row per step (train loss, LR) with the validation loss where it was measured. */
+    public void writeMetrics() {
+        StringBuilder sb = new StringBuilder("step,train_loss,val_loss,lr\n");
+        int vi = 0;
+        for (int s = 0; s < step; s++) {
+            while (vi < nVal && valSteps[vi] < s + 1) vi++;
+            String v = vi < nVal && valSteps[vi] == s + 1 ? Float.toString(valLoss[vi]) : "";
+            sb.append(s + 1).append(',').append(trainLoss[s]).append(',').append(v).append(',')
+                    .append((float) schedule.lr(s)).append('\n');
+        }
+        try {
+            Files.createDirectories(outDir);
+            Files.writeString(outDir.resolve("metrics.csv"), sb, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UserError(outDir + ": cannot write metrics.csv (" + e.getMessage() + ")");
+        }
+    }
+}
