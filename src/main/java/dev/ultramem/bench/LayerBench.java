@@ -24,37 +24,37 @@ import java.util.Arrays;
 public final class LayerBench {
     private LayerBench() {}
 
-    static final int N = 4096;
     static final int[] BATCHES = {1, 8, 64, 512};
 
     /** A layer under test with its input/output buffers. */
     static final class Case {
         final String label;
         final TokenLayer layer;
-        final int d;
+        final int d, n;
         final float[] x, y, dy, dx;
         final long params;
 
-        Case(String label, TokenLayer layer, SharedMemory shared, int d, Rng rng) {
+        Case(String label, TokenLayer layer, SharedMemory shared, int d, int n, Rng rng) {
             this.label = label;
             this.layer = layer;
             this.d = d;
-            x = gaussian(rng, N * d);
-            y = new float[N * d];
-            dy = gaussian(rng, N * d);
-            dx = new float[N * d];
+            this.n = n;
+            x = gaussian(rng, n * d);
+            y = new float[n * d];
+            dy = gaussian(rng, n * d);
+            dx = new float[n * d];
             long p = 0;
             for (Param q : layer.params()) if (q.trainable) p += q.numel();
             if (shared != null) for (Param q : shared.params()) p += q.numel();
             params = p;
         }
 
-        void forward() { layer.forward(x, y, N); }
+        void forward() { layer.forward(x, y, n); }
 
         void forwardBackward() {
-            layer.forward(x, y, N);
+            layer.forward(x, y, n);
             Arrays.fill(dx, 0f);
-            layer.backward(x, dy, dx, N);
+            layer.backward(x, dy, dx, n);
         }
     }
 
@@ -65,20 +65,20 @@ public final class LayerBench {
     }
 
     /** The FFN-slot layer of a preset (its {@code ffn_type} and width). */
-    static Case ffnCase(String label, ModelConfig cfg, Rng rng) {
+    static Case ffnCase(String label, ModelConfig cfg, int n, Rng rng) {
         TokenLayer l = FeedForwards.create(cfg, "bench.");
         l.initialize(rng);
-        return new Case(label, l, null, cfg.dModel, rng);
+        return new Case(label, l, null, cfg.dModel, n, rng);
     }
 
     /** Memory layer 0 of a preset, with the shared tables sized for all of the preset's memory layers. */
-    static Case memoryCase(String label, ModelConfig cfg, Rng rng) {
+    static Case memoryCase(String label, ModelConfig cfg, int n, Rng rng) {
         int layers = MemoryPlacement.parse(cfg.memInsertWay, cfg.nLayers).size();
         SharedMemory shared = SharedMemory.create(cfg, layers, "bench.full_memory_layer.");
         TokenLayer l = MemoryLayers.create(cfg, 0, layers, shared, "bench.mem.");
         l.initialize(rng);
         shared.initialize(cfg, rng);
-        return new Case(label, l, shared.values == null ? null : shared, cfg.dModel, rng);
+        return new Case(label, l, shared.values == null ? null : shared, cfg.dModel, n, rng);
     }
 
     /** Best seconds per call over {@code samples} after {@code warm} untimed calls. */
@@ -93,7 +93,10 @@ public final class LayerBench {
         return best;
     }
 
-    public static void run(PrintStream out, boolean quick) {
+    public static void run(PrintStream out, boolean quick) { run(out, quick, 4096); }
+
+    /** As {@link #run(PrintStream, boolean)} with n tokens per timed call (small n for smoke tests). */
+    static void run(PrintStream out, boolean quick, int tokens) {
         int saved = Parallel.threads();
         int threads = Runtime.getRuntime().availableProcessors();
         int warm = quick ? 1 : 2, samples = quick ? 2 : 5;
@@ -103,14 +106,16 @@ public final class LayerBench {
             {"PKM", "family-pkm"}, {"Memory+", "family-memory-plus"}, {"UltraMem v1", "family-ultramem"},
             {"UltraMemV2", "family-ultramem-v2"}};
         out.printf("one layer at the preset-family settings (d 256), n = %d tokens, best of %d after %d warm-up; threads 1 / %d%n",
-                N, samples, warm, threads);
+                tokens, samples, warm, threads);
         out.printf("%-12s %11s %9s %11s %11s %11s %11s %9s %9s %9s %9s%n", "layer", "params", "MACs/tok",
                 "fwd tok/s 1", "fwd tok/s " + threads, "f+b tok/s 1", "f+b tok/s " + threads,
                 "B/tok@1", "B/tok@8", "B/tok@64", "B/tok@512");
+        Case v2mem = null;
         try {
             for (String[] r : rows) {
                 ModelConfig cfg = PresetFamily.modelConfig(r[1]);
-                Case c = cfg.hasMemory() ? memoryCase(r[0], cfg, rng) : ffnCase(r[0], cfg, rng);
+                Case c = cfg.hasMemory() ? memoryCase(r[0], cfg, tokens, rng) : ffnCase(r[0], cfg, tokens, rng);
+                if (cfg.memType.equals("ultramem_v2")) v2mem = c;
                 double[] fwd = new double[2], fb = new double[2];
                 int[] thr = {1, threads};
                 for (int t = 0; t < 2; t++) {
@@ -120,19 +125,26 @@ public final class LayerBench {
                 }
                 long[] bytes = bytesPerToken(c, rng);
                 out.printf("%-12s %,11d %,9d %11.0f %11.0f %11.0f %11.0f %,9d %,9d %,9d %,9d%n", c.label, c.params,
-                        c.layer.forwardMacsPerToken(), N / fwd[0], N / fwd[1], N / fb[0], N / fb[1],
+                        c.layer.forwardMacsPerToken(), tokens / fwd[0], tokens / fwd[1], tokens / fb[0], tokens / fb[1],
                         bytes[0], bytes[1], bytes[2], bytes[3]);
             }
             // The memory layer must cost less time than the FFN beside it (UltraMemV2 preset, every block).
             ModelConfig v2 = PresetFamily.modelConfig("family-ultramem-v2");
-            Case mem = memoryCase("UltraMemV2 memory", v2, rng);
-            Case ffn = ffnCase("UltraMemV2 FFN", v2, rng);
+            Case mem = v2mem != null ? v2mem : memoryCase("UltraMemV2 memory", v2, tokens, rng);
+            Case ffn = ffnCase("UltraMemV2 FFN", v2, tokens, rng);
             Parallel.setThreads(threads);
-            double tm = best(mem::forwardBackward, warm, samples), tf = best(ffn::forwardBackward, warm, samples);
-            double fm = best(mem::forward, warm, samples), ff = best(ffn::forward, warm, samples);
+            // samples alternate between the two layers so both see the same background load
+            double tm = Double.MAX_VALUE, tf = Double.MAX_VALUE, fm = Double.MAX_VALUE, ff = Double.MAX_VALUE;
+            for (int i = 0; i < warm; i++) { mem.forwardBackward(); ffn.forwardBackward(); }
+            for (int i = 0; i < Math.max(5, samples); i++) {
+                tm = Math.min(tm, best(mem::forwardBackward, 0, 1));
+                tf = Math.min(tf, best(ffn::forwardBackward, 0, 1));
+                fm = Math.min(fm, best(mem::forward, 0, 1));
+                ff = Math.min(ff, best(ffn::forward, 0, 1));
+            }
             out.printf("UltraMemV2 preset, n = %d, %d threads: memory layer f+b %.1f ms vs its FFN (inner %d) f+b %.1f ms -> ratio %.2f"
                             + " (forward %.1f vs %.1f ms, ratio %.2f); MACs/token %,d vs %,d%n",
-                    N, threads, tm * 1e3, v2.mlpHiddenSize / 2, tf * 1e3, tm / tf, fm * 1e3, ff * 1e3, fm / ff,
+                    tokens, threads, tm * 1e3, v2.mlpHiddenSize / 2, tf * 1e3, tm / tf, fm * 1e3, ff * 1e3, fm / ff,
                     mem.layer.forwardMacsPerToken(), ffn.layer.forwardMacsPerToken());
         } finally {
             Parallel.setThreads(saved);

@@ -60,6 +60,33 @@ class ModelCostsTest {
         assertTrue(b <= 4 * k.totalParams() && b >= 4 * (dense + L * (router + topK * expert)), "bytes " + b);
     }
 
+    /**
+     * With one token and one head no two selections share a value row, so the bytes counted from the
+     * rows a forward really touched equal 4 × the activated-parameter formula (incl. Memory+'s shared rows).
+     */
+    @Test
+    void memoryModelsAtBatchOneReadTheirActivatedParameters() {
+        ModelConfig v2 = small("dense");
+        v2.memType = "ultramem_v2"; v2.memInsertWay = "full"; v2.memKnum = 8; v2.memKdim = 8; v2.memVdim = 8;
+        v2.memPreVdim = 8; v2.memKnn = 4; v2.memHead = 1; v2.memShareRatio = 0.5;
+        ModelConfig mp = small("dense");
+        mp.memType = "memory_plus"; mp.memInsertWay = "0:0/1:1"; mp.memKnum = 16; mp.memKdim = 8; mp.memVdim = 32;
+        mp.memKnn = 4; mp.memHead = 1;
+        for (ModelConfig c : new ModelConfig[]{v2, mp}) {
+            Model m = new Model(c);
+            m.initialize(11);
+            ModelCosts k = ModelCosts.of(m, 16);
+            assertEquals(4 * k.activatedParamsPerToken(), ModelCosts.measuredParamBytesPerToken(m, 1), c.memType);
+            assertTrue(k.tableParams() > 0 && k.tableParams() < k.totalParams(), c.memType);
+            // the memory layers' value rows are part of the activated count: knn rows per layer and head
+            long rows = (long) MemoryPlacement.parse(c.memInsertWay, c.nLayers).size() * c.memHead * c.memKnn;
+            long withoutRows = k.denseParams() + 2L * 3 * 48 * 32;
+            for (var t : m.memoryLayers()) withoutRows += t.activatedParamsPerToken();
+            long rowWidth = c.memType.equals("memory_plus") ? c.memVdim : 0;
+            assertEquals(withoutRows + rows * rowWidth, k.activatedParamsPerToken(), c.memType);
+        }
+    }
+
     @Test
     void rejectsBadArguments() {
         Model m = new Model(small("dense"));

@@ -92,10 +92,10 @@ class PresetFamilyTest {
         ModelConfig v2 = config("family-ultramem-v2"), v1 = config("family-ultramem"), mp = config("family-memory-plus");
         assertEquals("full", v2.memInsertWay);
         assertEquals("paper", v2.memQueryMode);
-        assertEquals("paper", v2.memInit);
-        assertEquals(0.0, v2.memTuckerPenalty);
-        assertEquals("released", v1.memInit);
-        assertTrue(v1.memTuckerPenalty > 0);
+        assertTrue(v2.paperInit());
+        assertEquals(0.0, v2.tuckerPenalty());
+        assertFalse(v1.paperInit());
+        assertTrue(v1.tuckerPenalty() > 0);
         assertTrue(mp.memKeyNorm);
         assertEquals(4.0, train("family-ultramem").memValueLrTimes);
         assertEquals(1.0, train("family-ultramem-v2").memValueLrTimes);
