@@ -431,7 +431,7 @@ public class VectorKernels extends ScalarKernels {
      * propagates). A hand-written 2ᵏ·p(r) polynomial measured several times slower here, so the built-in is used.
      */
 
-    private static final ThreadLocal<float[]> REDUCE = ThreadLocal.withInitial(() -> new float[L]);
+    static final ThreadLocal<float[]> REDUCE = ThreadLocal.withInitial(() -> new float[L]);
 
     /**
      * Sum of the lanes in lane order. Used instead of reduceLanes(ADD), whose order differs between compiled

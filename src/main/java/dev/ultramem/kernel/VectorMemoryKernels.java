@@ -159,6 +159,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         if (cw < L) { super.gatherDot(nTok, R, C, width, table, row, col, vec, stride, out); return; }
         int bound = S.loopBound(cw);
         Parallel.forRange(nTok, 8, (t0, t1) -> {
+            float[] tmp = VectorKernels.REDUCE.get();
             for (int t = t0; t < t1; t++)
                 for (int jj = 0; jj < R; jj++) {
                     int e = t * R + jj;
@@ -171,7 +172,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                             FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
                             acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
                         }
-                        float s = acc.reduceLanes(VectorOperators.ADD);
+                        float s = VectorKernels.sumLanes(acc, tmp); // lane order: independent of JIT state
                         for (; j < cw; j++) s += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
                         out[e * C + c] = s;
                     }
