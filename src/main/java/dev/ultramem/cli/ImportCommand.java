@@ -1,0 +1,76 @@
+package dev.ultramem.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.ultramem.core.Rng;
+import dev.ultramem.core.UserError;
+import dev.ultramem.io.OfficialWeights;
+import dev.ultramem.io.Safetensors;
+import dev.ultramem.model.Configs;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelConfig;
+import dev.ultramem.model.ModelCosts;
+import dev.ultramem.train.AdamW;
+import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.TrainConfig;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "import", mixinStandardHelpOptions = true,
+        description = {"Converts weights stored under the official PyTorch names (OLMo with UltraMem, UltraMemV2 or",
+                "Memory+ layers, e.g. a state dict saved as safetensors) into a checkpoint of this engine.",
+                "The official model config comes from --config (JSON/YAML, the official ModelConfig fields, or a",
+                "file with a 'model' section) or from the file's metadata ('config' -> 'model_config').",
+                "The model runs in released mode: it computes what the official code computes."})
+final class ImportCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "WEIGHTS", description = "safetensors file with official tensor names")
+    Path weights;
+
+    @Option(names = "--config", paramLabel = "FILE", description = "official model config (JSON or YAML)")
+    Path config;
+
+    @Option(names = "--out", paramLabel = "DIR", description = "run folder to write latest.safetensors into (default: ${DEFAULT-VALUE})")
+    Path out = Path.of("runs", "imported");
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut();
+        try (Safetensors st = Safetensors.open(weights)) {
+            ModelConfig cfg = OfficialWeights.configFromOfficial(officialConfig(st));
+            Model model = new Model(cfg);
+            OfficialWeights.load(model, st);
+            TrainConfig train = new TrainConfig();
+            train.seqLen = Math.min(train.seqLen, cfg.maxSeqLen);
+            JobConfig job = new JobConfig(cfg, train.validate());
+            Path file = out.resolve(Checkpoint.LATEST);
+            // fresh optimizer state, so the imported model can be fine-tuned with `resume`
+            Checkpoint.save(file, job, model, new AdamW(model.params(), train),
+                    new Checkpoint.Progress(0, new Rng(train.seed).state(), null, new float[0], new float[0], new float[0]));
+            ModelCosts k = ModelCosts.of(model, cfg.maxSeqLen);
+            o.printf("imported %s: %s, %d layers, d_model %d, memory %s; %,d parameters%n", weights, cfg.ffnType,
+                    cfg.nLayers, cfg.dModel, cfg.memType, k.totalParams());
+            o.println("checkpoint: " + file);
+        }
+        return 0;
+    }
+
+    private JsonNode officialConfig(Safetensors st) {
+        if (config != null) {
+            JsonNode n = Configs.readTree(config);
+            return n.has("model") && n.get("model").isObject() ? n.get("model") : n;
+        }
+        JsonNode meta = st.metadataJson("config");
+        if (meta != null && meta.has("model_config")) return meta.get("model_config");
+        JsonNode direct = st.metadataJson("model_config");
+        if (direct != null) return direct;
+        throw new UserError(weights + ": no model config in the file's metadata; pass the official config with --config");
+    }
+}
