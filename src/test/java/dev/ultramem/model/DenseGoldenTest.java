@@ -20,14 +20,6 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class DenseGoldenTest {
 
-    static Path goldenDir() {
-        String env = System.getenv("GOLDEN_DIR");
-        if (env != null && !env.isEmpty()) return Path.of(env);
-        String prop = System.getProperty("golden.dir");
-        if (prop != null && !prop.isEmpty()) return Path.of(prop);
-        return Path.of("../shared/golden");
-    }
-
     /** Outputs the reference memory output; records how far its input is from the reference input. */
     static final class Replay implements TokenLayer {
         final float[] expectIn, out;
@@ -63,7 +55,7 @@ class DenseGoldenTest {
 
     @Test
     void denseForwardLossAndTopGradientsMatchOfficialRun() throws Exception {
-        try (Safetensors st = Safetensors.open(goldenDir().resolve("olmo_ultramem_v2_tiny.safetensors"))) {
+        try (Safetensors st = Safetensors.open(dev.ultramem.memory.GoldenFiles.dir().resolve("olmo_ultramem_v2_tiny.safetensors"))) {
             ModelConfig c = new ModelConfig();
             c.vocabSize = 96; c.dModel = 64; c.nLayers = 2; c.nHeads = 4; c.mlpHiddenSize = 64; c.maxSeqLen = 32;
             c.normEps = 1e-5; c.ropeTheta = 10000;
