@@ -1,5 +1,7 @@
 package dev.ultramem.cli;
 
+import dev.ultramem.bench.KernelBench;
+import dev.ultramem.bench.LayerBench;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
@@ -14,15 +16,13 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.io.PrintStream;
 import java.io.PrintWriter;
-import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Benchmarks: kernels (when built in), training throughput of full steps on a preset",
+        description = {"Benchmarks: kernels, memory and FFN layers, training throughput of full steps on a preset",
                 "(default ref-256, B=16, T=256), and batch-1 decode speed with the implied memory bandwidth."})
 final class BenchCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -54,6 +54,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--skip-kernels", description = "skip the kernel benchmark")
     boolean skipKernels;
 
+    @Option(names = "--skip-layers", description = "skip the per-layer benchmark (tokens/s and bytes read per token of each layer type)")
+    boolean skipLayers;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter o = spec.commandLine().getOut();
@@ -61,6 +64,7 @@ final class BenchCommand implements Callable<Integer> {
         if (batch < 1 || seq < 1 || decodeTokens < 1) throw new UserError("--batch, --seq and --decode-tokens must be >= 1");
         int nThreads = Parallel.threads();
         if (!skipKernels) kernelBench(o, nThreads);
+        if (!skipLayers) layerBench(o);
         List<String> sets = new ArrayList<>(overrides);
         sets.add("train.batch_size=" + batch);
         sets.add("train.seq_len=" + seq);
@@ -113,29 +117,17 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void kernelBench(PrintWriter o, int nThreads) throws Exception {
-        Class<?> kb;
-        try {
-            kb = Class.forName("dev.ultramem.bench.KernelBench");
-        } catch (ClassNotFoundException e) {
-            o.println("== kernels: not built into this version");
-            return;
-        }
-        for (Method m : kb.getMethods()) {
-            if (!m.getName().equals("run") || m.getParameterCount() != 3) continue;
-            Class<?>[] pt = m.getParameterTypes();
-            Object out = pt[0] == PrintStream.class ? System.out : o;
-            o.println("== kernels");
-            o.flush();
-            try {
-                m.invoke(null, out, nThreads, quick);
-            } catch (java.lang.reflect.InvocationTargetException e) {
-                if (e.getCause() instanceof Exception ex) throw ex;
-                throw e;
-            }
-            o.flush();
-            return;
-        }
-        o.println("== kernels: KernelBench has no run(out, threads, quick)");
+    private void kernelBench(PrintWriter o, int nThreads) {
+        o.println("== kernels");
+        o.flush();
+        KernelBench.run(System.out, nThreads, quick);
+        System.out.flush();
+    }
+
+    private void layerBench(PrintWriter o) {
+        o.println("== memory and FFN layers at the matched family settings");
+        o.flush();
+        LayerBench.run(System.out, quick);
+        System.out.flush();
     }
 }

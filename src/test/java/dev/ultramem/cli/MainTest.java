@@ -169,7 +169,7 @@ class MainTest {
 
     @Test
     void benchReportsThroughputProfileAndDecodeBandwidth() {
-        Result r = run("bench", "--quick", "--skip-kernels", "--steps", "1", "--set", "model.d_model=32", "--set", "model.n_heads=2",
+        Result r = run("bench", "--quick", "--skip-kernels", "--skip-layers", "--steps", "1", "--set", "model.d_model=32", "--set", "model.n_heads=2",
                 "--set", "model.mlp_hidden_size=64", "--set", "model.n_layers=1", "--batch", "2", "--seq", "16", "--decode-tokens", "8");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("tokens/s"), r.out());
