@@ -37,6 +37,10 @@ public final class Attention {
     // backward scratch
     private float[] dAtt, dO, dQ, dK, dV, dqkv, dqn, dwQ, dwK;
     private float[][] dProbs = new float[0][];
+    // causal row blocks: block r covers query rows [r·QB, ...) and keys [0, end of the block)
+    static final int QB = 64;
+    private int blockT = -1, pairSize;
+    private int[] blockOff = new int[0];
 
     public Attention(ModelConfig cfg, String prefix, Kernels kernels) {
         this.d = cfg.dModel;
@@ -115,10 +119,22 @@ public final class Attention {
             dqkv = new float[n * 3 * d]; dqn = new float[n * d];
         }
         int chunks = Math.max(1, Parallel.threads());
-        if (dProbs.length != chunks || dProbs[0].length < T * T) {
-            dProbs = new float[chunks][T * T];
+        if (dProbs.length != chunks || dProbs[0].length < QB * T) {
+            dProbs = new float[chunks][QB * T];
         }
-        if (probs == null || probs.length < B * H * T * T) probs = new float[B * H * T * T];
+        if (blockT != T) {
+            int nb = (T + QB - 1) / QB;
+            blockOff = new int[nb];
+            int off = 0;
+            for (int r = 0; r < nb; r++) {
+                blockOff[r] = off;
+                int rows = Math.min(QB, T - r * QB);
+                off += rows * (r * QB + rows);
+            }
+            pairSize = off;
+            blockT = T;
+        }
+        if (probs == null || probs.length < B * H * pairSize) probs = new float[B * H * pairSize];
         if (dwQ == null || dwQ.length < B * H * hd) { dwQ = new float[B * H * hd]; dwK = new float[B * H * hd]; }
         ensureRope(T);
     }
@@ -127,7 +143,7 @@ public final class Attention {
     public void forward(float[] x, float[] y, int B, int T) {
         ensure(B, T);
         lastB = B; lastT = T;
-        final int n = B * T, d3 = 3 * d, TT = T * T;
+        final int n = B * T, d3 = 3 * d;
         k.gemmNT(n, d3, d, x, 0, attProj.data(), 0, qkv, 0, false);
         Parallel.forRange(B * H, (s, e) -> {
             for (int bh = s; bh < e; bh++) {
@@ -144,15 +160,19 @@ public final class Attention {
                     ropeForward(q, base + t * hd, t);
                     ropeForward(kk, base + t * hd, t);
                 }
-                int pOff = bh * TT;
-                k.gemmNT(T, T, hd, q, base, kk, base, probs, pOff, false);
-                for (int t = 0; t < T; t++) {
-                    int r = pOff + t * T;
-                    for (int j = 0; j <= t; j++) probs[r + j] *= scale;
-                    k.softmaxRows(1, t + 1, probs, r, T);
-                    Arrays.fill(probs, r + t + 1, r + T, 0f);
+                // probabilities only for the causal blocks: rows of block r see keys [0, kEnd)
+                int pBase = bh * pairSize;
+                for (int rb = 0; rb < blockOff.length; rb++) {
+                    int m0 = rb * QB, rows = Math.min(QB, T - m0), kEnd = m0 + rows, off = pBase + blockOff[rb];
+                    k.gemmNT(rows, kEnd, hd, q, base + m0 * hd, kk, base, probs, off, false);
+                    for (int i = 0; i < rows; i++) {
+                        int t = m0 + i, r = off + i * kEnd;
+                        for (int j = 0; j <= t; j++) probs[r + j] *= scale;
+                        k.softmaxRows(1, t + 1, probs, r, kEnd);
+                        Arrays.fill(probs, r + t + 1, r + kEnd, 0f);
+                    }
+                    k.gemmNN(rows, hd, kEnd, probs, off, v, base, o, base + m0 * hd, false);
                 }
-                k.gemmNN(T, hd, T, probs, pOff, v, base, o, base, false);
                 for (int t = 0; t < T; t++) System.arraycopy(o, base + t * hd, att, (b * T + t) * d + h * hd, hd);
             }
         });
@@ -161,7 +181,7 @@ public final class Attention {
 
     /** Accumulates the weight gradients and ADDS ∂L/∂x into dx. Uses the state of the last forward. */
     public void backward(float[] x, float[] dy, float[] dx, int B, int T) {
-        final int n = B * T, d3 = 3 * d, TT = T * T;
+        final int n = B * T, d3 = 3 * d;
         k.gemmTN(d, d, n, dy, 0, att, 0, attnOut.grad(), 0, true);
         k.gemmNN(n, d, d, dy, 0, attnOut.data(), 0, dAtt, 0, false);
         final float[] wq = qNorm.weight.data(), wk = kNorm.weight.data();
@@ -169,21 +189,27 @@ public final class Attention {
         Parallel.forChunks(B * H, chunks, (c, s, e) -> {
             float[] dP = dProbs[c];
             for (int bh = s; bh < e; bh++) {
-                int b = bh / H, h = bh % H, base = bh * T * hd, pOff = bh * TT;
+                int b = bh / H, h = bh % H, base = bh * T * hd;
                 for (int t = 0; t < T; t++) System.arraycopy(dAtt, (b * T + t) * d + h * hd, dO, base + t * hd, hd);
-                k.gemmNT(T, T, hd, dO, base, v, base, dP, 0, false);
-                k.gemmTN(T, hd, T, probs, pOff, dO, base, dV, base, false);
-                // softmax backward restricted to the causal part: dS = P ⊙ (dP − Σ_j P·dP), times the scale
-                for (int t = 0; t < T; t++) {
-                    int r = pOff + t * T, rr = t * T;
-                    double sum = 0;
-                    for (int j = 0; j <= t; j++) sum += (double) probs[r + j] * dP[rr + j];
-                    float fs = (float) sum;
-                    for (int j = 0; j <= t; j++) dP[rr + j] = probs[r + j] * (dP[rr + j] - fs) * scale;
-                    Arrays.fill(dP, rr + t + 1, rr + T, 0f);
+                Arrays.fill(dV, base, base + T * hd, 0f);
+                Arrays.fill(dK, base, base + T * hd, 0f);
+                int pBase = bh * pairSize;
+                for (int rb = 0; rb < blockOff.length; rb++) {
+                    int m0 = rb * QB, rows = Math.min(QB, T - m0), kEnd = m0 + rows, off = pBase + blockOff[rb];
+                    k.gemmNT(rows, kEnd, hd, dO, base + m0 * hd, v, base, dP, 0, false);
+                    k.gemmTN(kEnd, hd, rows, probs, off, dO, base + m0 * hd, dV, base, true);
+                    // softmax backward on the causal part: dS = P ⊙ (dP − Σ_j P·dP), times the scale
+                    for (int i = 0; i < rows; i++) {
+                        int t = m0 + i, r = off + i * kEnd, rr = i * kEnd;
+                        double sum = 0;
+                        for (int j = 0; j <= t; j++) sum += (double) probs[r + j] * dP[rr + j];
+                        float fs = (float) sum;
+                        for (int j = 0; j <= t; j++) dP[rr + j] = probs[r + j] * (dP[rr + j] - fs) * scale;
+                        Arrays.fill(dP, rr + t + 1, rr + kEnd, 0f);
+                    }
+                    k.gemmNN(rows, hd, kEnd, dP, 0, kk, base, dQ, base + m0 * hd, false);
+                    k.gemmTN(kEnd, hd, rows, dP, 0, q, base + m0 * hd, dK, base, true);
                 }
-                k.gemmNN(T, hd, T, dP, 0, kk, base, dQ, base, false);
-                k.gemmTN(T, hd, T, dP, 0, q, base, dK, base, false);
                 for (int t = 0; t < T; t++) {
                     ropeBackward(dQ, base + t * hd, t);
                     ropeBackward(dK, base + t * hd, t);

@@ -106,10 +106,10 @@ public final class Model {
     }
 
     /** Every tensor under its official name (weights and float buffers), in a stable order. */
-    public List<Param> params() { return params; }
+    public List<Param> params() { return java.util.Collections.unmodifiableList(params); }
 
     /** Integer buffers (shuffle indices). */
-    public List<IndexBuffer> indexBuffers() { return indexBuffers; }
+    public List<IndexBuffer> indexBuffers() { return java.util.Collections.unmodifiableList(indexBuffers); }
 
     /** The memory layers in placement order (empty without memory). */
     public List<TokenLayer> memoryLayers() { return List.of(memLayers); }
@@ -195,14 +195,22 @@ public final class Model {
                 }
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j < V; j++) max = Math.max(max, logits[off + j]);
+                float lt = logits[off + tgt];
                 double sum = 0;
-                for (int j = 0; j < V; j++) sum += Math.exp(logits[off + j] - max);
-                double lse = max + Math.log(sum);
-                rowLoss[i] = (float) (lse - logits[off + tgt]);
                 if (grad) {
-                    for (int j = 0; j < V; j++) logits[off + j] = (float) Math.exp(logits[off + j] - lse) * invN;
+                    // one exp per logit: keep exp(l − max) in place, normalise below
+                    for (int j = 0; j < V; j++) {
+                        float ej = (float) Math.exp(logits[off + j] - max);
+                        logits[off + j] = ej;
+                        sum += ej;
+                    }
+                    float f = (float) (invN / sum);
+                    for (int j = 0; j < V; j++) logits[off + j] *= f;
                     logits[off + tgt] -= invN;
+                } else {
+                    for (int j = 0; j < V; j++) sum += Math.exp(logits[off + j] - max);
                 }
+                rowLoss[i] = (float) (max + Math.log(sum) - lt);
             }
         });
         double total = 0;
@@ -270,6 +278,40 @@ public final class Model {
         forward(inputs, B, T);
         return logits;
     }
+
+    /** Number of trainable weights (shared tables counted once). */
+    public long totalParams() {
+        long n = 0;
+        for (Param p : params) if (p.trainable) n += p.numel();
+        return n;
+    }
+
+    /**
+     * Weights read per token in the forward: every dense block weight, the FFN-slot and memory layers'
+     * activated weights, ln_f and the tied embedding once (its V·d rows are all read by the output projection).
+     */
+    public long activatedParamsPerToken() {
+        int hd = d / config.nHeads;
+        long n = (long) V * d + d;
+        for (Block b : blocks) n += 4L * d * d + 2L * hd + 2L * d + b.ffn.activatedParamsPerToken();
+        for (TokenLayer m : memLayers) n += m.activatedParamsPerToken();
+        return n;
+    }
+
+    /**
+     * Forward multiply-adds per token at sequence length T: projections, the causal attention products
+     * (on average (T+1)/2 keys per query, for scores and values), FFN slot, memory layers and the logits.
+     * Training costs about 3× this.
+     */
+    public long forwardMacsPerToken(int T) {
+        long n = (long) V * d;
+        for (Block b : blocks) n += 4L * d * d + (long) (T + 1) * d + b.ffn.forwardMacsPerToken();
+        for (TokenLayer m : memLayers) n += m.forwardMacsPerToken();
+        return n;
+    }
+
+    /** Input of block i of the last forward for i < n_layers, the ln_f output for i = n_layers (tests, debugging). */
+    float[] hiddenState(int i) { return i < L ? xs[i] : xf; }
 
     /** Sum of the auxiliary losses (MoE balance, memory penalties) of the last forward. */
     public double lastAuxLoss() { return auxLoss; }

@@ -14,7 +14,8 @@ import dev.ultramem.train.TrainConfig;
 public final class TrainBench {
     private TrainBench() {}
 
-    public record Result(double tokensPerSecond, double msPerStep, float lastLoss, String profile) {}
+    /** cpuMsPerStep: CPU time of the calling thread per step (all the work when ultramem.threads=1). */
+    public record Result(double tokensPerSecond, double msPerStep, double cpuMsPerStep, float lastLoss, String profile) {}
 
     public static Result run(ModelConfig cfg, int B, int T, int warmup, int steps) {
         Model m = new Model(cfg);
@@ -32,12 +33,15 @@ public final class TrainBench {
         boolean wasOn = StepProfile.enabled();
         StepProfile.reset();
         StepProfile.setEnabled(true);
+        var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        long c0 = mx.getCurrentThreadCpuTime();
         long t0 = System.nanoTime();
         for (int s = 0; s < steps; s++) loss = step(m, opt, sched, in, tg, B, T);
         long dt = System.nanoTime() - t0;
+        long cpu = mx.getCurrentThreadCpuTime() - c0;
         StepProfile.setEnabled(wasOn);
         double sec = dt / 1e9;
-        return new Result((double) B * T * steps / sec, sec * 1e3 / steps, loss, StepProfile.report());
+        return new Result((double) B * T * steps / sec, sec * 1e3 / steps, cpu / 1e6 / steps, loss, StepProfile.report());
     }
 
     private static float step(Model m, AdamW opt, LrSchedule sched, int[] in, int[] tg, int B, int T) {
@@ -48,6 +52,8 @@ public final class TrainBench {
         return l;
     }
 
+    private static Model m(ModelConfig c) { return new Model(c); }
+
     public static void main(String[] args) {
         ModelConfig c = new ModelConfig();
         c.vocabSize = 256; c.dModel = 256; c.nLayers = 4; c.nHeads = 4; c.mlpHiddenSize = 2048; c.maxSeqLen = 256;
@@ -55,7 +61,10 @@ public final class TrainBench {
         int T = args.length > 1 ? Integer.parseInt(args[1]) : 256;
         int steps = args.length > 2 ? Integer.parseInt(args[2]) : 5;
         Result r = run(c, B, T, 2, steps);
-        System.out.printf("threads %d, B %d, T %d: %.0f tokens/s, %.1f ms/step, loss %.4f%n%s",
-                Parallel.threads(), B, T, r.tokensPerSecond(), r.msPerStep(), r.lastLoss(), r.profile());
+        long macs = m(c).forwardMacsPerToken(T);
+        System.out.printf("threads %d, B %d, T %d: %.0f tokens/s, %.1f ms/step (main thread CPU %.1f ms/step), loss %.4f%n"
+                        + "training ≈ 3 × %d MACs/token: %.1f GFLOP/s%n%s",
+                Parallel.threads(), B, T, r.tokensPerSecond(), r.msPerStep(), r.cpuMsPerStep(), r.lastLoss(),
+                macs, 6.0 * macs * r.tokensPerSecond() / 1e9, r.profile());
     }
 }

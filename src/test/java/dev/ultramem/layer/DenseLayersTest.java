@@ -46,8 +46,8 @@ class DenseLayersTest {
     }
 
     static Stream<int[]> attentionShapes() {
-        // {d, heads, B, T}: hd 6 and 10 leave tails for any vector width; T = 5 odd
-        return Stream.of(new int[]{12, 2, 2, 5}, new int[]{20, 2, 1, 7}, new int[]{24, 4, 2, 3});
+        // {d, heads, B, T}: hd 6 and 10 leave tails for any vector width; T = 70 spans two causal row blocks
+        return Stream.of(new int[]{12, 2, 2, 5}, new int[]{20, 2, 1, 7}, new int[]{24, 4, 2, 3}, new int[]{12, 2, 1, 70});
     }
 
     @ParameterizedTest

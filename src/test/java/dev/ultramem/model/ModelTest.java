@@ -187,12 +187,38 @@ class ModelTest {
     }
 
     @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        ModelConfig c = tiny();
+        c.initStd = 0; c.nHeads = 3; c.dModel = 18; c.maxSeqLen = 70;
+        int before = dev.ultramem.core.Parallel.threads();
+        try {
+            dev.ultramem.core.Parallel.setThreads(1);
+            float[] one = trainLosses(31, 3, c, 3, 70, 1e-2);
+            dev.ultramem.core.Parallel.setThreads(3);
+            float[] three = trainLosses(31, 3, c, 3, 70, 1e-2);
+            assertArrayEquals(one, three);
+        } finally {
+            dev.ultramem.core.Parallel.setThreads(before);
+        }
+    }
+
+    @Test
     void overfitsOneBatch() {
         ModelConfig c = new ModelConfig();
         c.vocabSize = 16; c.dModel = 32; c.nHeads = 2; c.nLayers = 2; c.mlpHiddenSize = 128; c.maxSeqLen = 16;
         float[] losses = trainLosses(4, 200, c, 2, 16, 1e-2);
         assertTrue(losses[0] > 2.0, "initial loss " + losses[0]);
         assertTrue(losses[losses.length - 1] < 0.05, "final loss " + losses[losses.length - 1]);
+    }
+
+    @Test
+    void sizeAccounting() {
+        Model m = new Model(tiny());
+        // wte 11·12; per block: 2 norms 24, att_proj 432, q/k norms 12, attn_out 144, ff_proj 216, ff_out 108; ln_f 12
+        assertEquals(132 + 2 * (24 + 432 + 12 + 144 + 216 + 108) + 12, m.totalParams());
+        assertEquals(m.totalParams(), m.activatedParamsPerToken());
+        // logits 11·12; per block: 4·12² projections, (5+1)·12 causal products, 3·9·12 FFN
+        assertEquals(132 + 2 * (576 + 72 + 324), m.forwardMacsPerToken(5));
     }
 
     @Test
