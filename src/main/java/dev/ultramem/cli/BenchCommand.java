@@ -5,6 +5,7 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
 import dev.ultramem.data.SyntheticCorpus;
 import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelCosts;
 import dev.ultramem.model.StepProfile;
 import dev.ultramem.train.AdamW;
 import dev.ultramem.train.LrSchedule;
@@ -89,7 +90,7 @@ final class BenchCommand implements Callable<Integer> {
             if (s >= warm) sec += (System.nanoTime() - t0) / 1e9;
         }
         double tps = (double) measured * batch * seq / sec;
-        long macs = Costs.forwardMacs(model, seq);
+        long macs = ModelCosts.of(model, seq).forwardMacsPerToken();
         o.printf("step %.1f ms, %s tokens/s, %.1f GFLOP/s (6 x %,d multiply-adds per token)%n",
                 sec / measured * 1e3, Runs.human(tps), tps * 6 * macs / 1e9, macs);
         StepProfile.setEnabled(false);
@@ -106,7 +107,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < n; i++) dec.step(text[warmTokens + i] & 0xFF);
         double dsec = (System.nanoTime() - t0) / 1e9;
         double dtps = n / dsec;
-        long bytesPerToken = 4 * Costs.activatedParams(model);
+        long bytesPerToken = ModelCosts.measuredParamBytesPerToken(model, 1);
         o.printf("%s tokens/s, %,d parameter bytes read per token, implied bandwidth %.2f GB/s%n",
                 Runs.human(dtps), bytesPerToken, bytesPerToken * dtps / 1e9);
         return 0;

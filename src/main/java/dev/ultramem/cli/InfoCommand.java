@@ -3,6 +3,7 @@ package dev.ultramem.cli;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelCosts;
 import dev.ultramem.model.ModelConfig;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
@@ -80,15 +81,17 @@ final class InfoCommand implements Callable<Integer> {
         for (Param p : model.params()) if (p.trainable) byGroup.merge(p.group, p.numel(), Long::sum);
         long idx = 0;
         for (IndexBuffer b : model.indexBuffers()) idx += b.data().length;
-        long total = Costs.totalParams(model);
-        o.printf("parameters: %,d total (%s)%n", total, byGroup.toString().replace("{", "").replace("}", ""));
-        o.printf("buffers: %,d floats, %,d indices%n", Costs.bufferElements(model), idx);
-        long act = Costs.activatedParams(model);
-        long[] mem = Costs.memoryPerToken(model);
-        o.printf("activated parameters per token: %,d (memory layers: %,d)%n", act, mem[0]);
-        long macs = Costs.forwardMacs(model, ctx);
-        o.printf("forward FLOPs per token (context %d): %,d (%,d multiply-adds)%n", ctx, 2 * macs, macs);
-        o.printf("training FLOPs per token: %,d (6 x multiply-adds)%n", 6 * macs);
-        o.printf("parameter bytes read per token at batch 1 (fp32): %,d%n", 4 * act);
+        ModelCosts k = ModelCosts.of(model, ctx);
+        o.printf("parameters: %,d total (%s)%n", k.totalParams(), byGroup.toString().replace("{", "").replace("}", ""));
+        long buffers = 0;
+        for (Param p : model.params()) if (!p.trainable) buffers += p.numel();
+        o.printf("buffers: %,d floats, %,d indices%n", buffers, idx);
+        o.printf("activated parameters per token: %,d (dense part %,d)%n", k.activatedParamsPerToken(), k.denseParams());
+        o.printf("forward multiply-adds per token (context %d): %,d (attention %,d, FFN %,d, memory %,d, logits %,d)%n", ctx,
+                k.forwardMacsPerToken(), k.attentionMacsPerToken(), k.ffnMacsPerToken(), k.memoryMacsPerToken(), k.logitMacsPerToken());
+        o.printf("training FLOPs per token: %,d (6 x multiply-adds)%n", k.trainingFlopsPerToken());
+        // counted by the engine: a real forward at each batch size, distinct rows and experts it touched
+        for (int b : new int[]{1, 8, 64, 512})
+            o.printf("parameter bytes read per token at batch %d (fp32, counted): %,d%n", b, ModelCosts.measuredParamBytesPerToken(model, b));
     }
 }

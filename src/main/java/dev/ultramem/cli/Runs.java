@@ -6,6 +6,7 @@ import dev.ultramem.infer.Generator;
 import dev.ultramem.infer.Sampler;
 import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelCosts;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.Trainer;
@@ -50,7 +51,7 @@ final class Runs {
         long total = stopAt != null ? stopAt : t.job.train.steps, start = t.step();
         int B = t.job.train.batchSize, T = t.job.train.seqLen;
         o.println("model: d_model " + t.job.model.dModel + ", " + t.job.model.nLayers + " layers, ffn " + t.job.model.ffnType
-                + ", memory " + t.job.model.memType + "; " + String.format("%,d", Costs.totalParams(t.model)) + " parameters");
+                + ", memory " + t.job.model.memType + "; " + String.format("%,d", ModelCosts.of(t.model, t.job.train.seqLen).totalParams()) + " parameters");
         o.println("training: steps " + start + " -> " + total + ", batch " + B + " x " + T + " tokens, lr " + t.job.train.lr
                 + (maxMillis > 0 ? ", time limit " + Duration.ofMillis(maxMillis).toSeconds() + " s" : ""));
         o.flush();

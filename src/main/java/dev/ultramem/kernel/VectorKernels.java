@@ -8,17 +8,24 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Vector API fast path (the default). Every method of {@link Kernels} is overridden here.
  *
- * <p><b>GEMM.</b> All three layouts share one register-tiled micro-kernel: a tile of {@link #MR} rows ×
- * {@link #NR} columns (3 vectors) of C lives in 12 vector registers while k runs over a packed panel of A
- * (MR values per k) and a packed panel of B (NR values per k). K is blocked by {@link #KC} so that a
- * packed B block (KC × {@link #NC}) stays in L2 and a packed A panel stays in L1. Output row tiles (or
- * column panels when M is small) are split in contiguous chunks over {@link Parallel}; each C element is
- * computed by one thread, summing k in increasing order within a KC block (fused multiply-add per step) and
- * adding the KC blocks to C in increasing order, so the result is bit-identical for every thread count.
- * Precision: each element carries the usual float32 recursive-summation error, at most about
- * {@code min(K, KC)·2⁻²⁴·Σ|aₖbₖ|} per block plus one rounding per block (in practice ≈ √K·2⁻²⁴·Σ|aₖbₖ|).
- * M = 1 (decode) takes a streaming GEMV path (several independent accumulators, no packing, no K blocking),
- * with the same error bound.
+ * <p><b>GEMM.</b> All three layouts share one register-tiled micro-kernel: a tile of {@link #MR} = 3 rows ×
+ * {@link #NR} = 3 vectors of C lives in 9 vector registers while k runs over a packed panel of A (MR values
+ * per k, broadcast) and a packed panel of B (NR values per k). With 3 B vectors and 3 broadcasts that is 15
+ * registers, which fits AVX2's 16 even when the JIT hoists every load of an iteration (a 5×2 or 4×3 tile
+ * spilled an accumulator to the stack and ran at less than half speed). Loop order as in BLIS: N block
+ * {@link #NC}, K block {@link #KC} (pack B), M block {@link #MC} (pack A, stays in L2), B micro-panel
+ * (KC × NR, stays in L1 while the row tiles of the M block pass over it), row tile. Partial tiles are computed
+ * on zero-padded panels and copied out, so edges use the same arithmetic as full tiles.
+ *
+ * <p>Threads: output row tiles (or column panels when M is small) are split in contiguous chunks over
+ * {@link Parallel}, one region per call; each C element is computed by one thread, summing k in increasing
+ * order within a KC block (one fused multiply-add per step) and adding the KC blocks to C in increasing
+ * order, so the result is bit-identical for every thread count.
+ *
+ * <p>Precision: each element carries the float32 recursive-summation error, at most
+ * {@code (K + 1)·2⁻²⁴·(Σ|aₖbₖ| + |C₀|)} (C₀ = the prior C when accumulating), typically ≈ √K·2⁻²⁴·Σ|aₖbₖ|.
+ * Small M (decode: M = 1; up to {@link #gemvMaxRows} rows) takes a streaming GEMV path: each row of A
+ * streams B once with several independent accumulators, no packing, no K blocking; same bound.
  *
  * <p>Packing buffers are per thread and allocated once (fixed sizes); steady-state calls allocate nothing.
  * Shapes with M·N·K below {@link #PARALLEL_WORK} run on the caller thread.
@@ -28,10 +35,10 @@ public class VectorKernels extends ScalarKernels {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     static final int L = S.length();
 
-    /** Register tile: MR rows × NR columns (3 vectors). */
-    static final int MR = 5, NR = 2 * L;
-    /** K block (A panel MR·KC floats in L1) and N block (B block KC·NC floats in L2). */
-    static final int KC = 256, NC = 24 * NR;
+    /** Register tile: MR rows × NR columns (3 vectors; 24 floats with AVX2, 48 with AVX-512). */
+    static final int MR = 3, NR = 3 * L;
+    /** K block (B micro-panel KC·NR floats in L1), M block (A block MC·KC floats in L2), N block (B block KC·NC floats). */
+    static final int KC = 256, NC = (2048 + NR - 1) / NR * NR, MC = 48 * MR;
     /** Below this many multiply-adds a GEMM runs on the caller thread. */
     static final long PARALLEL_WORK = 1L << 19;
 
@@ -44,7 +51,7 @@ public class VectorKernels extends ScalarKernels {
     /** Per-thread packing buffers and the caller's reusable task, allocated once per thread. */
     static final class Scratch {
         final float[] bp = new float[KC * NC];
-        final float[] ap = new float[KC * MR];
+        final float[] ap = new float[KC * MC];
         final float[] tile = new float[MR * NR];
         final GemmTask task = new GemmTask();
     }
@@ -65,16 +72,19 @@ public class VectorKernels extends ScalarKernels {
         void clear() { a = b = c = null; }
     }
 
+    /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count. */
     @Override
     public void gemmNT(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
         gemm(NT, M, N, K, a, aOff, b, bOff, c, cOff, acc);
     }
 
+    /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count. */
     @Override
     public void gemmNN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
         gemm(NN, M, N, K, a, aOff, b, bOff, c, cOff, acc);
     }
 
+    /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count. */
     @Override
     public void gemmTN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
         gemm(TN, M, N, K, a, aOff, b, bOff, c, cOff, acc);
@@ -95,9 +105,8 @@ public class VectorKernels extends ScalarKernels {
             if (!acc) for (int i = 0; i < M; i++) java.util.Arrays.fill(c, cOff + i * N, cOff + i * N + N, 0f);
             return;
         }
-        if (M == 1) {
-            if (layout == NT) gemvNT(N, K, a, aOff, b, bOff, c, cOff, acc);
-            else gemvNN(N, K, a, aOff, b, bOff, c, cOff, acc);
+        if (M <= gemvMaxRows(layout)) {
+            gemv(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc);
             return;
         }
         int threads = Parallel.threads();
@@ -110,8 +119,7 @@ public class VectorKernels extends ScalarKernels {
         GemmTask t = SCRATCH.get().task;
         t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
         t.c = c; t.cOff = cOff; t.acc = acc;
-        // Split rows when there are enough row tiles to balance; otherwise split column panels.
-        t.splitRows = rowTiles >= 4 * threads || rowTiles >= colPanels;
+        t.splitRows = splitRows(M, N, K, threads, rowTiles, colPanels);
         int units = t.splitRows ? rowTiles : colPanels;
         try {
             Parallel.forChunks(units, Math.min(threads, units), t);
@@ -120,25 +128,56 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
-    /** Computes C[m0:m1, n0:n1] on the current thread. */
+    /**
+     * Split rows or columns over threads: whichever packs fewer elements per thread, among the splits that
+     * give every thread at least 4 units (tiles or panels) for balance. A row split packs all of B per thread
+     * plus its rows of A once per N block; a column split packs its part of B plus all of A per N block.
+     */
+    static boolean splitRows(int M, int N, int K, int threads, int rowTiles, int colPanels) {
+        boolean rowsOk = rowTiles >= 4 * threads, colsOk = colPanels >= 4 * threads;
+        if (rowsOk != colsOk) return rowsOk;
+        if (!rowsOk) return rowTiles >= colPanels;
+        double rowCost = (double) N * K + (double) M / threads * K * blocks(N, NC);
+        double colCost = (double) N / threads * K + (double) M * K * blocks((N + threads - 1) / threads, NC);
+        return rowCost <= colCost;
+    }
+
+    private static int blocks(int n, int block) { return (n + block - 1) / block; }
+
+    /** Block length ≤ max, a multiple of unit, splitting n into the fewest, most even blocks. */
+    private static int evenBlock(int n, int max, int unit) {
+        int per = (n + blocks(n, max) - 1) / blocks(n, max);
+        return Math.min(max, (per + unit - 1) / unit * unit);
+    }
+
+    /**
+     * Computes C[m0:m1, n0:n1] on the current thread. Loop order (outer to inner): N block, K block (pack B),
+     * M block (pack A), B micro-panel (stays in L1 while the row tiles of the M block pass over it), row tile.
+     */
     static void block(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
                       float[] c, int cOff, boolean acc, int m0, int m1, int n0, int n1) {
         Scratch sc = SCRATCH.get();
         float[] bp = sc.bp, ap = sc.ap, tile = sc.tile;
-        for (int jc = n0; jc < n1; jc += NC) {
-            int nc = Math.min(NC, n1 - jc);
+        int ncMax = evenBlock(n1 - n0, NC, NR), mcMax = evenBlock(m1 - m0, MC, MR);
+        for (int jc = n0; jc < n1; jc += ncMax) {
+            int nc = Math.min(ncMax, n1 - jc);
             for (int pc = 0; pc < K; pc += KC) {
                 int kc = Math.min(KC, K - pc);
                 if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
                 else packBN(b, bOff, N, pc, kc, jc, nc, bp);
                 boolean first = pc == 0 && !acc;
-                for (int i = m0; i < m1; i += MR) {
-                    int mr = Math.min(MR, m1 - i);
-                    if (layout == TN) packAT(a, aOff, M, i, mr, pc, kc, ap);
-                    else packAN(a, aOff, K, i, mr, pc, kc, ap);
-                    int ci = cOff + i * N + jc;
+                for (int ic = m0; ic < m1; ic += mcMax) {
+                    int mc = Math.min(mcMax, m1 - ic);
+                    for (int p = 0; p < mc; p += MR) {
+                        int mr = Math.min(MR, mc - p);
+                        if (layout == TN) packAT(a, aOff, M, ic + p, mr, pc, kc, ap, p * kc);
+                        else packAN(a, aOff, K, ic + p, mr, pc, kc, ap, p * kc);
+                    }
                     for (int jr = 0; jr < nc; jr += NR) {
-                        micro(kc, ap, bp, jr * kc, c, ci + jr, N, mr, Math.min(NR, nc - jr), first, tile);
+                        int nr = Math.min(NR, nc - jr);
+                        int ci = cOff + ic * N + jc + jr;
+                        for (int ir = 0; ir < mc; ir += MR)
+                            micro(kc, ap, ir * kc, bp, jr * kc, c, ci + ir * N, N, Math.min(MR, mc - ir), nr, first, tile);
                     }
                 }
             }
@@ -153,8 +192,7 @@ public class VectorKernels extends ScalarKernels {
             int src = bOff + pc * N + jc + jr;
             if (nr == NR) {
                 for (int k = 0; k < kc; k++, src += N, dst += NR) {
-                    FloatVector.fromArray(S, b, src).intoArray(bp, dst);
-                    FloatVector.fromArray(S, b, src + L).intoArray(bp, dst + L);
+                    for (int v = 0; v < NR; v += L) FloatVector.fromArray(S, b, src + v).intoArray(bp, dst + v);
                 }
             } else {
                 for (int k = 0; k < kc; k++, src += N, dst += NR) {
@@ -183,27 +221,26 @@ public class VectorKernels extends ScalarKernels {
     }
 
     /** A stored [M, K] (NT, NN): rows i..i+mr, MR values per k, zero-padded. */
-    private static void packAN(float[] a, int aOff, int K, int i, int mr, int pc, int kc, float[] ap) {
+    private static void packAN(float[] a, int aOff, int K, int i, int mr, int pc, int kc, float[] ap, int ao) {
         for (int r = 0; r < MR; r++) {
             if (r < mr) {
                 int src = aOff + (i + r) * K + pc;
-                for (int k = 0, dst = r; k < kc; k++, dst += MR) ap[dst] = a[src + k];
+                for (int k = 0, dst = ao + r; k < kc; k++, dst += MR) ap[dst] = a[src + k];
             } else {
-                for (int k = 0, dst = r; k < kc; k++, dst += MR) ap[dst] = 0f;
+                for (int k = 0, dst = ao + r; k < kc; k++, dst += MR) ap[dst] = 0f;
             }
         }
     }
 
     /** A stored [K, M] (TN). */
-    private static void packAT(float[] a, int aOff, int M, int i, int mr, int pc, int kc, float[] ap) {
+    private static void packAT(float[] a, int aOff, int M, int i, int mr, int pc, int kc, float[] ap, int ao) {
         int src = aOff + pc * M + i;
         if (mr == MR) {
-            for (int k = 0, dst = 0; k < kc; k++, dst += MR, src += M) {
+            for (int k = 0, dst = ao; k < kc; k++, dst += MR, src += M) {
                 ap[dst] = a[src]; ap[dst + 1] = a[src + 1]; ap[dst + 2] = a[src + 2];
-                ap[dst + 3] = a[src + 3]; ap[dst + 4] = a[src + 4];
             }
         } else {
-            for (int k = 0, dst = 0; k < kc; k++, dst += MR, src += M)
+            for (int k = 0, dst = ao; k < kc; k++, dst += MR, src += M)
                 for (int r = 0; r < MR; r++) ap[dst + r] = r < mr ? a[src + r] : 0f;
         }
     }
@@ -212,41 +249,34 @@ public class VectorKernels extends ScalarKernels {
      * C tile (MR × NR at c[co], row stride ldc) = or += packed A panel · packed B panel.
      * Edge tiles (mr < MR or nr < NR) are computed in full on zero-padded panels and copied out.
      */
-    private static void micro(int kc, float[] ap, float[] bp, int bo, float[] c, int co, int ldc,
+    private static void micro(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc,
                               int mr, int nr, boolean first, float[] tile) {
-        FloatVector c00 = FloatVector.zero(S), c01 = c00;
-        FloatVector c10 = c00, c11 = c00;
-        FloatVector c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00;
-        FloatVector c40 = c00, c41 = c00;
+        // 9 accumulators + 3 B vectors + 3 broadcasts = 15 registers: fits the 16 of AVX2 even when the
+        // compiler hoists all loads of an iteration (a 5×2 tile spilled an accumulator here).
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00;
         for (int k = 0; k < kc; k++) {
-            int ai = k * MR, bi = bo + k * NR;
+            int ai = ao + k * MR, bi = bo + k * NR;
             FloatVector b0 = FloatVector.fromArray(S, bp, bi);
             FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
+            FloatVector b2 = FloatVector.fromArray(S, bp, bi + 2 * L);
             FloatVector av = FloatVector.broadcast(S, ap[ai]);
-            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01);
+            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01); c02 = av.fma(b2, c02);
             av = FloatVector.broadcast(S, ap[ai + 1]);
-            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
+            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12);
             av = FloatVector.broadcast(S, ap[ai + 2]);
-            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
-            av = FloatVector.broadcast(S, ap[ai + 3]);
-            c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
-            av = FloatVector.broadcast(S, ap[ai + 4]);
-            c40 = av.fma(b0, c40); c41 = av.fma(b1, c41);
+            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22);
         }
         if (mr == MR && nr == NR) {
-            store(c00, c01, c, co, first);
-            store(c10, c11, c, co + ldc, first);
-            store(c20, c21, c, co + 2 * ldc, first);
-            store(c30, c31, c, co + 3 * ldc, first);
-            store(c40, c41, c, co + 4 * ldc, first);
+            store(c00, c01, c02, c, co, first);
+            store(c10, c11, c12, c, co + ldc, first);
+            store(c20, c21, c22, c, co + 2 * ldc, first);
             return;
         }
-        c00.intoArray(tile, 0); c01.intoArray(tile, L);
-        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L);
-        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L);
-        c30.intoArray(tile, 3 * NR); c31.intoArray(tile, 3 * NR + L);
-        c40.intoArray(tile, 4 * NR); c41.intoArray(tile, 4 * NR + L);
+        c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L);
+        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L); c12.intoArray(tile, NR + 2 * L);
+        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L); c22.intoArray(tile, 2 * NR + 2 * L);
         for (int r = 0; r < mr; r++) {
             int cr = co + r * ldc, tr = r * NR;
             if (first) System.arraycopy(tile, tr, c, cr, nr);
@@ -254,45 +284,72 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
-    private static void store(FloatVector x0, FloatVector x1, float[] c, int o, boolean first) {
+    private static void store(FloatVector x0, FloatVector x1, FloatVector x2, float[] c, int o, boolean first) {
         if (!first) {
             x0 = x0.add(FloatVector.fromArray(S, c, o));
             x1 = x1.add(FloatVector.fromArray(S, c, o + L));
+            x2 = x2.add(FloatVector.fromArray(S, c, o + 2 * L));
         }
         x0.intoArray(c, o);
         x1.intoArray(c, o + L);
+        x2.intoArray(c, o + 2 * L);
     }
 
-    // ------------------------------------------------------------------------------------------------ GEMV (M = 1)
+    // ------------------------------------------------------------------------------------------------ GEMV (small M)
+
+    /**
+     * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing. Measured
+     * cross-over: about 8 rows for NT (packing B transposed is slow); for NN/TN packing wins from 2 rows.
+     */
+    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 1; }
 
     static final class GemvTask implements Parallel.ChunkBody {
-        boolean nt, acc;
-        int N, K, aOff, bOff, cOff;
+        int layout, M, N, K, aOff, bOff, cOff;
+        boolean acc;
         float[] a, b, c;
 
         @Override public void run(int chunk, int s, int e) {
-            if (nt) gemvNTRange(K, a, aOff, b, bOff, c, cOff, acc, s, e);
-            else gemvNNRange(N, K, a, aOff, b, bOff, c, cOff, acc, s * L, Math.min(N, e * L));
+            if (layout == NT) gemvRows(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, s, e);
+            else gemvRows(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, s * L, Math.min(N, e * L));
         }
     }
 
     private static final ThreadLocal<GemvTask> GEMV_TASK = ThreadLocal.withInitial(GemvTask::new);
 
-    private static void gemvParallel(boolean nt, int N, int K, float[] a, int aOff, float[] b, int bOff,
-                                     float[] c, int cOff, boolean acc, int units) {
+    /** C[M, N] for small M: columns split over threads (units of one column for NT, one vector for NN/TN). */
+    private static void gemv(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
+                             float[] c, int cOff, boolean acc) {
+        int units = layout == NT ? N : (N + L - 1) / L;
+        int threads = Parallel.threads();
+        if (threads == 1 || (long) M * N * K < PARALLEL_WORK / 4 || units < 8) {
+            gemvRows(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, 0, N);
+            return;
+        }
         GemvTask t = GEMV_TASK.get();
-        t.nt = nt; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff; t.c = c; t.cOff = cOff; t.acc = acc;
+        t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
+        t.c = c; t.cOff = cOff; t.acc = acc;
         try {
-            Parallel.forChunks(units, Math.min(Parallel.threads(), units), t);
+            Parallel.forChunks(units, Math.min(threads, units), t);
         } finally {
             t.a = t.b = t.c = null;
         }
     }
 
-    /** c[j] (+)= dot(a, B[j, :]), B stored [N, K]. */
-    private static void gemvNT(int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
-        if (Parallel.threads() == 1 || (long) N * K < PARALLEL_WORK / 4 || N < 8) gemvNTRange(K, a, aOff, b, bOff, c, cOff, acc, 0, N);
-        else gemvParallel(true, N, K, a, aOff, b, bOff, c, cOff, acc, N);
+    /** Columns per block of the small-M GEMV: the block of B is read from memory once and from cache by the other rows. */
+    static final int GEMV_BLOCK = 64;
+
+    /** Columns j0..j1 of every row of C; each element's arithmetic depends only on (layout, K), not on j0, j1. */
+    private static void gemvRows(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
+                                 float[] c, int cOff, boolean acc, int j0, int j1) {
+        for (int jb = j0; jb < j1; jb += GEMV_BLOCK) {
+            int je = M == 1 ? j1 : Math.min(j1, jb + GEMV_BLOCK);
+            for (int i = 0; i < M; i++) {
+                if (layout == NT) gemvNTRange(K, a, aOff + i * K, b, bOff, c, cOff + i * N, acc, jb, je);
+                else if (layout == NN) gemvNNRange(N, K, a, aOff + i * K, 1, b, bOff, c, cOff + i * N, acc, jb, je);
+                else gemvNNRange(N, K, a, aOff + i, M, b, bOff, c, cOff + i * N, acc, jb, je);
+            }
+            if (M == 1) break;
+        }
     }
 
     /** Four rows of B at a time, one accumulator each, sharing the loads of a; same per-row order as one row alone. */
@@ -331,21 +388,14 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
-    /** c[j] (+)= Σₖ a[k]·B[k, j], B stored [K, N] (NN and TN are the same when M = 1). */
-    private static void gemvNN(int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {
-        int units = (N + L - 1) / L;
-        if (Parallel.threads() == 1 || (long) N * K < PARALLEL_WORK / 4 || units < 4) gemvNNRange(N, K, a, aOff, b, bOff, c, cOff, acc, 0, N);
-        else gemvParallel(false, N, K, a, aOff, b, bOff, c, cOff, acc, units);
-    }
-
     /** Columns j0..j1: four vectors of columns at a time stream down the rows of B; each column sums k in order. */
-    private static void gemvNNRange(int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff,
+    private static void gemvNNRange(int N, int K, float[] a, int aOff, int aStride, float[] b, int bOff, float[] c, int cOff,
                                     boolean acc, int j0, int j1) {
         int j = j0;
         for (; j + 4 * L <= j1; j += 4 * L) {
             FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
             for (int k = 0, bi = bOff + j; k < K; k++, bi += N) {
-                FloatVector av = FloatVector.broadcast(S, a[aOff + k]);
+                FloatVector av = FloatVector.broadcast(S, a[aOff + k * aStride]);
                 s0 = av.fma(FloatVector.fromArray(S, b, bi), s0);
                 s1 = av.fma(FloatVector.fromArray(S, b, bi + L), s1);
                 s2 = av.fma(FloatVector.fromArray(S, b, bi + 2 * L), s2);
@@ -361,14 +411,14 @@ public class VectorKernels extends ScalarKernels {
         for (; j + L <= j1; j += L) {
             FloatVector s0 = FloatVector.zero(S);
             for (int k = 0, bi = bOff + j; k < K; k++, bi += N)
-                s0 = FloatVector.broadcast(S, a[aOff + k]).fma(FloatVector.fromArray(S, b, bi), s0);
+                s0 = FloatVector.broadcast(S, a[aOff + k * aStride]).fma(FloatVector.fromArray(S, b, bi), s0);
             int ci = cOff + j;
             if (acc) s0 = s0.add(FloatVector.fromArray(S, c, ci));
             s0.intoArray(c, ci);
         }
         for (; j < j1; j++) {
             float s = 0f;
-            for (int k = 0, bi = bOff + j; k < K; k++, bi += N) s = Math.fma(a[aOff + k], b[bi], s);
+            for (int k = 0, bi = bOff + j; k < K; k++, bi += N) s = Math.fma(a[aOff + k * aStride], b[bi], s);
             if (acc) c[cOff + j] += s; else c[cOff + j] = s;
         }
     }

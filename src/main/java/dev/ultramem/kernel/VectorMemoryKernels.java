@@ -21,23 +21,109 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
 
     @Override public String name() { return "vector"; }
 
+    /** Per-thread candidate buffer of the top-k (grown on demand, never per call). */
+    private static final ThreadLocal<long[][]> TOPK_BUF = ThreadLocal.withInitial(() -> new long[][]{new long[128]});
+
+    /**
+     * A candidate as one sortable long: ascending long order = descending value, then ascending index.
+     * The high word is the float's order-preserving bit pattern, complemented (descending) and with the
+     * sign bit flipped so signed comparison of longs matches; -0.0 is folded into +0.0 first.
+     */
+    private static long key(float v, int i) {
+        int bits = Float.floatToRawIntBits(v + 0.0f);
+        int ordered = bits ^ ((bits >> 31) | 0x80000000);
+        return ((long) (~ordered ^ 0x80000000) << 32) | (i & 0xffffffffL);
+    }
+
+    private static float valueOfKey(long key) {
+        int ordered = ~((int) (key >>> 32) ^ 0x80000000);
+        int bits = ordered < 0 ? ordered ^ 0x80000000 : ~ordered;
+        return Float.intBitsToFloat(bits);
+    }
+
+    /** Rearranges a[0, m) so that a[0, k) holds the k smallest keys and a[k-1] is the largest of them. */
+    private static void select(long[] a, int m, int k) {
+        int lo = 0, hi = m - 1, target = k - 1;
+        while (hi > lo) {
+            int mid = (lo + hi) >>> 1;
+            // median of three as pivot
+            if (a[mid] < a[lo]) swap(a, mid, lo);
+            if (a[hi] < a[lo]) swap(a, hi, lo);
+            if (a[hi] < a[mid]) swap(a, hi, mid);
+            long pivot = a[mid];
+            int i = lo, j = hi;
+            while (i <= j) {
+                while (a[i] < pivot) i++;
+                while (a[j] > pivot) j--;
+                if (i <= j) { swap(a, i, j); i++; j--; }
+            }
+            if (target <= j) hi = j;
+            else if (target >= i) lo = i;
+            else break;
+        }
+        // a[0, k) now holds the k smallest; put their maximum at k-1
+        int mx = 0;
+        for (int q = 1; q < k; q++) if (a[q] > a[mx]) mx = q;
+        swap(a, mx, k - 1);
+    }
+
+    private static void swap(long[] a, int i, int j) { long t = a[i]; a[i] = a[j]; a[j] = t; }
+
+    /**
+     * Threshold top-k: candidates strictly above the current k-th value (later indices lose ties) go
+     * into a buffer of 4k; a full buffer is cut back to its best k by quickselect, which raises the
+     * threshold; the final k are sorted by insertion.
+     * Whole vectors below the threshold are skipped with one compare.
+     */
     @Override
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
+        if (4 * k > n) { super.topK(x, off, n, k, idx, idxOff, val, valOff); return; }
+        long[][] holder = TOPK_BUF.get();
+        if (holder[0].length < 4 * k) holder[0] = new long[4 * k];
+        long[] buf = holder[0];
+        int cap = 4 * k, m = 0;
+        float thr = Float.POSITIVE_INFINITY;
         for (int i = 0; i < k; i++) {
-            val[valOff + i] = x[off + i];
-            idx[idxOff + i] = i;
-            siftUp(idx, val, idxOff, valOff, i);
+            buf[m++] = key(x[off + i], i);
+            thr = Math.min(thr, x[off + i]);
         }
         int i = k;
-        // candidates arrive in increasing index order, so only a strictly larger value can enter
         for (; i + L <= n; i += L) {
             FloatVector xv = FloatVector.fromArray(S, x, off + i);
-            if (!xv.compare(VectorOperators.GT, val[valOff]).anyTrue()) continue;
-            for (int l = 0; l < L; l++) offer(idx, val, idxOff, valOff, k, x[off + i + l], i + l);
+            long bits = xv.compare(VectorOperators.GT, thr).toLong();
+            while (bits != 0) {
+                int l = Long.numberOfTrailingZeros(bits);
+                bits &= bits - 1;
+                float v = x[off + i + l];
+                if (!(v > thr)) continue; // the threshold may have risen within this vector
+                buf[m++] = key(v, i + l);
+                if (m == cap) { select(buf, m, k); m = k; thr = valueOfKey(buf[k - 1]); }
+            }
         }
-        for (; i < n; i++) offer(idx, val, idxOff, valOff, k, x[off + i], i);
-        heapToSorted(idx, val, idxOff, valOff, k);
+        for (; i < n; i++) {
+            float v = x[off + i];
+            if (v > thr) {
+                buf[m++] = key(v, i);
+                if (m == cap) { select(buf, m, k); m = k; thr = valueOfKey(buf[k - 1]); }
+            }
+        }
+        if (m > k) select(buf, m, k);
+        if (k <= 48) {
+            for (int a = 1; a < k; a++) {
+                long v = buf[a];
+                int b = a - 1;
+                while (b >= 0 && buf[b] > v) { buf[b + 1] = buf[b]; b--; }
+                buf[b + 1] = v;
+            }
+        } else {
+            java.util.Arrays.sort(buf, 0, k);
+        }
+        for (int q = 0; q < k; q++) {
+            int id = (int) buf[q];
+            idx[idxOff + q] = id;
+            val[valOff + q] = x[off + id];
+        }
     }
 
     @Override

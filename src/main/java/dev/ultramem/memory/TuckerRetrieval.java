@@ -55,11 +55,13 @@ public final class TuckerRetrieval {
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
     private double lastAux;
+    /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
+    private boolean cacheKeys, keysValid;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
     public final double[] singular;
 
     private static final class Scratch {
-        final float[] val, grid, rr, rc, tc, gval;
+        final float[] val, grid, rr, rc, rct, tc, tsum, gval;
         final int[] gidx;
 
         Scratch(int keyNum, int knn1, int knn, int r, int C) {
@@ -67,6 +69,8 @@ public final class TuckerRetrieval {
             grid = new float[knn1 * knn1];
             rr = new float[knn1 * r];
             rc = new float[knn1 * r];
+            rct = new float[knn1 * r];
+            tsum = new float[knn1 * r];
             tc = new float[C * knn1 * r];
             gval = new float[knn];
             gidx = new int[knn];
@@ -161,6 +165,7 @@ public final class TuckerRetrieval {
     public double calibrateNorms(Rng rng, int tokens) {
         Arrays.fill(queryNorm.data(), 1f);
         Arrays.fill(keysNorm.data(), 1f);
+        keysValid = false;
         float[] x = new float[tokens * d];
         rng.fillNormal(x, 1.0);
         forward(x, tokens);
@@ -172,13 +177,23 @@ public final class TuckerRetrieval {
         float c = (float) Math.pow(mean, -0.25);
         Arrays.fill(queryNorm.data(), c);
         Arrays.fill(keysNorm.data(), c);
+        keysValid = false;
         return sd / mean;
     }
 
     // ------------------------------------------------------------------ Tucker rank-1 update
 
+    /**
+     * In eval mode (on = true) the normalised keys are computed once and reused until
+     * {@link #updateTucker()} (called from the layers' afterWeightsChanged) or {@link #invalidateKeys()}.
+     */
+    public void setCacheKeys(boolean on) { cacheKeys = on; keysValid = false; }
+
+    public void invalidateKeys() { keysValid = false; }
+
     /** u, v = leading singular vectors of Σ_c core_c[h], sign smoothed against the previous u, v. */
     public void updateTucker() {
+        keysValid = false;
         float[] ud = u.data(), vd = v.data();
         for (int h = 0; h < heads; h++) {
             TuckerSvd svd = TuckerSvd.of(coreSum(h), rank);
@@ -238,14 +253,17 @@ public final class TuckerRetrieval {
             for (int s = 0; s < nSlots; s++)
                 System.arraycopy(qn, (t * nSlots + s) * kdim, qs, (s * n + t) * kdim, kdim);
         // 2. keys_norm over kdim for every key vector (transposed so the rank axis is outermost)
-        float[] kd = keys.data();
-        for (int h = 0; h < heads; h++)
-            for (int side = 0; side < 2; side++)
-                for (int k = 0; k < keyNum; k++)
-                    for (int j = 0; j < kdim; j++)
-                        for (int p = 0; p < rank; p++)
-                            kt[kOff(h, side, p) + k * kdim + j] = kd[(((h * 2 + side) * keyNum + k) * kdim + j) * rank + p];
-        K.rmsnormForward(heads * 2 * rank * keyNum, kdim, kt, 0, keysNorm.data(), EPS, khat, 0, krstd, 0);
+        if (!(cacheKeys && keysValid)) {
+            float[] kd = keys.data();
+            for (int h = 0; h < heads; h++)
+                for (int side = 0; side < 2; side++)
+                    for (int k = 0; k < keyNum; k++)
+                        for (int j = 0; j < kdim; j++)
+                            for (int p = 0; p < rank; p++)
+                                kt[kOff(h, side, p) + k * kdim + j] = kd[(((h * 2 + side) * keyNum + k) * kdim + j) * rank + p];
+            K.rmsnormForward(heads * 2 * rank * keyNum, kdim, kt, 0, keysNorm.data(), EPS, khat, 0, krstd, 0);
+            keysValid = cacheKeys;
+        }
         // 3. per-rank row/column scores for all keys
         for (int h = 0; h < heads; h++)
             for (int side = 0; side < 2; side++)
@@ -289,7 +307,8 @@ public final class TuckerRetrieval {
                     sc.rr[i * r + p] = S[sOff(h, 0, p) + t * keyNum + I1[i1r + i]];
                     sc.rc[i * r + p] = S[sOff(h, 1, p) + t * keyNum + I1[i1c + i]];
                 }
-            // 6. grid per core G_c = R_row · core_c · R_colᵀ, summed over cores
+            // 6. grid per core G_c = R_row · core_c · R_colᵀ; the sum over cores is one bilinear form
+            //    with Σ_c core_c, per-core values are only needed at the winners
             for (int c = 0; c < cores; c++) {
                 float[] cd = tuckerCore[c].data();
                 for (int i = 0; i < knn1; i++)
@@ -300,11 +319,23 @@ public final class TuckerRetrieval {
                     }
             }
             for (int i = 0; i < knn1; i++)
-                for (int j = 0; j < knn1; j++) {
-                    float g = 0;
-                    for (int c = 0; c < cores; c++) g += coreGrid(sc, c, i, j);
-                    sc.grid[i * knn1 + j] = g;
+                for (int s = 0; s < r; s++) {
+                    float acc = 0;
+                    for (int c = 0; c < cores; c++) acc += sc.tc[(c * knn1 + i) * r + s];
+                    sc.tsum[i * r + s] = acc;
                 }
+            for (int s = 0; s < r; s++)
+                for (int j = 0; j < knn1; j++) sc.rct[s * knn1 + j] = sc.rc[j * r + s];
+            for (int i = 0; i < knn1; i++) {
+                int go = i * knn1;
+                float t0 = sc.tsum[i * r];
+                for (int j = 0; j < knn1; j++) sc.grid[go + j] = t0 * sc.rct[j];
+                for (int s = 1; s < r; s++) {
+                    float ts = sc.tsum[i * r + s];
+                    int ro = s * knn1;
+                    for (int j = 0; j < knn1; j++) sc.grid[go + j] += ts * sc.rct[ro + j];
+                }
+            }
             // 7. stage 2: top-knn of the summed grid; keep the per-core scores of the winners
             MK.topK(sc.grid, 0, knn1 * knn1, knn, sc.gidx, 0, sc.gval, 0);
             for (int q = 0; q < knn; q++) {
@@ -389,15 +420,52 @@ public final class TuckerRetrieval {
         }
         if (balanceCoef > 0) balanceBackward(n);
         if (tuckerPenalty > 0) penaltyBackward();
-        // 3'. scores → query slots and normalised keys
+        // 3'. scores → query slots and normalised keys. Without the balance loss only the stage-1
+        //     winners carry a gradient, so the products run over those keys only.
         Arrays.fill(dqs, 0, n * Q, 0f);
-        for (int h = 0; h < heads; h++)
-            for (int side = 0; side < 2; side++)
-                for (int p = 0; p < r; p++) {
+        if (balanceCoef > 0) {
+            for (int h = 0; h < heads; h++)
+                for (int side = 0; side < 2; side++)
+                    for (int p = 0; p < r; p++) {
+                        int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
+                        K.gemmNN(n, kdim, keyNum, dS, sOff(h, side, p), khat, kOff(h, side, p), dqs, slot * n * kdim, true);
+                        K.gemmTN(keyNum, kdim, n, dS, sOff(h, side, p), qs, slot * n * kdim, dkhat, kOff(h, side, p), false);
+                    }
+        } else {
+            Parallel.forRange(n, 16, (t0, t1) -> {
+                for (int t = t0; t < t1; t++)
+                    for (int h = 0; h < heads; h++)
+                        for (int side = 0; side < 2; side++) {
+                            int io = ((t * heads + h) * 2 + side) * knn1;
+                            for (int p = 0; p < r; p++) {
+                                int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
+                                int so = sOff(h, side, p) + t * keyNum, ko = kOff(h, side, p);
+                                for (int i = 0; i < knn1; i++) {
+                                    int key = I1[io + i];
+                                    float g = dS[so + key];
+                                    if (g != 0) K.axpy(kdim, g, khat, ko + key * kdim, dqs, (slot * n + t) * kdim);
+                                }
+                            }
+                        }
+            });
+            // each (head, side, rank) block of dkhat is owned by one thread; tokens in a fixed order
+            Arrays.fill(dkhat, 0f);
+            Parallel.forRange(heads * 2 * r, 1, (b0, b1) -> {
+                for (int b = b0; b < b1; b++) {
+                    int h = b / (2 * r), side = (b / r) % 2, p = b % r;
                     int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
-                    K.gemmNN(n, kdim, keyNum, dS, sOff(h, side, p), khat, kOff(h, side, p), dqs, slot * n * kdim, true);
-                    K.gemmTN(keyNum, kdim, n, dS, sOff(h, side, p), qs, slot * n * kdim, dkhat, kOff(h, side, p), false);
+                    int ko = kOff(h, side, p);
+                    for (int t = 0; t < n; t++) {
+                        int io = ((t * heads + h) * 2 + side) * knn1, so = sOff(h, side, p) + t * keyNum;
+                        for (int i = 0; i < knn1; i++) {
+                            int key = I1[io + i];
+                            float g = dS[so + key];
+                            if (g != 0) K.axpy(kdim, g, qs, (slot * n + t) * kdim, dkhat, ko + key * kdim);
+                        }
+                    }
                 }
+            });
+        }
         // 2'. keys_norm backward, transposed back into the official keys layout
         K.rmsnormBackward(heads * 2 * r * keyNum, kdim, kt, 0, keysNorm.data(), krstd, 0, dkhat, 0, dkt, 0, keysNorm.grad(), false);
         float[] kg = keys.grad();

@@ -92,6 +92,9 @@ public final class UltraMemV1 implements TokenLayer {
         afterWeightsChanged();
     }
 
+    /** Eval mode reuses the normalised keys until afterWeightsChanged (v1 has no dropout). */
+    @Override public void setTraining(boolean training) { retrieval.setCacheKeys(!training); }
+
     @Override public void afterWeightsChanged() {
         retrieval.updateTucker();
         stats.setSingular(retrieval.singular, retrieval.rank);

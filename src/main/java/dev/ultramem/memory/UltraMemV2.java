@@ -107,7 +107,10 @@ public final class UltraMemV2 implements TokenLayer {
 
     @Override public List<IndexBuffer> indexBuffers() { return List.of(shuffleIndex); }
 
-    @Override public void setTraining(boolean training) { this.training = training; }
+    @Override public void setTraining(boolean training) {
+        this.training = training;
+        retrieval.setCacheKeys(!training);
+    }
 
     @Override public void initialize(Rng rng) {
         boolean paper = cfg.paperInit();

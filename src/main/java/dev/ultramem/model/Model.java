@@ -117,6 +117,9 @@ public final class Model {
     /** The FFN-slot layer of block l. */
     public TokenLayer ffn(int l) { return blocks[l].ffn; }
 
+    /** Value tables shared by the memory layers (UltraMemV2, Memory+), or null without memory. */
+    public SharedMemory sharedMemory() { return shared; }
+
     private void ensure(int n) {
         if (n > cap) {
             cap = n;
@@ -277,37 +280,6 @@ public final class Model {
         check(inputs, null, B, T);
         forward(inputs, B, T);
         return logits;
-    }
-
-    /** Number of trainable weights (shared tables counted once). */
-    public long totalParams() {
-        long n = 0;
-        for (Param p : params) if (p.trainable) n += p.numel();
-        return n;
-    }
-
-    /**
-     * Weights read per token in the forward: every dense block weight, the FFN-slot and memory layers'
-     * activated weights, ln_f and the tied embedding once (its V·d rows are all read by the output projection).
-     */
-    public long activatedParamsPerToken() {
-        int hd = d / config.nHeads;
-        long n = (long) V * d + d;
-        for (Block b : blocks) n += 4L * d * d + 2L * hd + 2L * d + b.ffn.activatedParamsPerToken();
-        for (TokenLayer m : memLayers) n += m.activatedParamsPerToken();
-        return n;
-    }
-
-    /**
-     * Forward multiply-adds per token at sequence length T: projections, the causal attention products
-     * (on average (T+1)/2 keys per query, for scores and values), FFN slot, memory layers and the logits.
-     * Training costs about 3× this.
-     */
-    public long forwardMacsPerToken(int T) {
-        long n = (long) V * d;
-        for (Block b : blocks) n += 4L * d * d + (long) (T + 1) * d + b.ffn.forwardMacsPerToken();
-        for (TokenLayer m : memLayers) n += m.forwardMacsPerToken();
-        return n;
     }
 
     /** Input of block i of the last forward for i < n_layers, the ln_f output for i = n_layers (tests, debugging). */

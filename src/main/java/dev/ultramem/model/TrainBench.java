@@ -61,7 +61,7 @@ public final class TrainBench {
         int T = args.length > 1 ? Integer.parseInt(args[1]) : 256;
         int steps = args.length > 2 ? Integer.parseInt(args[2]) : 5;
         Result r = run(c, B, T, 2, steps);
-        long macs = m(c).forwardMacsPerToken(T);
+        long macs = ModelCosts.of(m(c), T).forwardMacsPerToken();
         System.out.printf("threads %d, B %d, T %d: %.0f tokens/s, %.1f ms/step (main thread CPU %.1f ms/step), loss %.4f%n"
                         + "training ≈ 3 × %d MACs/token: %.1f GFLOP/s%n%s",
                 Parallel.threads(), B, T, r.tokensPerSecond(), r.msPerStep(), r.cpuMsPerStep(), r.lastLoss(),

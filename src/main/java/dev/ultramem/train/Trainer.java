@@ -170,17 +170,10 @@ public final class Trainer {
             double secs = (System.nanoTime() - t0) / 1e9;
             listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
             boolean last = step == target;
-            boolean timeUp = maxMillis > 0 && secs * 1000 >= maxMillis && !last;
+            boolean timeUp = maxMillis > 0 && (System.nanoTime() - t0) / 1e6 >= maxMillis && !last;
             boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
             // a run stopped by the time limit also gets a validation point where it stops
-            if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) {
-                var diag = memoryDiagnostics();
-                if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
-                float v = evaluate();
-                if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
-                recordVal(step, v);
-                listener.onEval(step, v);
-            }
+            if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) evalAndRecord(listener);
             if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp)) {
                 Path f = save();
                 listener.onCheckpoint(step, f);
@@ -192,6 +185,16 @@ public final class Trainer {
             LossPlot.write(outDir.resolve("loss.png"), trainLossHistory(), valStepHistory(), valLossHistory());
         }
         return step;
+    }
+
+    /** Logs the memory diagnostics of the interval, then measures and records the validation loss. */
+    private void evalAndRecord(Listener listener) {
+        var diag = memoryDiagnostics();
+        if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
+        float v = evaluate();
+        if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
+        recordVal(step, v);
+        listener.onEval(step, v);
     }
 
     /** One optimisation step; returns the reported loss (cross-entropy plus aux losses). */

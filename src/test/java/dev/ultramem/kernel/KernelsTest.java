@@ -104,12 +104,13 @@ class KernelsTest {
     }
 
     @Test
-    void gemvDecodePath() {
+    void gemvPathForSmallM() {
         Random r = new Random(9);
         for (Layout l : Layout.values())
-            for (int n : new int[] {1, 3, 8, 17, 65, 300, 2100})
-                for (int k : new int[] {1, 7, 33, 257})
-                    checkGemm(r, l, 1, n, k, (n + k) % 2 == 1);
+            for (int m : new int[] {1, 2, 8, 9})
+                for (int n : new int[] {1, 3, 17, 65, 300, 1100})
+                    for (int k : new int[] {1, 7, 33, 257})
+                        checkGemm(r, l, m, n, k, (m + n + k) % 2 == 1);
     }
 
     @Test
@@ -126,7 +127,8 @@ class KernelsTest {
         Random r = new Random(3);
         int saved = Parallel.threads();
         try {
-            int[][] shapes = {{203, 301, 700}, {1, 4100, 513}, {9, 2000, 300}, {1, 3000, 257}};
+            // Multiple K and N blocks, row split, column split (few rows) and both GEMV paths; all above the parallel threshold.
+            int[][] shapes = {{61, 400, 270}, {1, 2100, 300}, {9, 700, 100}, {5, 1100, 200}, {2, 1500, 100}};
             for (Layout l : Layout.values())
                 for (int[] s : shapes) {
                     int M = s[0], N = s[1], K = s[2];

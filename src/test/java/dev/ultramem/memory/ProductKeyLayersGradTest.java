@@ -172,4 +172,17 @@ class ProductKeyLayersGradTest {
         assertEquals(1 / Math.sqrt(64), Math.sqrt(ss / m.valuesProj.numel()), 0.05 / Math.sqrt(64));
         for (float v : m.queryNorm.data()) assertEquals(1f, v);
     }
+
+    @Test
+    void badShapesAreUserErrors() {
+        ModelConfig cfg = config("pkm", false, 0);
+        cfg.memKnum = 3; cfg.memKnn = 4; // the row/column top-4 cannot exceed 3 keys
+        var e = assertThrows(dev.ultramem.core.UserError.class, () -> new Pkm(cfg, ""));
+        assertTrue(e.getMessage().contains("mem_knum"), e.getMessage());
+        ModelConfig c2 = config("pkm", false, 2);
+        c2.memKnn = 5; // more than the 2×2 grid
+        assertThrows(dev.ultramem.core.UserError.class, () -> new Pkm(c2, ""));
+        ModelConfig c3 = config("memory_plus", false, 0);
+        assertThrows(dev.ultramem.core.UserError.class, () -> new MemoryPlus(c3, SharedMemory.create(config("pkm", false, 0), 1, ""), ""));
+    }
 }

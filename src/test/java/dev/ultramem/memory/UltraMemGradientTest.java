@@ -87,7 +87,7 @@ class UltraMemGradientTest {
     static int[] check(ModelConfig c, long seed) {
         Built b = build(c, seed);
         TokenLayer layer = b.layer();
-        layer.setTraining(false);
+        layer.setTraining(true); // no dropout in these configs; training mode recomputes the normalised keys every call
         int d = c.dModel;
         Rng rng = new Rng(seed + 7);
         float[] x = new float[N * d], g = new float[N * d], y = new float[N * d];
@@ -102,6 +102,20 @@ class UltraMemGradientTest {
         float[] dx = new float[N * d];
         layer.backward(x, g, dx, N);
 
+        // value and pre-value rows outside the selection have exactly zero gradient, selected rows do not
+        ValueLookup lk = layer instanceof UltraMemV1 v1 ? v1.lookup : ((UltraMemV2) layer).lookup;
+        java.util.Set<Integer> selected = new java.util.HashSet<>();
+        for (int e = 0; e < N * b.ret().heads * b.ret().knn; e++) selected.add(lk.row[e]);
+        for (Param p : b.params()) {
+            if (!p.name.endsWith("_for_look_up")) continue;
+            float[] an = GoldenFiles.gradOf(p);
+            int w = p.dim(1);
+            for (int row = 0; row < p.dim(0); row++) {
+                boolean any = false;
+                for (int j = 0; j < w; j++) any |= an[row * w + j] != 0f;
+                assertEquals(selected.contains(row), any, p.name + " row " + row);
+            }
+        }
         int checked = 0, skipped = 0;
         List<String> failures = new ArrayList<>();
         // input

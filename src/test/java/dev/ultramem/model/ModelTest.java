@@ -215,10 +215,11 @@ class ModelTest {
     void sizeAccounting() {
         Model m = new Model(tiny());
         // wte 11·12; per block: 2 norms 24, att_proj 432, q/k norms 12, attn_out 144, ff_proj 216, ff_out 108; ln_f 12
-        assertEquals(132 + 2 * (24 + 432 + 12 + 144 + 216 + 108) + 12, m.totalParams());
-        assertEquals(m.totalParams(), m.activatedParamsPerToken());
+        ModelCosts k = ModelCosts.of(m, m.config().maxSeqLen);
+        assertEquals(132 + 2 * (24 + 432 + 12 + 144 + 216 + 108) + 12, k.totalParams());
+        assertEquals(k.totalParams(), k.activatedParamsPerToken());
         // logits 11·12; per block: 4·12² projections, (5+1)·12 causal products, 3·9·12 FFN
-        assertEquals(132 + 2 * (576 + 72 + 324), m.forwardMacsPerToken(5));
+        assertEquals(132 + 2 * (576 + 72 + 324), ModelCosts.of(m, 5).forwardMacsPerToken());
     }
 
     @Test

@@ -119,7 +119,13 @@ class TrainerTest {
         JobConfig job = TestModels.tinyJob(50);
         Path out = dir.resolve("timed");
         Trainer t = Trainer.fresh(job, corpus(job), out);
-        long reached = t.run(1, NONE);  // 1 ms: stops after the first step
+        // the listener makes every step last longer than the 1 ms budget, so the run stops after step 1
+        Trainer.Listener slow = new Trainer.Listener() {
+            @Override public void onStep(long step, float loss, double lr, double tps) {
+                try { Thread.sleep(5); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+            }
+        };
+        long reached = t.run(1, slow);
         assertEquals(1, reached);
         assertArrayEquals(new float[]{1f}, t.valStepHistory());
         Checkpoint.Loaded ck = Checkpoint.load(out, true);

@@ -1,0 +1,146 @@
+package dev.ultramem.kernel;
+
+import dev.ultramem.core.Rng;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * MemoryKernels (scalar and vector) against naive loops written here: a sort-based top-k and plain
+ * gather / dot / scatter loops in double. Float results are compared with a bound relative to
+ * Σ|aᵢ·bᵢ| of each output (summation order differs between the paths).
+ */
+class MemoryKernelsTest {
+
+    static final MemoryKernels[] IMPLS = {MemoryKernels.of("scalar"), MemoryKernels.of("vector")};
+
+    @Test
+    void vectorPathSelectedByDefault() {
+        assertEquals(System.getProperty("ultramem.kernels", "vector"), MemoryKernels.get().name());
+    }
+
+    static int[] naiveTopK(float[] x, int off, int n, int k) {
+        Integer[] idx = IntStream.range(0, n).boxed().toArray(Integer[]::new);
+        // numeric order (-0.0 == 0.0), then lower index first
+        Arrays.sort(idx, (a, b) -> x[off + a] > x[off + b] ? -1 : x[off + a] < x[off + b] ? 1 : Integer.compare(a, b));
+        int[] out = new int[k];
+        for (int i = 0; i < k; i++) out[i] = idx[i];
+        return out;
+    }
+
+    @Test
+    void topKMatchesSortIncludingTies() {
+        Rng rng = new Rng(1);
+        for (MemoryKernels mk : IMPLS)
+            for (int n : new int[]{1, 2, 7, 13, 16, 17, 31, 33, 100, 257, 1000})
+                for (int k : new int[]{1, 2, 3, 5, 16, 40}) {
+                    if (k > n) continue;
+                    for (int rep = 0; rep < 4; rep++) {
+                        float[] x = new float[n + 5];
+                        // rep 1: few distinct values (many ties); rep 2: sorted ascending (every element enters);
+                        // rep 3: infinities and signed zeros
+                        float[] special = {Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, -0.0f, 0.0f, -1f, 1f};
+                        for (int i = 0; i < x.length; i++)
+                            x[i] = rep == 1 ? rng.nextInt(4) : rep == 2 ? i * 0.5f : rep == 3 ? special[rng.nextInt(6)] : (float) rng.nextGaussian();
+                        int[] idx = new int[k + 2];
+                        float[] val = new float[k + 3];
+                        mk.topK(x, 3, n, k, idx, 2, val, 3);
+                        int[] ref = naiveTopK(x, 3, n, k);
+                        for (int i = 0; i < k; i++) {
+                            assertEquals(ref[i], idx[2 + i], mk.name() + " n " + n + " k " + k + " rep " + rep + " pos " + i);
+                            assertEquals(x[3 + ref[i]], val[3 + i], 0f);
+                        }
+                    }
+                }
+    }
+
+    @Test
+    void topKRejectsBadK() {
+        for (MemoryKernels mk : IMPLS)
+            assertThrows(IllegalArgumentException.class, () -> mk.topK(new float[4], 0, 4, 5, new int[5], 0, new float[5], 0));
+    }
+
+    record Case(int nTok, int R, int C, int width, int rows, int groups) {}
+
+    static final Case[] CASES = {
+            new Case(5, 3, 2, 32, 11, 1), new Case(4, 4, 2, 34, 7, 3), new Case(3, 5, 1, 17, 9, 2),
+            new Case(6, 2, 3, 48, 5, 1), new Case(2, 6, 2, 2, 4, 2), new Case(7, 3, 1, 96, 40, 4)};
+
+    static MemorySegment table(Arena a, Rng rng, long n) {
+        MemorySegment s = a.allocate(n * 4, 64);
+        for (long i = 0; i < n; i++) s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rng.nextGaussian());
+        return s;
+    }
+
+    @Test
+    void gatherDotAndScatterMatchNaive() {
+        Rng rng = new Rng(2);
+        try (Arena arena = Arena.ofConfined()) {
+            for (Case c : CASES)
+                for (MemoryKernels mk : IMPLS) {
+                    int m = c.nTok * c.R, cw = c.width / c.C, stride = c.groups * c.width + 3;
+                    MemorySegment tab = table(arena, rng, (long) c.rows * c.width);
+                    int[] row = new int[m], col = new int[m];
+                    for (int e = 0; e < m; e++) { row[e] = rng.nextInt(c.rows); col[e] = rng.nextInt(c.groups) * c.width; }
+                    float[] w = new float[m * c.C];
+                    rng.fillNormal(w, 1);
+                    float[] vec = new float[c.nTok * stride];
+                    rng.fillNormal(vec, 1);
+                    // gather-weighted-sum (accumulating into a non-zero output)
+                    float[] out = new float[c.nTok * stride];
+                    rng.fillNormal(out, 1);
+                    double[] ref = new double[out.length], mag = new double[out.length];
+                    for (int i = 0; i < out.length; i++) { ref[i] = out[i]; mag[i] = Math.abs(out[i]); }
+                    for (int e = 0; e < m; e++)
+                        for (int j = 0; j < c.width; j++) {
+                            double p = w[e * c.C + j / cw] * tab.getAtIndex(ValueLayout.JAVA_FLOAT, (long) row[e] * c.width + j);
+                            ref[(e / c.R) * stride + col[e] + j] += p;
+                            mag[(e / c.R) * stride + col[e] + j] += Math.abs(p);
+                        }
+                    mk.gatherWeightedSum(c.nTok, c.R, c.C, c.width, tab, row, col, w, out, stride);
+                    for (int i = 0; i < out.length; i++) assertEquals(ref[i], out[i], 1e-6 * mag[i] + 1e-30, mk.name() + " gather " + c);
+                    // gathered dot
+                    float[] dots = new float[m * c.C];
+                    mk.gatherDot(c.nTok, c.R, c.C, c.width, tab, row, col, vec, stride, dots);
+                    for (int e = 0; e < m; e++)
+                        for (int cc = 0; cc < c.C; cc++) {
+                            double s = 0, a = 0;
+                            for (int j = cc * cw; j < (cc + 1) * cw; j++) {
+                                double p = tab.getAtIndex(ValueLayout.JAVA_FLOAT, (long) row[e] * c.width + j) * vec[(e / c.R) * stride + col[e] + j];
+                                s += p; a += Math.abs(p);
+                            }
+                            assertEquals(s, dots[e * c.C + cc], 1e-6 * a + 1e-30, mk.name() + " dot " + c);
+                        }
+                    // row-grouped scatter-add into a gradient table
+                    MemorySegment grad = table(arena, rng, (long) c.rows * c.width);
+                    double[] gref = new double[c.rows * c.width], gmag = new double[gref.length];
+                    for (int i = 0; i < gref.length; i++) { gref[i] = grad.getAtIndex(ValueLayout.JAVA_FLOAT, i); gmag[i] = Math.abs(gref[i]); }
+                    for (int e = 0; e < m; e++)
+                        for (int j = 0; j < c.width; j++) {
+                            double p = w[e * c.C + j / cw] * vec[(e / c.R) * stride + col[e] + j];
+                            gref[row[e] * c.width + j] += p;
+                            gmag[row[e] * c.width + j] += Math.abs(p);
+                        }
+                    Integer[] ord = IntStream.range(0, m).boxed().toArray(Integer[]::new);
+                    Arrays.sort(ord, Comparator.comparingInt(e -> row[e]));
+                    int[] order = new int[m], segStart = new int[m + 1], segRow = new int[m];
+                    int nSeg = 0;
+                    for (int q = 0; q < m; q++) {
+                        order[q] = ord[q];
+                        if (q == 0 || row[ord[q]] != row[ord[q - 1]]) { segStart[nSeg] = q; segRow[nSeg++] = row[ord[q]]; }
+                    }
+                    segStart[nSeg] = m;
+                    mk.scatterAddRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, w, vec, stride, col, grad);
+                    for (int i = 0; i < gref.length; i++)
+                        assertEquals(gref[i], grad.getAtIndex(ValueLayout.JAVA_FLOAT, i), 1e-6 * gmag[i] + 1e-30, mk.name() + " scatter " + c);
+                }
+        }
+    }
+}
