@@ -128,7 +128,16 @@ public final class Trainer {
         double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
         long fit = step + (long) (Math.max(0, budgetMillis - spent) / (perStep * evalShare));
         int steps = (int) Math.max(step + 1, Math.min(job.train.steps, fit));
-        if (step < job.train.warmupSteps) setTotalSteps(steps);
+        if (step < job.train.warmupSteps) {
+            setTotalSteps(steps);
+            // a short run still needs its cosine decay: warmup takes at most a fifth of it
+            // (the probe steps already ran with the longer warmup's lower LR; config.json records the result)
+            int warm = (int) Math.max(step, steps / 5);
+            if (warm < job.train.warmupSteps) {
+                job.train.warmupSteps = warm;
+                schedule = new LrSchedule(job.train);
+            }
+        }
         return job.train.steps;
     }
 

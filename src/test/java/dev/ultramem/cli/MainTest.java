@@ -138,22 +138,6 @@ class MainTest {
     }
 
     @Test
-    void pausedAndResumedRunWritesTheSameMetricsAsAnUninterruptedOne() throws Exception {
-        Path cfg = tinyConfig();
-        Path a = dir.resolve("a"), b = dir.resolve("b");
-        assertEquals(0, run("train", "--config", cfg.toString(), "--out", a.toString(), "--steps", "6", "--quiet", "--no-sample").code());
-        Result p = run("train", "--config", cfg.toString(), "--out", b.toString(), "--steps", "6", "--stop-at", "3", "--quiet", "--no-sample");
-        assertEquals(0, p.code(), p.err());
-        assertTrue(p.out().contains("paused at step 3"), p.out());
-        assertEquals(3, Checkpoint.load(b, false).progress().step());
-        Result r = run("resume", b.toString(), "--quiet");
-        assertEquals(0, r.code(), r.err());
-        List<String> ma = Files.readAllLines(a.resolve("metrics.csv")), mb = Files.readAllLines(b.resolve("metrics.csv"));
-        assertEquals(7, ma.size());
-        assertEquals(ma, mb);
-    }
-
-    @Test
     void divergingLossExitsNonZeroAndKeepsTheCheckpoint() throws Exception {
         Path cfg = tinyConfig();
         Path out = dir.resolve("nan");

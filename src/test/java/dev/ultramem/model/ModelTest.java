@@ -187,6 +187,22 @@ class ModelTest {
     }
 
     @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        ModelConfig c = tiny();
+        c.initStd = 0; c.nHeads = 3; c.dModel = 18; c.maxSeqLen = 70;
+        int before = dev.ultramem.core.Parallel.threads();
+        try {
+            dev.ultramem.core.Parallel.setThreads(1);
+            float[] one = trainLosses(31, 3, c, 3, 70, 1e-2);
+            dev.ultramem.core.Parallel.setThreads(3);
+            float[] three = trainLosses(31, 3, c, 3, 70, 1e-2);
+            assertArrayEquals(one, three);
+        } finally {
+            dev.ultramem.core.Parallel.setThreads(before);
+        }
+    }
+
+    @Test
     void overfitsOneBatch() {
         ModelConfig c = new ModelConfig();
         c.vocabSize = 16; c.dModel = 32; c.nHeads = 2; c.nLayers = 2; c.mlpHiddenSize = 128; c.maxSeqLen = 16;
