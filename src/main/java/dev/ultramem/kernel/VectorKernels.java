@@ -2,6 +2,7 @@ package dev.ultramem.kernel;
 
 import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -426,10 +427,58 @@ public class VectorKernels extends ScalarKernels {
     // ------------------------------------------------------------------------------------------------ element-wise
 
     /*
-     * exp: the Vector API's lanewise(EXP) is intrinsified on this JDK/CPU (about 0.7 ns per element with
-     * 8 lanes, max error 0.74 ulp against Math.exp over [-103, 88.7], exp(-∞) = 0, overflow gives +∞, NaN
-     * propagates). A hand-written 2ᵏ·p(r) polynomial measured several times slower here, so the built-in is used.
+     * exp. The Vector API's lanewise(EXP) is not used: its compiled form (a vector math library) and its
+     * interpreted fallback (Math.exp per lane) can differ in the last bit, so a run's results would depend
+     * on when the JIT compiled the kernel. This exp uses only exactly rounded operations (add, multiply,
+     * fma, integer conversion and shifts), so compiled and interpreted code, vector lanes and the scalar
+     * tail all give the same bits:
+     *   n = round(x·log₂e),  r = x − n·ln2 (two-part constant),  exp(x) = 2ⁿ · (1 + r + r²·P(r)),
+     * P a degree-5 minimax polynomial on |r| ≤ ln2/2; 2ⁿ is applied as 2^⌊n/2⌋ · 2^(n−⌊n/2⌋) so both factors
+     * stay normal and a subnormal result is rounded once. x < −103.97 gives 0 (also −∞), x > 88.72 gives +∞,
+     * NaN propagates. Error ≤ 1 ulp against Math.exp (KernelsTest measures it).
      */
+    private static final float EXP_HI = 88.72283f, EXP_LO = -103.97208f, LOG2E = 1.44269504f,
+            LN2_HI = 0.693145751953125f, LN2_LO = 1.42860677e-6f, ROUND = 12582912f,
+            P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+            P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+
+    static FloatVector exp(FloatVector x) {
+        FloatVector xc = x.max(EXP_LO).min(EXP_HI);
+        FloatVector n = xc.fma(FloatVector.broadcast(S, LOG2E), FloatVector.broadcast(S, ROUND)).sub(ROUND);
+        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), xc);
+        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = r.fma(FloatVector.broadcast(S, P0), FloatVector.broadcast(S, P1));
+        p = p.fma(r, FloatVector.broadcast(S, P2));
+        p = p.fma(r, FloatVector.broadcast(S, P3));
+        p = p.fma(r, FloatVector.broadcast(S, P4));
+        p = p.fma(r, FloatVector.broadcast(S, P5));
+        p = p.fma(r.mul(r), r).add(1f);
+        IntVector ni = (IntVector) n.convert(VectorOperators.F2I, 0);
+        IntVector h = ni.lanewise(VectorOperators.ASHR, 1);
+        FloatVector s1 = h.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        FloatVector s2 = ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        FloatVector y = p.mul(s1).mul(s2);
+        y = y.blend(0f, x.lt(EXP_LO));
+        return y.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, EXP_HI));
+    }
+
+    /** The same computation as {@link #exp(FloatVector)} on one float, bit for bit (for tails). */
+    static float exp(float x) {
+        if (Float.isNaN(x)) return x;
+        if (x < EXP_LO) return 0f;
+        if (x > EXP_HI) return Float.POSITIVE_INFINITY;
+        float n = Math.fma(x, LOG2E, ROUND) - ROUND;
+        float r = Math.fma(n, -LN2_HI, x);
+        r = Math.fma(n, -LN2_LO, r);
+        float p = Math.fma(r, P0, P1);
+        p = Math.fma(p, r, P2);
+        p = Math.fma(p, r, P3);
+        p = Math.fma(p, r, P4);
+        p = Math.fma(p, r, P5);
+        p = Math.fma(p, r * r, r) + 1f;
+        int ni = (int) n, h = ni >> 1;
+        return p * Float.intBitsToFloat((h + 127) << 23) * Float.intBitsToFloat((ni - h + 127) << 23);
+    }
 
     static final ThreadLocal<float[]> REDUCE = ThreadLocal.withInitial(() -> new float[L]);
 
@@ -448,8 +497,8 @@ public class VectorKernels extends ScalarKernels {
     static void expArray(int n, float[] x, int xOff, float[] y, int yOff) {
         int i = 0;
         for (int ub = S.loopBound(n); i < ub; i += L)
-            FloatVector.fromArray(S, x, xOff + i).lanewise(VectorOperators.EXP).intoArray(y, yOff + i);
-        for (; i < n; i++) y[yOff + i] = (float) Math.exp(x[xOff + i]);
+            exp(FloatVector.fromArray(S, x, xOff + i)).intoArray(y, yOff + i);
+        for (; i < n; i++) y[yOff + i] = exp(x[xOff + i]);
     }
 
     /**
@@ -578,12 +627,12 @@ public class VectorKernels extends ScalarKernels {
             for (; i < n; i++) max = Math.max(max, x[o + i]);
             FloatVector maxv = FloatVector.broadcast(S, max), sv = FloatVector.zero(S);
             for (i = 0; i < ub; i += L) {
-                FloatVector e = FloatVector.fromArray(S, x, o + i).sub(maxv).lanewise(VectorOperators.EXP);
+                FloatVector e = exp(FloatVector.fromArray(S, x, o + i).sub(maxv));
                 e.intoArray(x, o + i);
                 sv = sv.add(e);
             }
             float sum = sumLanes(sv, tmp);
-            for (; i < n; i++) { float e = (float) Math.exp(x[o + i] - max); x[o + i] = e; sum += e; }
+            for (; i < n; i++) { float e = exp(x[o + i] - max); x[o + i] = e; sum += e; }
             float inv = 1f / sum;
             FloatVector iv = FloatVector.broadcast(S, inv);
             for (i = 0; i < ub; i += L) FloatVector.fromArray(S, x, o + i).mul(iv).intoArray(x, o + i);
@@ -598,10 +647,10 @@ public class VectorKernels extends ScalarKernels {
         int i = 0;
         for (int ub = S.loopBound(n); i < ub; i += L) {
             FloatVector gv = FloatVector.fromArray(S, g, gOff + i);
-            FloatVector den = gv.neg().lanewise(VectorOperators.EXP).add(one);
+            FloatVector den = exp(gv.neg()).add(one);
             gv.div(den).mul(FloatVector.fromArray(S, a, aOff + i)).intoArray(out, outOff + i);
         }
-        for (; i < n; i++) out[outOff + i] = silu(g[gOff + i]) * a[aOff + i];
+        for (; i < n; i++) { float gv = g[gOff + i]; out[outOff + i] = gv / (exp(-gv) + 1f) * a[aOff + i]; }
     }
 
     /** da = dout·silu(g), dg = dout·a·σ(g)(1 + g(1 − σ(g))); ≈ 4 ulp per element relative to its terms. */
@@ -612,7 +661,7 @@ public class VectorKernels extends ScalarKernels {
         int i = 0;
         for (int ub = S.loopBound(n); i < ub; i += L) {
             FloatVector gv = FloatVector.fromArray(S, g, gOff + i);
-            FloatVector sig = one.div(gv.neg().lanewise(VectorOperators.EXP).add(one));
+            FloatVector sig = one.div(exp(gv.neg()).add(one));
             FloatVector d = FloatVector.fromArray(S, dout, dOff + i);
             FloatVector av = FloatVector.fromArray(S, a, aOff + i);
             d.mul(gv.mul(sig)).intoArray(da, daOff + i);
@@ -621,7 +670,7 @@ public class VectorKernels extends ScalarKernels {
         }
         for (; i < n; i++) {
             float gv = g[gOff + i];
-            float sig = 1f / (1f + (float) Math.exp(-gv));
+            float sig = 1f / (exp(-gv) + 1f);
             float d = dout[dOff + i];
             da[daOff + i] = d * (gv * sig);
             dg[dgOff + i] = d * a[aOff + i] * (sig * (1f + gv * (1f - sig)));

@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * The user's scenario, bit for bit: a run paused with --stop-at and continued by {@code resume} in a
  * new process writes exactly the metrics and the final checkpoint of an uninterrupted run. Each
- * command runs in its own JVM with the scalar kernels, whose results do not depend on JIT state.
+ * command runs in its own JVM with the default (vector) kernels, whose results do not depend on JIT state.
  */
 class ResumeProcessTest {
     @TempDir Path dir;
@@ -30,7 +30,7 @@ class ResumeProcessTest {
     private String ultramem(Path cwd, String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "-Dultramem.kernels=scalar", "-XX:TieredStopAtLevel=1",
+                "--add-modules", "jdk.incubator.vector",
                 "-cp", System.getProperty("java.class.path"), Main.class.getName()));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).redirectErrorStream(true).start();

@@ -259,6 +259,40 @@ class KernelsTest {
         }
     }
 
+    /**
+     * The vector exp must give the bits of the same formula evaluated with scalar Java float arithmetic
+     * (exactly rounded, so independent of the JIT): compiled kernels then match interpreted ones.
+     */
+    @Test
+    void vectorExpLanesEqualTheScalarFormulaBitForBit() {
+        int n = 1 << 14;
+        float[] x = new float[n], y = new float[n];
+        dev.ultramem.core.Rng rng = new dev.ultramem.core.Rng(77);
+        for (int i = 0; i < n; i++) x[i] = (float) ((rng.nextDouble() * 2 - 1) * 95);
+        x[0] = Float.NaN; x[1] = Float.POSITIVE_INFINITY; x[2] = Float.NEGATIVE_INFINITY; x[3] = -0f; x[4] = 88.72283f; x[5] = -103.97208f; x[6] = -87.5f;
+        VectorKernels.expArray(n, x, 0, y, 0);
+        for (int i = 0; i < n; i++) {
+            float want = scalarExpFormula(x[i]);
+            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(y[i]), "exp(" + x[i] + "): " + y[i] + " vs " + want);
+        }
+    }
+
+    /** Cody–Waite reduction, degree-5 polynomial, 2ⁿ in two halves — written out independently of the kernel. */
+    private static float scalarExpFormula(float x) {
+        if (x != x) return x;
+        if (x < -103.97208f) return 0f;
+        if (x > 88.72283f) return Float.POSITIVE_INFINITY;
+        float n = Math.fma(x, 1.44269504f, 12582912f) - 12582912f;
+        float r = Math.fma(n, -0.693145751953125f, x);
+        r = Math.fma(n, -1.42860677e-6f, r);
+        float p = 1.9875691500e-4f;
+        for (float c : new float[]{1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
+            p = Math.fma(p, r, c);
+        p = Math.fma(p, r * r, r) + 1f;
+        int k = (int) n, h = k >> 1;
+        return p * Float.intBitsToFloat((h + 127) << 23) * Float.intBitsToFloat((k - h + 127) << 23);
+    }
+
     @Test
     void vectorExpIsWithinOneUlp() {
         int n = 1 << 16;

@@ -26,13 +26,11 @@ class TrainerTest {
     }
 
     /**
-     * In one JVM the vector kernels are not bit-reproducible (their lanewise EXP differs in the last
-     * bit between interpreted and JIT-compiled code), so these in-process comparisons allow a relative
-     * 1e-5; a missing piece of state (sampler RNG, AdamW moments, step) changes results far more. The
-     * bit-for-bit proof runs in fresh processes with the scalar kernels: ResumeProcessTest.
+     * Resumed and uninterrupted runs must agree bit for bit: every kernel gives the same bits whether
+     * it runs interpreted or JIT-compiled (see VectorKernels.exp and sumLanes).
      */
     static void close(float want, float got, String what) {
-        assertEquals(want, got, 1e-5f * Math.max(1f, Math.abs(want)), what);
+        assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got), what + ": " + want + " vs " + got);
     }
 
     static void assertResumeExact(Path dir, String name, JobConfig job, int n) {
