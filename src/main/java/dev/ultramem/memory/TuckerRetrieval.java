@@ -54,7 +54,6 @@ public final class TuckerRetrieval {
     private float[] dS, dqs, dqn, dqraw;
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
-    private double lastAux;
     /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
     private boolean cacheKeys, keysValid;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
@@ -507,7 +506,6 @@ public final class TuckerRetrieval {
         double l = 0;
         if (tuckerPenalty > 0) l += tuckerPenalty * tuckerPenaltyValue();
         if (balanceCoef > 0) l += balanceCoef * balanceValue();
-        lastAux = l;
         return l;
     }
 
