@@ -26,6 +26,16 @@ public interface MemoryKernels {
      */
     void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff);
 
+    /**
+     * As {@link #topK(float[], int, int, int, int[], int, float[], int)} with a hint: {@code lowerBound}
+     * should not exceed the k-th largest value (e.g. the minimum of any k of the values), so values
+     * below it can be skipped at once. The result is the same for any hint; a hint that is too
+     * high only costs a second pass.
+     */
+    default void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff, float lowerBound) {
+        topK(x, off, n, k, idx, idxOff, val, valOff);
+    }
+
     /** out[t·stride + col[e] + c·cw + j] += w[e·C + c] · table[row[e]·width + c·cw + j]. Token-parallel. */
     void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                            float[] w, float[] out, int stride);

@@ -79,16 +79,55 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
         if (4 * k > n) { super.topK(x, off, n, k, idx, idxOff, val, valOff); return; }
+        threshold(x, off, n, k, idx, idxOff, val, valOff, Float.NaN);
+    }
+
+    @Override
+    public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff, float lowerBound) {
+        if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
+        if (4 * k > n || !(lowerBound > Float.NEGATIVE_INFINITY)) { topK(x, off, n, k, idx, idxOff, val, valOff); return; }
+        if (!threshold(x, off, n, k, idx, idxOff, val, valOff, lowerBound))
+            threshold(x, off, n, k, idx, idxOff, val, valOff, Float.NaN); // the hint was above the k-th value
+    }
+
+    /**
+     * The threshold scan. Without a bound (NaN) the first k values seed the buffer and the threshold
+     * is strict (a later index loses a tie). With a bound, every value ≥ bound is a candidate until
+     * the first cut; returns false when fewer than k values reach the bound.
+     */
+    private boolean threshold(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff, float bound) {
         long[][] holder = TOPK_BUF.get();
         if (holder[0].length < 4 * k) holder[0] = new long[4 * k];
         long[] buf = holder[0];
-        int cap = 4 * k, m = 0;
-        float thr = Float.POSITIVE_INFINITY;
-        for (int i = 0; i < k; i++) {
-            buf[m++] = key(x[off + i], i);
-            thr = Math.min(thr, x[off + i]);
+        int cap = 4 * k, m = 0, i = 0;
+        float thr;
+        if (Float.isNaN(bound)) {
+            thr = Float.POSITIVE_INFINITY;
+            for (; i < k; i++) {
+                buf[m++] = key(x[off + i], i);
+                thr = Math.min(thr, x[off + i]);
+            }
+        } else {
+            // inclusive phase: values equal to the bound may belong to the top k
+            thr = bound;
+            for (; i + L <= n && m + L <= cap; i += L) {
+                long bits = FloatVector.fromArray(S, x, off + i).compare(VectorOperators.GE, thr).toLong();
+                while (bits != 0) {
+                    int l = Long.numberOfTrailingZeros(bits);
+                    bits &= bits - 1;
+                    buf[m++] = key(x[off + i + l], i + l);
+                }
+                if (m >= k) { i += L; break; }
+            }
+            if (m < k) {
+                for (; i < n && m < cap; i++) if (x[off + i] >= thr) buf[m++] = key(x[off + i], i);
+                if (m < k) return false;
+            }
+            // keep the best k; buf[k-1] is then the k-th best so far and only strictly larger values enter
+            select(buf, m, k);
+            m = k;
+            thr = valueOfKey(buf[k - 1]);
         }
-        int i = k;
         for (; i + L <= n; i += L) {
             FloatVector xv = FloatVector.fromArray(S, x, off + i);
             long bits = xv.compare(VectorOperators.GT, thr).toLong();
@@ -109,6 +148,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             }
         }
         if (m > k) select(buf, m, k);
+        if (m < k) return false;
         if (k <= 48) {
             for (int a = 1; a < k; a++) {
                 long v = buf[a];
@@ -124,6 +164,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             idx[idxOff + q] = id;
             val[valOff + q] = x[off + id];
         }
+        return true;
     }
 
     @Override

@@ -54,7 +54,6 @@ public final class TuckerRetrieval {
     private float[] dS, dqs, dqn, dqraw;
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
-    private double lastAux;
     /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
     private boolean cacheKeys, keysValid;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
@@ -337,7 +336,7 @@ public final class TuckerRetrieval {
                 }
             }
             // 7. stage 2: top-knn of the summed grid; keep the per-core scores of the winners
-            MK.topK(sc.grid, 0, knn1 * knn1, knn, sc.gidx, 0, sc.gval, 0);
+            MK.topK(sc.grid, 0, knn1 * knn1, knn, sc.gidx, 0, sc.gval, 0, gridBound(sc.grid));
             for (int q = 0; q < knn; q++) {
                 int e = t * heads * knn + h * knn + q;
                 int pos = sc.gidx[q], i = pos / knn1, j = pos % knn1;
@@ -347,6 +346,22 @@ public final class TuckerRetrieval {
                 for (int c = 0; c < cores; c++) scores[e * cores + c] = coreGrid(sc, c, i, j);
             }
         }
+    }
+
+    /**
+     * A value not above the knn-th largest grid entry: the minimum over knn cells of the "staircase"
+     * (i+1)(j+1) ≤ knn, where both stage-1 lists are sorted best first, so these cells are usually
+     * near the top and the stage-2 scan skips most of the grid.
+     */
+    private float gridBound(float[] grid) {
+        float mn = Float.POSITIVE_INFINITY;
+        int cnt = 0;
+        for (int i = 0; i < knn1 && cnt < knn; i++)
+            for (int j = 0; j < knn1 && (i + 1) * (j + 1) <= knn && cnt < knn; j++) {
+                mn = Math.min(mn, grid[i * knn1 + j]);
+                cnt++;
+            }
+        return cnt == knn ? mn : Float.NEGATIVE_INFINITY;
     }
 
     private float coreGrid(Scratch sc, int c, int i, int j) {
@@ -491,7 +506,6 @@ public final class TuckerRetrieval {
         double l = 0;
         if (tuckerPenalty > 0) l += tuckerPenalty * tuckerPenaltyValue();
         if (balanceCoef > 0) l += balanceCoef * balanceValue();
-        lastAux = l;
         return l;
     }
 

@@ -62,6 +62,33 @@ class MemoryKernelsTest {
     }
 
     @Test
+    void topKWithLowerBoundHintMatchesSort() {
+        Rng rng = new Rng(4);
+        for (MemoryKernels mk : IMPLS)
+            for (int n : new int[]{16, 64, 100, 256, 1024, 4096})
+                for (int k : new int[]{1, 3, 4, 16, 32, 64}) {
+                    if (k > n) continue;
+                    for (int rep = 0; rep < 5; rep++) {
+                        float[] x = new float[n];
+                        for (int i = 0; i < n; i++) x[i] = rep == 1 ? rng.nextInt(3) : (float) rng.nextGaussian();
+                        int[] ref = naiveTopK(x, 0, n, k);
+                        float kth = x[ref[k - 1]];
+                        // rep 0/1: min of k random cells (valid); 2: exactly the k-th value; 3: too high; 4: -inf
+                        float bound;
+                        if (rep <= 1) {
+                            bound = Float.POSITIVE_INFINITY;
+                            int[] perm = rng.permutation(n);
+                            for (int q = 0; q < k; q++) bound = Math.min(bound, x[perm[q]]);
+                        } else bound = rep == 2 ? kth : rep == 3 ? kth + 1 : Float.NEGATIVE_INFINITY;
+                        int[] idx = new int[k];
+                        float[] val = new float[k];
+                        mk.topK(x, 0, n, k, idx, 0, val, 0, bound);
+                        assertArrayEquals(ref, idx, mk.name() + " n " + n + " k " + k + " rep " + rep);
+                    }
+                }
+    }
+
+    @Test
     void topKRejectsBadK() {
         for (MemoryKernels mk : IMPLS)
             assertThrows(IllegalArgumentException.class, () -> mk.topK(new float[4], 0, 4, 5, new int[5], 0, new float[5], 0));
