@@ -12,9 +12,10 @@ import java.util.concurrent.TimeUnit;
  * Score is time per call; GFLOP/s = 2·M·N·K / time. {@code -prof gc} shows the bytes allocated per call.
  *
  * <pre>
- * mvn -q test-compile dependency:build-classpath -Dmdep.outputFile=target/cp.txt
+ * mvn -q test-compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath \
+ *     -Dmdep.outputFile=target/cp.txt -Dmdep.includeScope=test
  * java --add-modules jdk.incubator.vector -cp target/test-classes:target/classes:$(cat target/cp.txt) \
- *      org.openjdk.jmh.Main GemmJmh -p threads=1,2
+ *      org.openjdk.jmh.Main GemmJmh -p threads=1,2 -prof gc
  * </pre>
  */
 @State(Scope.Benchmark)
