@@ -45,6 +45,15 @@ public interface MemoryKernels {
                    float[] vec, int stride, float[] out);
 
     /**
+     * As {@link #gatherDot} (same values, bit for bit), but the entries are visited in the row-grouped
+     * order of {@link #scatterAddRows} ({@code row[e] = segRow[s]} for the entries of segment s): the
+     * table is then read in ascending row order, once per distinct row, instead of at random.
+     * Segment-parallel; each output is still one dot product in a fixed order.
+     */
+    void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                       MemorySegment table, int[] col, float[] vec, int stride, float[] out);
+
+    /**
      * grad[row·width + c·cw + j] += Σ_{e in segment} w[e·C + c] · vec[(e / R)·stride + col[e] + c·cw + j]
      * for each of the {@code nSeg} segments of the row-grouped (CSR) entry list: segment s holds the
      * entries order[segStart[s] .. segStart[s+1]) which all address row segRow[s]. Threads own

@@ -222,6 +222,35 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     }
 
     @Override
+    public void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                              MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        int cw = width / C;
+        if (cw < L) { super.gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out); return; }
+        int bound = S.loopBound(cw);
+        Parallel.forRange(nSeg, 16, (s0, s1) -> {
+            float[] tmp = VectorKernels.REDUCE.get();
+            for (int s = s0; s < s1; s++) {
+                long base = (long) segRow[s] * width * Float.BYTES;
+                for (int q = segStart[s]; q < segStart[s + 1]; q++) {
+                    int e = order[q];
+                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        int c0 = c * cw, j = 0;
+                        FloatVector acc = FloatVector.zero(S);
+                        for (; j < bound; j += L) {
+                            FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
+                            acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
+                        }
+                        float sum = VectorKernels.sumLanes(acc, tmp);
+                        for (; j < cw; j++) sum += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
+                        out[e * C + c] = sum;
+                    }
+                }
+            }
+        });
+    }
+
+    @Override
     public void scatterAddRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
                                float[] w, float[] vec, int stride, int[] col, MemorySegment grad) {
         int cw = width / C;

@@ -158,7 +158,8 @@ public final class UltraMemV2 implements TokenLayer {
         if (preVdim > 0) {
             // pre-values: π = ⟨P[p], pre_values_proj(x)⟩ (optionally GELU), weights = score_c · π
             K.gemmNT(n, preVdim, d, x, 0, preValuesProj.data(), 0, preIn, 0, false);
-            MK.gatherDot(n, R, 1, preVdim, shared.preValues.segment(), lookup.row, null, preIn, preVdim, preRaw);
+            MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
+                    shared.preValues.segment(), null, preIn, preVdim, preRaw);
             for (int e = 0; e < m; e++) {
                 pre[e] = cfg.memUseGluAct ? (float) Gelu.f(preRaw[e]) : preRaw[e];
                 for (int c = 0; c < cores; c++) w[e * cores + c] = sc[e * cores + c] * pre[e];
@@ -198,7 +199,8 @@ public final class UltraMemV2 implements TokenLayer {
         K.gemmNN(n, W, d, g, 0, valuesProj.data(), 0, dO, 0, false);
         K.gemmTN(d, W, n, g, 0, o, 0, valuesProj.grad(), 0, true);
         // lookup: weight gradients and value rows
-        MK.gatherDot(n, R, cores, vdim, shared.values.segment(), lookup.row, lookup.col, dO, W, dW);
+        MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
+                shared.values.segment(), lookup.col, dO, W, dW);
         MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
                 w, dO, W, lookup.col, shared.values.gradSegment());
         float[] sc = retrieval.scores;

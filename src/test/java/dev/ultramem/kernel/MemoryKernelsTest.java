@@ -164,6 +164,10 @@ class MemoryKernelsTest {
                         if (q == 0 || row[ord[q]] != row[ord[q - 1]]) { segStart[nSeg] = q; segRow[nSeg++] = row[ord[q]]; }
                     }
                     segStart[nSeg] = m;
+                    // the row-ordered gathered dot gives exactly the token-ordered one
+                    float[] dotsRows = new float[m * c.C];
+                    mk.gatherDotRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, tab, col, vec, stride, dotsRows);
+                    assertArrayEquals(dots, dotsRows, mk.name() + " row-ordered dot " + c);
                     mk.scatterAddRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, w, vec, stride, col, grad);
                     for (int i = 0; i < gref.length; i++)
                         assertEquals(gref[i], grad.getAtIndex(ValueLayout.JAVA_FLOAT, i), 1e-6 * gmag[i] + 1e-30, mk.name() + " scatter " + c);
