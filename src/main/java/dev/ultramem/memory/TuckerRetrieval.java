@@ -54,6 +54,9 @@ public final class TuckerRetrieval {
     private float[] dS, dqs, dqn, dqraw;
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
+    /** token blocks of the core gradient (fixed, so the summation order does not depend on the threads). */
+    private static final int CORE_GRAD_BLOCKS = 64;
+    private double[] coreAcc = new double[0];
     /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
     private boolean cacheKeys, keysValid;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
@@ -380,9 +383,15 @@ public final class TuckerRetrieval {
         if (n != this.n) throw new IllegalStateException("backward n differs from forward n");
         int r = rank, Q = nSlots * kdim;
         Arrays.fill(dS, 0, heads * 2 * r * n * keyNum, 0f);
-        // 7'–5'. grid → gathered rank vectors → score matrix (each token owns its S rows: no races)
-        Parallel.forRange(n, 8, (t0, t1) -> {
+        // 7'–5'. grid → gathered rank vectors → score matrix (each token owns its S rows: no races).
+        //     In the same pass ∂G_c/∂core_c = R_row ⊗ R_col, summed over tokens in double: one partial
+        //     sum per fixed token block, added in block order, so the result does not depend on the threads.
+        int blocks = Math.min(n, CORE_GRAD_BLOCKS), cg = cores * heads * r * r;
+        if (coreAcc.length < blocks * cg) coreAcc = new double[blocks * cg];
+        Arrays.fill(coreAcc, 0, blocks * cg, 0);
+        Parallel.forChunks(n, blocks, (b, t0, t1) -> {
             float[] rr = new float[r], rc = new float[r], drr = new float[r], drc = new float[r];
+            int ab = b * cg;
             for (int t = t0; t < t1; t++)
                 for (int h = 0; h < heads; h++) {
                     int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
@@ -399,12 +408,16 @@ public final class TuckerRetrieval {
                             float ds = dScores[e * cores + c];
                             if (ds == 0) continue;
                             float[] cd = tuckerCore[c].data();
-                            for (int p = 0; p < r; p++)
+                            int ao = ab + (c * heads + h) * r * r;
+                            for (int p = 0; p < r; p++) {
+                                double a = (double) ds * rr[p];
                                 for (int s = 0; s < r; s++) {
                                     float w = cd[(h * r + p) * r + s];
                                     drr[p] += ds * w * rc[s];
                                     drc[s] += ds * rr[p] * w;
+                                    coreAcc[ao + p * r + s] += a * rc[s];
                                 }
+                            }
                         }
                         for (int p = 0; p < r; p++) {
                             dS[sOff(h, 0, p) + t * keyNum + kr] += drr[p];
@@ -413,25 +426,13 @@ public final class TuckerRetrieval {
                     }
                 }
         });
-        // ∂G_c/∂core_c = R_row ⊗ R_col, summed over tokens (serial: small and deterministic)
         for (int c = 0; c < cores; c++) {
-            double[] acc = new double[heads * r * r];
-            for (int t = 0; t < n; t++)
-                for (int h = 0; h < heads; h++) {
-                    int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
-                    for (int q = 0; q < knn; q++) {
-                        int e = t * heads * knn + h * knn + q;
-                        float ds = dScores[e * cores + c];
-                        if (ds == 0) continue;
-                        int kr = I1[i1r + selPos[e] / knn1], kc = I1[i1c + selPos[e] % knn1];
-                        for (int p = 0; p < r; p++) {
-                            double a = (double) ds * S[sOff(h, 0, p) + t * keyNum + kr];
-                            for (int s = 0; s < r; s++) acc[(h * r + p) * r + s] += a * S[sOff(h, 1, s) + t * keyNum + kc];
-                        }
-                    }
-                }
             float[] g = tuckerCore[c].grad();
-            for (int i = 0; i < acc.length; i++) g[i] += (float) acc[i];
+            for (int i = 0; i < heads * r * r; i++) {
+                double acc = 0;
+                for (int b = 0; b < blocks; b++) acc += coreAcc[b * cg + c * heads * r * r + i];
+                g[i] += (float) acc;
+            }
         }
         if (balanceCoef > 0) balanceBackward(n);
         if (tuckerPenalty > 0) penaltyBackward();
