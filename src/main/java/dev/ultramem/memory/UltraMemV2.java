@@ -169,7 +169,7 @@ public final class UltraMemV2 implements TokenLayer {
         }
         // multi-core pooled lookup (groups summed or concatenated)
         Arrays.fill(o, 0, n * W, 0f);
-        MK.gatherWeightedSum(n, R, cores, vdim, shared.values.segment(), lookup.row, lookup.col, w, o, W);
+        MK.gatherWeightedSumRows(n, R, cores, vdim, shared.values.segment(), lookup.order, lookup.row, lookup.col, w, o, W);
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
         // output dropout (training only)
         if (dropoutOn()) {
@@ -217,7 +217,7 @@ public final class UltraMemV2 implements TokenLayer {
             MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
                     dPre, preIn, preVdim, null, shared.preValues.gradSegment());
             Arrays.fill(dPreIn, 0, n * preVdim, 0f);
-            MK.gatherWeightedSum(n, R, 1, preVdim, shared.preValues.segment(), lookup.row, null, dPre, dPreIn, preVdim);
+            MK.gatherWeightedSumRows(n, R, 1, preVdim, shared.preValues.segment(), lookup.order, lookup.row, null, dPre, dPreIn, preVdim);
             K.gemmTN(preVdim, d, n, dPreIn, 0, x, 0, preValuesProj.grad(), 0, true);
             K.gemmNN(n, d, preVdim, dPreIn, 0, preValuesProj.data(), 0, dx, 0, true);
         } else {
