@@ -40,9 +40,28 @@ public interface MemoryKernels {
     void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                            float[] w, float[] out, int stride);
 
+    /**
+     * As {@link #gatherWeightedSum}, but each token adds its entries in the order of {@code order}
+     * (all nTok·R entries sorted by row, as built for {@link #scatterAddRows}): every thread owns a
+     * token range and walks the whole list, skipping other tokens' entries, so it reads the table in
+     * ascending row order. The summation order per token depends only on {@code order}, not on the
+     * number of threads.
+     */
+    void gatherWeightedSumRows(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
+                               float[] w, float[] out, int stride);
+
     /** out[e·C + c] = Σ_j table[row[e]·width + c·cw + j] · vec[t·stride + col[e] + c·cw + j]. Token-parallel. */
     void gatherDot(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                    float[] vec, int stride, float[] out);
+
+    /**
+     * As {@link #gatherDot} (same values, bit for bit), but the entries are visited in the row-grouped
+     * order of {@link #scatterAddRows} ({@code row[e] = segRow[s]} for the entries of segment s): the
+     * table is then read in ascending row order, once per distinct row, instead of at random.
+     * Segment-parallel; each output is still one dot product in a fixed order.
+     */
+    void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                       MemorySegment table, int[] col, float[] vec, int stride, float[] out);
 
     /**
      * grad[row·width + c·cw + j] += Σ_{e in segment} w[e·C + c] · vec[(e / R)·stride + col[e] + c·cw + j]

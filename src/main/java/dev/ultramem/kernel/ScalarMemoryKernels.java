@@ -115,6 +115,45 @@ public class ScalarMemoryKernels implements MemoryKernels {
     }
 
     @Override
+    public void gatherWeightedSumRows(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
+                                      float[] w, float[] out, int stride) {
+        int cw = width / C, m = nTok * R;
+        Parallel.forRange(nTok, 8, (t0, t1) -> {
+            int e0 = t0 * R, e1 = t1 * R;
+            for (int q = 0; q < m; q++) {
+                int e = order[q];
+                if (e < e0 || e >= e1) continue;
+                long base = (long) row[e] * width;
+                int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                for (int c = 0; c < C; c++) {
+                    float wc = w[e * C + c];
+                    for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * table.getAtIndex(F, base + j);
+                }
+            }
+        });
+    }
+
+    @Override
+    public void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                              MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        int cw = width / C;
+        Parallel.forRange(nSeg, 16, (s0, s1) -> {
+            for (int s = s0; s < s1; s++) {
+                long base = (long) segRow[s] * width;
+                for (int q = segStart[s]; q < segStart[s + 1]; q++) {
+                    int e = order[q];
+                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        float acc = 0;
+                        for (int j = c * cw; j < (c + 1) * cw; j++) acc += table.getAtIndex(F, base + j) * vec[o + j];
+                        out[e * C + c] = acc;
+                    }
+                }
+            }
+        });
+    }
+
+    @Override
     public void scatterAddRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
                                float[] w, float[] vec, int stride, int[] col, MemorySegment grad) {
         int cw = width / C;

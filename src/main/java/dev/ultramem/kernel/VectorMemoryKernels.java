@@ -79,7 +79,26 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
         if (4 * k > n) { super.topK(x, off, n, k, idx, idxOff, val, valOff); return; }
-        threshold(x, off, n, k, idx, idxOff, val, valOff, Float.NaN);
+        float bound = blockMaxBound(x, off, n, k);
+        if (!(bound > Float.NEGATIVE_INFINITY) || !threshold(x, off, n, k, idx, idxOff, val, valOff, bound))
+            threshold(x, off, n, k, idx, idxOff, val, valOff, Float.NaN);
+    }
+
+    /**
+     * A value not above the k-th largest: the minimum of at least k block maxima, the blocks being
+     * disjoint (lane l of every A-th vector), so at least k values reach it. Min and max are exact,
+     * so the bound does not depend on the evaluation order. NaN when n is too short for k blocks.
+     */
+    private static float blockMaxBound(float[] x, int off, int n, int k) {
+        int a = (k + L - 1) / L, nv = n / L;
+        if (nv < a) return Float.NaN;
+        float bound = Float.POSITIVE_INFINITY;
+        for (int b = 0; b < a; b++) {
+            FloatVector mx = FloatVector.fromArray(S, x, off + b * L);
+            for (int v = b + a; v < nv; v += a) mx = mx.max(FloatVector.fromArray(S, x, off + v * L));
+            bound = Math.min(bound, mx.reduceLanes(VectorOperators.MIN));
+        }
+        return bound;
     }
 
     @Override
@@ -218,6 +237,62 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                         out[e * C + c] = s;
                     }
                 }
+        });
+    }
+
+    @Override
+    public void gatherWeightedSumRows(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
+                                      float[] w, float[] out, int stride) {
+        int cw = width / C, m = nTok * R;
+        if (cw < L) { super.gatherWeightedSumRows(nTok, R, C, width, table, order, row, col, w, out, stride); return; }
+        int bound = S.loopBound(cw);
+        Parallel.forRange(nTok, 8, (t0, t1) -> {
+            int e0 = t0 * R, e1 = t1 * R;
+            for (int q = 0; q < m; q++) {
+                int e = order[q];
+                if (e < e0 || e >= e1) continue;
+                long base = (long) row[e] * width * Float.BYTES;
+                int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                for (int c = 0; c < C; c++) {
+                    float wc = w[e * C + c];
+                    FloatVector wv = FloatVector.broadcast(S, wc);
+                    int c0 = c * cw, j = 0;
+                    for (; j < bound; j += L) {
+                        FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
+                        tv.fma(wv, FloatVector.fromArray(S, out, o + c0 + j)).intoArray(out, o + c0 + j);
+                    }
+                    for (; j < cw; j++) out[o + c0 + j] += wc * table.getAtIndex(F, base / Float.BYTES + c0 + j);
+                }
+            }
+        });
+    }
+
+    @Override
+    public void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                              MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        int cw = width / C;
+        if (cw < L) { super.gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out); return; }
+        int bound = S.loopBound(cw);
+        Parallel.forRange(nSeg, 16, (s0, s1) -> {
+            float[] tmp = VectorKernels.REDUCE.get();
+            for (int s = s0; s < s1; s++) {
+                long base = (long) segRow[s] * width * Float.BYTES;
+                for (int q = segStart[s]; q < segStart[s + 1]; q++) {
+                    int e = order[q];
+                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        int c0 = c * cw, j = 0;
+                        FloatVector acc = FloatVector.zero(S);
+                        for (; j < bound; j += L) {
+                            FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
+                            acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
+                        }
+                        float sum = VectorKernels.sumLanes(acc, tmp);
+                        for (; j < cw; j++) sum += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
+                        out[e * C + c] = sum;
+                    }
+                }
+            }
         });
     }
 

@@ -47,6 +47,8 @@ public final class TuckerRetrieval {
     float[] S;               // [H][2][r][n][keyNum]
     float[] A;               // stage-1 scores [n][H][2][keyNum]
     int[] I1;                // stage-1 winners [n][H][2][knn1]
+    float[] R1;              // per-rank scores of the stage-1 winners [n][H][2][knn1][r]
+    private float[] dR1;     // their gradient (the only non-zero entries of dS without the balance loss)
     int[] selPos;            // flat grid position i·knn1 + j per entry
     public int[] bestIndices; // z = iRow·keyNum + iCol per entry
     public float[] scores;    // per-core scores [e·C + c]
@@ -54,6 +56,9 @@ public final class TuckerRetrieval {
     private float[] dS, dqs, dqn, dqraw;
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
+    /** token blocks of the core gradient (fixed, so the summation order does not depend on the threads). */
+    private static final int CORE_GRAD_BLOCKS = 64;
+    private double[] coreAcc = new double[0];
     /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
     private boolean cacheKeys, keysValid;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
@@ -232,6 +237,7 @@ public final class TuckerRetrieval {
         S = new float[heads * 2 * rank * c * keyNum]; dS = new float[S.length];
         A = new float[c * heads * 2 * keyNum];
         I1 = new int[c * heads * 2 * knn1];
+        R1 = new float[c * heads * 2 * knn1 * rank]; dR1 = new float[R1.length];
         selPos = new int[c * heads * knn]; bestIndices = new int[c * heads * knn];
         scores = new float[c * heads * knn * cores]; sumScores = new float[c * heads * knn];
         cap = c;
@@ -306,6 +312,8 @@ public final class TuckerRetrieval {
                     sc.rr[i * r + p] = S[sOff(h, 0, p) + t * keyNum + I1[i1r + i]];
                     sc.rc[i * r + p] = S[sOff(h, 1, p) + t * keyNum + I1[i1c + i]];
                 }
+            System.arraycopy(sc.rr, 0, R1, i1r * r, knn1 * r);
+            System.arraycopy(sc.rc, 0, R1, i1c * r, knn1 * r);
             // 6. grid per core G_c = R_row · core_c · R_colᵀ; the sum over cores is one bilinear form
             //    with Σ_c core_c, per-core values are only needed at the winners
             for (int c = 0; c < cores; c++) {
@@ -379,61 +387,70 @@ public final class TuckerRetrieval {
     public void backward(float[] x, float[] dScores, float[] dx, int n) {
         if (n != this.n) throw new IllegalStateException("backward n differs from forward n");
         int r = rank, Q = nSlots * kdim;
-        Arrays.fill(dS, 0, heads * 2 * r * n * keyNum, 0f);
-        // 7'–5'. grid → gathered rank vectors → score matrix (each token owns its S rows: no races)
-        Parallel.forRange(n, 8, (t0, t1) -> {
+       
+        // 7'–5'. grid → per-rank scores of the stage-1 winners (each token owns its rows: no races).
+        //     In the same pass ∂G_c/∂core_c = R_row ⊗ R_col, summed over tokens in double: one partial
+        //     sum per fixed token block, added in block order, so the result does not depend on the threads.
+        int blocks = Math.min(n, CORE_GRAD_BLOCKS), cg = cores * heads * r * r;
+        if (coreAcc.length < blocks * cg) coreAcc = new double[blocks * cg];
+        Arrays.fill(coreAcc, 0, blocks * cg, 0);
+        Parallel.forChunks(n, blocks, (b, t0, t1) -> {
             float[] rr = new float[r], rc = new float[r], drr = new float[r], drc = new float[r];
+            int ab = b * cg;
+            Arrays.fill(dR1, t0 * heads * 2 * knn1 * r, t1 * heads * 2 * knn1 * r, 0f);
             for (int t = t0; t < t1; t++)
                 for (int h = 0; h < heads; h++) {
                     int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
                     for (int q = 0; q < knn; q++) {
                         int e = t * heads * knn + h * knn + q;
-                        int i = selPos[e] / knn1, j = selPos[e] % knn1;
-                        int kr = I1[i1r + i], kc = I1[i1c + j];
+                        int ro = (i1r + selPos[e] / knn1) * r, co = (i1c + selPos[e] % knn1) * r;
                         for (int p = 0; p < r; p++) {
-                            rr[p] = S[sOff(h, 0, p) + t * keyNum + kr];
-                            rc[p] = S[sOff(h, 1, p) + t * keyNum + kc];
+                            rr[p] = R1[ro + p];
+                            rc[p] = R1[co + p];
                             drr[p] = 0; drc[p] = 0;
                         }
                         for (int c = 0; c < cores; c++) {
                             float ds = dScores[e * cores + c];
                             if (ds == 0) continue;
                             float[] cd = tuckerCore[c].data();
-                            for (int p = 0; p < r; p++)
+                            int ao = ab + (c * heads + h) * r * r;
+                            for (int p = 0; p < r; p++) {
+                                double a = (double) ds * rr[p];
                                 for (int s = 0; s < r; s++) {
                                     float w = cd[(h * r + p) * r + s];
                                     drr[p] += ds * w * rc[s];
                                     drc[s] += ds * rr[p] * w;
+                                    coreAcc[ao + p * r + s] += a * rc[s];
                                 }
+                            }
                         }
                         for (int p = 0; p < r; p++) {
-                            dS[sOff(h, 0, p) + t * keyNum + kr] += drr[p];
-                            dS[sOff(h, 1, p) + t * keyNum + kc] += drc[p];
+                            dR1[ro + p] += drr[p];
+                            dR1[co + p] += drc[p];
                         }
                     }
                 }
         });
-        // ∂G_c/∂core_c = R_row ⊗ R_col, summed over tokens (serial: small and deterministic)
         for (int c = 0; c < cores; c++) {
-            double[] acc = new double[heads * r * r];
-            for (int t = 0; t < n; t++)
-                for (int h = 0; h < heads; h++) {
-                    int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
-                    for (int q = 0; q < knn; q++) {
-                        int e = t * heads * knn + h * knn + q;
-                        float ds = dScores[e * cores + c];
-                        if (ds == 0) continue;
-                        int kr = I1[i1r + selPos[e] / knn1], kc = I1[i1c + selPos[e] % knn1];
-                        for (int p = 0; p < r; p++) {
-                            double a = (double) ds * S[sOff(h, 0, p) + t * keyNum + kr];
-                            for (int s = 0; s < r; s++) acc[(h * r + p) * r + s] += a * S[sOff(h, 1, s) + t * keyNum + kc];
-                        }
-                    }
-                }
             float[] g = tuckerCore[c].grad();
-            for (int i = 0; i < acc.length; i++) g[i] += (float) acc[i];
+            for (int i = 0; i < heads * r * r; i++) {
+                double acc = 0;
+                for (int b = 0; b < blocks; b++) acc += coreAcc[b * cg + c * heads * r * r + i];
+                g[i] += (float) acc;
+            }
         }
-        if (balanceCoef > 0) balanceBackward(n);
+        if (balanceCoef > 0) {
+            // the balance loss reaches every key: scatter the winners' gradient into the dense dS
+            Arrays.fill(dS, 0, heads * 2 * r * n * keyNum, 0f);
+            for (int t = 0; t < n; t++)
+                for (int h = 0; h < heads; h++)
+                    for (int side = 0; side < 2; side++) {
+                        int io = ((t * heads + h) * 2 + side) * knn1;
+                        for (int i = 0; i < knn1; i++)
+                            for (int p = 0; p < r; p++) dS[sOff(h, side, p) + t * keyNum + I1[io + i]] += dR1[(io + i) * r + p];
+                    }
+            balanceBackward(n);
+        }
         if (tuckerPenalty > 0) penaltyBackward();
         // 3'. scores → query slots and normalised keys. Without the balance loss only the stage-1
         //     winners carry a gradient, so the products run over those keys only.
@@ -454,10 +471,10 @@ public final class TuckerRetrieval {
                             int io = ((t * heads + h) * 2 + side) * knn1;
                             for (int p = 0; p < r; p++) {
                                 int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
-                                int so = sOff(h, side, p) + t * keyNum, ko = kOff(h, side, p);
+                                int ko = kOff(h, side, p);
                                 for (int i = 0; i < knn1; i++) {
                                     int key = I1[io + i];
-                                    float g = dS[so + key];
+                                    float g = dR1[(io + i) * r + p];
                                     if (g != 0) K.axpy(kdim, g, khat, ko + key * kdim, dqs, (slot * n + t) * kdim);
                                 }
                             }
@@ -471,10 +488,10 @@ public final class TuckerRetrieval {
                     int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
                     int ko = kOff(h, side, p);
                     for (int t = 0; t < n; t++) {
-                        int io = ((t * heads + h) * 2 + side) * knn1, so = sOff(h, side, p) + t * keyNum;
+                        int io = ((t * heads + h) * 2 + side) * knn1;
                         for (int i = 0; i < knn1; i++) {
                             int key = I1[io + i];
-                            float g = dS[so + key];
+                            float g = dR1[(io + i) * r + p];
                             if (g != 0) K.axpy(kdim, g, qs, (slot * n + t) * kdim, dkhat, ko + key * kdim);
                         }
                     }

@@ -158,7 +158,8 @@ public final class UltraMemV2 implements TokenLayer {
         if (preVdim > 0) {
             // pre-values: π = ⟨P[p], pre_values_proj(x)⟩ (optionally GELU), weights = score_c · π
             K.gemmNT(n, preVdim, d, x, 0, preValuesProj.data(), 0, preIn, 0, false);
-            MK.gatherDot(n, R, 1, preVdim, shared.preValues.segment(), lookup.row, null, preIn, preVdim, preRaw);
+            MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
+                    shared.preValues.segment(), null, preIn, preVdim, preRaw);
             for (int e = 0; e < m; e++) {
                 pre[e] = cfg.memUseGluAct ? (float) Gelu.f(preRaw[e]) : preRaw[e];
                 for (int c = 0; c < cores; c++) w[e * cores + c] = sc[e * cores + c] * pre[e];
@@ -168,7 +169,7 @@ public final class UltraMemV2 implements TokenLayer {
         }
         // multi-core pooled lookup (groups summed or concatenated)
         Arrays.fill(o, 0, n * W, 0f);
-        MK.gatherWeightedSum(n, R, cores, vdim, shared.values.segment(), lookup.row, lookup.col, w, o, W);
+        MK.gatherWeightedSumRows(n, R, cores, vdim, shared.values.segment(), lookup.order, lookup.row, lookup.col, w, o, W);
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
         // output dropout (training only)
         if (dropoutOn()) {
@@ -198,7 +199,8 @@ public final class UltraMemV2 implements TokenLayer {
         K.gemmNN(n, W, d, g, 0, valuesProj.data(), 0, dO, 0, false);
         K.gemmTN(d, W, n, g, 0, o, 0, valuesProj.grad(), 0, true);
         // lookup: weight gradients and value rows
-        MK.gatherDot(n, R, cores, vdim, shared.values.segment(), lookup.row, lookup.col, dO, W, dW);
+        MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
+                shared.values.segment(), lookup.col, dO, W, dW);
         MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
                 w, dO, W, lookup.col, shared.values.gradSegment());
         float[] sc = retrieval.scores;
@@ -215,7 +217,7 @@ public final class UltraMemV2 implements TokenLayer {
             MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
                     dPre, preIn, preVdim, null, shared.preValues.gradSegment());
             Arrays.fill(dPreIn, 0, n * preVdim, 0f);
-            MK.gatherWeightedSum(n, R, 1, preVdim, shared.preValues.segment(), lookup.row, null, dPre, dPreIn, preVdim);
+            MK.gatherWeightedSumRows(n, R, 1, preVdim, shared.preValues.segment(), lookup.order, lookup.row, null, dPre, dPreIn, preVdim);
             K.gemmTN(preVdim, d, n, dPreIn, 0, x, 0, preValuesProj.grad(), 0, true);
             K.gemmNN(n, d, preVdim, dPreIn, 0, preValuesProj.data(), 0, dx, 0, true);
         } else {

@@ -21,7 +21,8 @@ public final class ValueLookup {
     public int[] shuffled = new int[0], row = new int[0], col = new int[0];
     public int[] order = new int[0], segStart = new int[1], segRow = new int[0];
     public int nSeg;
-    private long[] sortKeys = new long[0];
+    private int[] tmpOrder = new int[0];
+    private final int[] count = new int[1 << 16];
 
     public ValueLookup(int[] shuffle, long valueNum, long allValueNum, long offset, int vdim, int groups, boolean concat) {
         this.shuffle = shuffle; this.valueNum = valueNum; this.allValueNum = allValueNum; this.offset = offset;
@@ -35,7 +36,7 @@ public final class ValueLookup {
         if (row.length < m) {
             int c = Math.max(m, row.length * 3 / 2);
             shuffled = new int[c]; row = new int[c]; col = new int[c]; order = new int[c];
-            segStart = new int[c + 1]; segRow = new int[c]; sortKeys = new long[c];
+            segStart = new int[c + 1]; segRow = new int[c]; tmpOrder = new int[c];
         }
         for (int e = 0; e < m; e++) {
             int zs = shuffle[z[e]];
@@ -43,17 +44,27 @@ public final class ValueLookup {
             long g = zs / valueNum;
             row[e] = (int) (((zs % valueNum) + offset) % allValueNum);
             col[e] = concat ? (int) (g * vdim) : 0;
-            sortKeys[e] = ((long) row[e] << 32) | e;
+            tmpOrder[e] = e;
         }
-        Arrays.sort(sortKeys, 0, m);
+        // entries sorted by (row, e): two stable counting passes over the low and high 16 bits of the row
+        radixPass(tmpOrder, order, m, 0);
+        radixPass(order, tmpOrder, m, 16);
+        System.arraycopy(tmpOrder, 0, order, 0, m);
         nSeg = 0;
         int prev = -1;
         for (int q = 0; q < m; q++) {
-            int rw = (int) (sortKeys[q] >>> 32);
-            order[q] = (int) sortKeys[q];
+            int rw = row[order[q]];
             if (rw != prev) { segStart[nSeg] = q; segRow[nSeg] = rw; nSeg++; prev = rw; }
         }
         segStart[nSeg] = m;
+    }
+
+    private void radixPass(int[] src, int[] dst, int m, int shift) {
+        Arrays.fill(count, 0);
+        for (int q = 0; q < m; q++) count[(row[src[q]] >>> shift) & 0xffff]++;
+        int sum = 0;
+        for (int b = 0; b < count.length; b++) { int c = count[b]; count[b] = sum; sum += c; }
+        for (int q = 0; q < m; q++) { int e = src[q]; dst[count[(row[e] >>> shift) & 0xffff]++] = e; }
     }
 
     /** Window-local row of a physical row (for usage statistics over the layer's own rows). */

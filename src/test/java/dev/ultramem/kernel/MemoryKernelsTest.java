@@ -123,6 +123,7 @@ class MemoryKernelsTest {
                     // gather-weighted-sum (accumulating into a non-zero output)
                     float[] out = new float[c.nTok * stride];
                     rng.fillNormal(out, 1);
+                    float[] out0 = out.clone();
                     double[] ref = new double[out.length], mag = new double[out.length];
                     for (int i = 0; i < out.length; i++) { ref[i] = out[i]; mag[i] = Math.abs(out[i]); }
                     for (int e = 0; e < m; e++)
@@ -164,6 +165,15 @@ class MemoryKernelsTest {
                         if (q == 0 || row[ord[q]] != row[ord[q - 1]]) { segStart[nSeg] = q; segRow[nSeg++] = row[ord[q]]; }
                     }
                     segStart[nSeg] = m;
+                    // the row-ordered gathered dot gives exactly the token-ordered one
+                    float[] dotsRows = new float[m * c.C];
+                    mk.gatherDotRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, tab, col, vec, stride, dotsRows);
+                    assertArrayEquals(dots, dotsRows, mk.name() + " row-ordered dot " + c);
+                    // row-ordered weighted sum against the same double reference (other summation order)
+                    float[] outRows = new float[c.nTok * stride];
+                    mk.gatherWeightedSumRows(c.nTok, c.R, c.C, c.width, tab, order, row, col, w, outRows, stride);
+                    for (int i = 0; i < outRows.length; i++)
+                        assertEquals(ref[i] - out0[i], outRows[i], 1e-6 * mag[i] + 1e-30, mk.name() + " row-ordered gather " + c);
                     mk.scatterAddRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, w, vec, stride, col, grad);
                     for (int i = 0; i < gref.length; i++)
                         assertEquals(gref[i], grad.getAtIndex(ValueLayout.JAVA_FLOAT, i), 1e-6 * gmag[i] + 1e-30, mk.name() + " scatter " + c);
