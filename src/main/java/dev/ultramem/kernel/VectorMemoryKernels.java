@@ -2,6 +2,8 @@ package dev.ultramem.kernel;
 
 import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -9,14 +11,16 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * Vector API path of {@link MemoryKernels}. Top-k skips whole vectors whose lanes are all below the
- * current k-th value (the common case once the heap is full); gathers and scatters stream each value
+ * Vector API path of {@link MemoryKernels}. Top-k of short inputs is a radix select on integer keys;
+ * longer inputs skip whole vectors whose lanes are all below the current k-th value; gathers and scatters stream each value
  * row with full-width FMAs. Same results as the scalar reference up to float summation order.
  */
 public class VectorMemoryKernels extends ScalarMemoryKernels {
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
+    private static final VectorSpecies<Long> LS = LongVector.SPECIES_PREFERRED;
     private static final ByteOrder NO = ByteOrder.nativeOrder();
 
     @Override public String name() { return "vector"; }
@@ -78,6 +82,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
+        if (n <= RADIX_MAX_N) { radixTopK(x, off, n, k, idx, idxOff, val, valOff); return; }
         if (4 * k > n) { super.topK(x, off, n, k, idx, idxOff, val, valOff); return; }
         float bound = blockMaxBound(x, off, n, k);
         if (!(bound > Float.NEGATIVE_INFINITY) || !threshold(x, off, n, k, idx, idxOff, val, valOff, bound))
@@ -104,6 +109,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff, float lowerBound) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
+        if (n <= RADIX_MAX_N) { radixTopK(x, off, n, k, idx, idxOff, val, valOff); return; }
         if (4 * k > n || !(lowerBound > Float.NEGATIVE_INFINITY)) { topK(x, off, n, k, idx, idxOff, val, valOff); return; }
         if (!threshold(x, off, n, k, idx, idxOff, val, valOff, lowerBound))
             threshold(x, off, n, k, idx, idxOff, val, valOff, Float.NaN); // the hint was above the k-th value
@@ -184,6 +190,117 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             val[valOff + q] = x[off + id];
         }
         return true;
+    }
+
+    /** Up to this length the top-k is a radix select; longer inputs use the threshold scan. */
+    static final int RADIX_MAX_N = 4096;
+
+    /** Per-thread buffers of the radix select (grown on demand, never per call). */
+    private static final class RadixScratch {
+        int[] key = new int[0], cand = new int[0];
+        final int[] hist = new int[4 * 256];
+        long[] out = new long[0];
+        final long[] rankL = new long[64];
+    }
+
+    private static final ThreadLocal<RadixScratch> RADIX = ThreadLocal.withInitial(RadixScratch::new);
+
+    /**
+     * Radix-select top-k. Each value becomes an unsigned int key whose ascending order is descending
+     * value (-0.0 folded into +0.0); four 8-bit digit passes, most significant first, narrow the
+     * candidates down to the bucket holding the k-th key, keeping candidates in index order. The
+     * result is every key below the k-th plus the first (lowest index) of those equal to it, sorted.
+     * Only integer counts and compares: the result does not depend on thread count or JIT state.
+     */
+    private static void radixTopK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
+        RadixScratch sc = RADIX.get();
+        if (sc.key.length < n) { sc.key = new int[n]; sc.cand = new int[n]; }
+        if (sc.out.length < k + 1) sc.out = new long[k + 1];
+        int[] u = sc.key, cand = sc.cand, hist = sc.hist;
+        long[] out = sc.out;
+        int nb = S.loopBound(n), i0 = 0;
+        for (; i0 < nb; i0 += L) {
+            IntVector bits = FloatVector.fromArray(S, x, off + i0).add(0.0f).reinterpretAsInts();
+            IntVector flip = bits.lanewise(VectorOperators.ASHR, 31).or(0x80000000);
+            bits.lanewise(VectorOperators.XOR, flip).not().intoArray(u, i0);
+        }
+        for (; i0 < n; i0++) {
+            int bits = Float.floatToRawIntBits(x[off + i0] + 0.0f);
+            u[i0] = ~(bits ^ ((bits >> 31) | 0x80000000));
+        }
+        // first digit over all n: four interleaved histograms break the increment dependency chains
+        java.util.Arrays.fill(hist, 0);
+        int i4 = n & ~3;
+        for (int i = 0; i < i4; i += 4) {
+            hist[u[i] >>> 24]++;
+            hist[256 + (u[i + 1] >>> 24)]++;
+            hist[512 + (u[i + 2] >>> 24)]++;
+            hist[768 + (u[i + 3] >>> 24)]++;
+        }
+        for (int i = i4; i < n; i++) hist[u[i] >>> 24]++;
+        int need = k, b = 0;
+        while (true) {
+            int h = hist[b] + hist[256 + b] + hist[512 + b] + hist[768 + b];
+            if (h >= need) break;
+            need -= h;
+            b++;
+        }
+        int c = 0;
+        for (int i = 0; i < n; i++) { cand[c] = i; c += (u[i] >>> 24) == b ? 1 : 0; }
+        int shift = 24;
+        // later digits over the candidates only, until every remaining candidate is taken
+        while (c > need && shift > 0) {
+            shift -= 8;
+            java.util.Arrays.fill(hist, 0, 256, 0);
+            for (int q = 0; q < c; q++) hist[(u[cand[q]] >>> shift) & 255]++;
+            b = 0;
+            while (hist[b] < need) need -= hist[b++];
+            int c2 = 0;
+            for (int q = 0; q < c; q++) { int i = cand[q]; cand[c2] = i; c2 += ((u[i] >>> shift) & 255) == b ? 1 : 0; }
+            c = c2;
+        }
+        // candidates share the key bits above `shift` with the k-th key; all smaller prefixes are in
+        int lim = (u[cand[0]] >>> shift) << shift, m = 0, i = 0;
+        for (; i < nb; i += L) {
+            if (!IntVector.fromArray(IS, u, i).compare(VectorOperators.ULT, lim).anyTrue()) continue;
+            for (int l = i; l < i + L; l++) {
+                out[m] = ((long) (u[l] ^ 0x80000000) << 32) | l;
+                m += Integer.compareUnsigned(u[l], lim) < 0 ? 1 : 0;
+            }
+        }
+        for (; i < n; i++) {
+            out[m] = ((long) (u[i] ^ 0x80000000) << 32) | i;
+            m += Integer.compareUnsigned(u[i], lim) < 0 ? 1 : 0;
+        }
+        for (int q = 0; q < need; q++) { i = cand[q]; out[m++] = ((long) (u[i] ^ 0x80000000) << 32) | i; }
+        if (k <= 64) {
+            // keys are distinct (the index is part of them): each one's rank is the count of smaller
+            // keys, found with branch-free vector compares instead of a mispredicting sort
+            java.util.Arrays.fill(sc.rankL, 0);
+            long[] rl = sc.rankL;
+            int kb = LS.loopBound(k);
+            for (int j = 0; j < k; j++) {
+                long kbv = out[j];
+                int a = 0;
+                for (; a < kb; a += LS.length()) {
+                    LongVector r = LongVector.fromArray(LS, rl, a);
+                    r.add(1L, LongVector.fromArray(LS, out, a).compare(VectorOperators.GT, kbv)).intoArray(rl, a);
+                }
+                for (; a < k; a++) rl[a] += out[a] > kbv ? 1 : 0;
+            }
+            for (int a = 0; a < k; a++) {
+                int q = (int) rl[a], id = (int) out[a];
+                idx[idxOff + q] = id;
+                val[valOff + q] = x[off + id];
+            }
+            return;
+        }
+        java.util.Arrays.sort(out, 0, k);
+        for (int q = 0; q < k; q++) {
+            int id = (int) out[q];
+            idx[idxOff + q] = id;
+            val[valOff + q] = x[off + id];
+        }
     }
 
     @Override

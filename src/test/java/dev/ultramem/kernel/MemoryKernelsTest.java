@@ -39,8 +39,8 @@ class MemoryKernelsTest {
     void topKMatchesSortIncludingTies() {
         Rng rng = new Rng(1);
         for (MemoryKernels mk : IMPLS)
-            for (int n : new int[]{1, 2, 7, 13, 16, 17, 31, 33, 100, 257, 1000})
-                for (int k : new int[]{1, 2, 3, 5, 16, 40}) {
+            for (int n : new int[]{1, 2, 7, 13, 16, 17, 31, 33, 100, 257, 1000, 5000})
+                for (int k : new int[]{1, 2, 3, 5, 16, 40, 100}) {
                     if (k > n) continue;
                     for (int rep = 0; rep < 4; rep++) {
                         float[] x = new float[n + 5];
