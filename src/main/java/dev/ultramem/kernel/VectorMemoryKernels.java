@@ -26,7 +26,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override public String name() { return "vector"; }
 
     /** Per-thread candidate buffer of the top-k (grown on demand, never per call). */
-    private static final ThreadLocal<long[][]> TOPK_BUF = ThreadLocal.withInitial(() -> new long[][]{new long[128]});
+    private static final ThreadLocal<long[][]> TOPK_BUF = ThreadLocal.withInitial(() -> new long[][]{new long[128], new long[64]});
 
     /**
      * A candidate as one sortable long: ascending long order = descending value, then ascending index.
@@ -174,16 +174,8 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
         if (m > k) select(buf, m, k);
         if (m < k) return false;
-        if (k <= 48) {
-            for (int a = 1; a < k; a++) {
-                long v = buf[a];
-                int b = a - 1;
-                while (b >= 0 && buf[b] > v) { buf[b + 1] = buf[b]; b--; }
-                buf[b + 1] = v;
-            }
-        } else {
-            java.util.Arrays.sort(buf, 0, k);
-        }
+        if (k <= 64) { rankSort(buf, k, holder[1], x, off, idx, idxOff, val, valOff); return true; }
+        java.util.Arrays.sort(buf, 0, k);
         for (int q = 0; q < k; q++) {
             int id = (int) buf[q];
             idx[idxOff + q] = id;
@@ -204,6 +196,29 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     }
 
     private static final ThreadLocal<RadixScratch> RADIX = ThreadLocal.withInitial(RadixScratch::new);
+
+    /**
+     * Writes the k distinct keys of out in ascending order as (index, value). Each key's rank is the
+     * count of smaller keys, found with branch-free vector compares instead of a mispredicting sort.
+     */
+    private static void rankSort(long[] out, int k, long[] rank, float[] x, int off, int[] idx, int idxOff, float[] val, int valOff) {
+        java.util.Arrays.fill(rank, 0, k, 0);
+        int kb = LS.loopBound(k);
+        for (int j = 0; j < k; j++) {
+            long kj = out[j];
+            int a = 0;
+            for (; a < kb; a += LS.length()) {
+                LongVector r = LongVector.fromArray(LS, rank, a);
+                r.add(1L, LongVector.fromArray(LS, out, a).compare(VectorOperators.GT, kj)).intoArray(rank, a);
+            }
+            for (; a < k; a++) rank[a] += out[a] > kj ? 1 : 0;
+        }
+        for (int a = 0; a < k; a++) {
+            int r = (int) rank[a], id = (int) out[a];
+            idx[idxOff + r] = id;
+            val[valOff + r] = x[off + id];
+        }
+    }
 
     /**
      * Radix-select top-k. Each value becomes an unsigned int key whose ascending order is descending
@@ -273,28 +288,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             m += Integer.compareUnsigned(u[i], lim) < 0 ? 1 : 0;
         }
         for (int q = 0; q < need; q++) { i = cand[q]; out[m++] = ((long) (u[i] ^ 0x80000000) << 32) | i; }
-        if (k <= 64) {
-            // keys are distinct (the index is part of them): each one's rank is the count of smaller
-            // keys, found with branch-free vector compares instead of a mispredicting sort
-            java.util.Arrays.fill(sc.rankL, 0);
-            long[] rl = sc.rankL;
-            int kb = LS.loopBound(k);
-            for (int j = 0; j < k; j++) {
-                long kbv = out[j];
-                int a = 0;
-                for (; a < kb; a += LS.length()) {
-                    LongVector r = LongVector.fromArray(LS, rl, a);
-                    r.add(1L, LongVector.fromArray(LS, out, a).compare(VectorOperators.GT, kbv)).intoArray(rl, a);
-                }
-                for (; a < k; a++) rl[a] += out[a] > kbv ? 1 : 0;
-            }
-            for (int a = 0; a < k; a++) {
-                int q = (int) rl[a], id = (int) out[a];
-                idx[idxOff + q] = id;
-                val[valOff + q] = x[off + id];
-            }
-            return;
-        }
+        if (k <= 64) { rankSort(out, k, sc.rankL, x, off, idx, idxOff, val, valOff); return; }
         java.util.Arrays.sort(out, 0, k);
         for (int q = 0; q < k; q++) {
             int id = (int) out[q];
