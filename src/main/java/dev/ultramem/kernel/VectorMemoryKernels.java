@@ -297,6 +297,37 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
     }
 
+    /** out[o + c·cw + j] += w[e·C + c] · table row at byte offset base, chunk c (core c weights the c-th chunk). */
+    private static void addWeightedRow(MemorySegment table, long base, int C, int cw, int bound, float[] w, int e,
+                                       float[] out, int o) {
+        for (int c = 0; c < C; c++) {
+            float wc = w[e * C + c];
+            FloatVector wv = FloatVector.broadcast(S, wc);
+            int c0 = c * cw, j = 0;
+            for (; j < bound; j += L) {
+                FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
+                tv.fma(wv, FloatVector.fromArray(S, out, o + c0 + j)).intoArray(out, o + c0 + j);
+            }
+            for (; j < cw; j++) out[o + c0 + j] += wc * table.getAtIndex(F, base / Float.BYTES + c0 + j);
+        }
+    }
+
+    /** out[e·C + c] = ⟨table row at byte offset base, chunk c; vec[o + c·cw ...]⟩, lanes summed in lane order. */
+    private static void dotRow(MemorySegment table, long base, int C, int cw, int bound, float[] vec, int o,
+                               float[] out, int e, float[] tmp) {
+        for (int c = 0; c < C; c++) {
+            int c0 = c * cw, j = 0;
+            FloatVector acc = FloatVector.zero(S);
+            for (; j < bound; j += L) {
+                FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
+                acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
+            }
+            float sum = VectorKernels.sumLanes(acc, tmp); // lane order: independent of JIT state
+            for (; j < cw; j++) sum += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
+            out[e * C + c] = sum;
+        }
+    }
+
     @Override
     public void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                                   float[] w, float[] out, int stride) {
@@ -307,18 +338,8 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             for (int t = t0; t < t1; t++)
                 for (int jj = 0; jj < R; jj++) {
                     int e = t * R + jj;
-                    long base = (long) row[e] * width * Float.BYTES;
-                    int o = t * stride + (col == null ? 0 : col[e]);
-                    for (int c = 0; c < C; c++) {
-                        float wc = w[e * C + c];
-                        FloatVector wv = FloatVector.broadcast(S, wc);
-                        int c0 = c * cw, j = 0;
-                        for (; j < bound; j += L) {
-                            FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
-                            tv.fma(wv, FloatVector.fromArray(S, out, o + c0 + j)).intoArray(out, o + c0 + j);
-                        }
-                        for (; j < cw; j++) out[o + c0 + j] += wc * table.getAtIndex(F, base / Float.BYTES + c0 + j);
-                    }
+                    addWeightedRow(table, (long) row[e] * width * Float.BYTES, C, cw, bound, w, e,
+                            out, t * stride + (col == null ? 0 : col[e]));
                 }
         });
     }
@@ -334,19 +355,8 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             for (int t = t0; t < t1; t++)
                 for (int jj = 0; jj < R; jj++) {
                     int e = t * R + jj;
-                    long base = (long) row[e] * width * Float.BYTES;
-                    int o = t * stride + (col == null ? 0 : col[e]);
-                    for (int c = 0; c < C; c++) {
-                        int c0 = c * cw, j = 0;
-                        FloatVector acc = FloatVector.zero(S);
-                        for (; j < bound; j += L) {
-                            FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
-                            acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
-                        }
-                        float s = VectorKernels.sumLanes(acc, tmp); // lane order: independent of JIT state
-                        for (; j < cw; j++) s += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
-                        out[e * C + c] = s;
-                    }
+                    dotRow(table, (long) row[e] * width * Float.BYTES, C, cw, bound, vec,
+                            t * stride + (col == null ? 0 : col[e]), out, e, tmp);
                 }
         });
     }
@@ -362,18 +372,8 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             for (int q = 0; q < m; q++) {
                 int e = order[q];
                 if (e < e0 || e >= e1) continue;
-                long base = (long) row[e] * width * Float.BYTES;
-                int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                for (int c = 0; c < C; c++) {
-                    float wc = w[e * C + c];
-                    FloatVector wv = FloatVector.broadcast(S, wc);
-                    int c0 = c * cw, j = 0;
-                    for (; j < bound; j += L) {
-                        FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
-                        tv.fma(wv, FloatVector.fromArray(S, out, o + c0 + j)).intoArray(out, o + c0 + j);
-                    }
-                    for (; j < cw; j++) out[o + c0 + j] += wc * table.getAtIndex(F, base / Float.BYTES + c0 + j);
-                }
+                addWeightedRow(table, (long) row[e] * width * Float.BYTES, C, cw, bound, w, e,
+                        out, (e / R) * stride + (col == null ? 0 : col[e]));
             }
         });
     }
@@ -390,18 +390,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                 long base = (long) segRow[s] * width * Float.BYTES;
                 for (int q = segStart[s]; q < segStart[s + 1]; q++) {
                     int e = order[q];
-                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                    for (int c = 0; c < C; c++) {
-                        int c0 = c * cw, j = 0;
-                        FloatVector acc = FloatVector.zero(S);
-                        for (; j < bound; j += L) {
-                            FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
-                            acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
-                        }
-                        float sum = VectorKernels.sumLanes(acc, tmp);
-                        for (; j < cw; j++) sum += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
-                        out[e * C + c] = sum;
-                    }
+                    dotRow(table, base, C, cw, bound, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e, tmp);
                 }
             }
         });
