@@ -45,8 +45,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--decode-tokens", description = "decoded tokens (default: ${DEFAULT-VALUE})")
     int decodeTokens = 128;
 
-    @Option(names = "--threads", description = "worker threads (default: all cores)")
-    Integer threads;
+    @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Option(names = "--quick", description = "fewer repetitions")
     boolean quick;
@@ -60,7 +59,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter o = spec.commandLine().getOut();
-        Main.setThreads(threads);
+        threads.apply();
         if (batch < 1 || seq < 1 || decodeTokens < 1) throw new UserError("--batch, --seq and --decode-tokens must be >= 1");
         int nThreads = Parallel.threads();
         if (!skipKernels) kernelBench(o, nThreads);

@@ -34,13 +34,12 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--max-batches", description = "at most this many batches (default: ${DEFAULT-VALUE})")
     int maxBatches = 64;
 
-    @Option(names = "--threads", description = "worker threads (default: all cores)")
-    Integer threads;
+    @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
-        Main.setThreads(threads);
+        threads.apply();
         if (maxBatches < 1) throw new UserError("--max-batches must be >= 1");
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         int B = ck.job().train.batchSize, T = ck.job().train.seqLen;

@@ -40,13 +40,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "sampling seed (default: ${DEFAULT-VALUE})")
     long seed = 0;
 
-    @Option(names = "--threads", description = "worker threads (default: all cores)")
-    Integer threads;
+    @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
-        Main.setThreads(threads);
+        threads.apply();
         if (maxTokens < 1) throw new UserError("--max-tokens must be >= 1, got " + maxTokens);
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);

@@ -43,8 +43,7 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--steps", description = "training steps (default: the preset's)")
     Integer steps;
 
-    @Option(names = "--threads", description = "worker threads (default: all cores)")
-    Integer threads;
+    @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Option(names = "--max-minutes", description = "stop after this many minutes (default: ${DEFAULT-VALUE})")
     double maxMinutes = DEFAULT_MINUTES;
@@ -61,7 +60,7 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
-        setThreads(threads);
+        threads.apply();
         List<String> sets = new ArrayList<>(overrides);
         if (steps != null) sets.add("train.steps=" + steps);
         JobConfig job = JobConfig.build(preset, null, sets);
@@ -86,11 +85,6 @@ public final class Main implements Callable<Integer> {
         return 0;
     }
 
-    static void setThreads(Integer threads) {
-        if (threads == null) return;
-        if (threads < 1) throw new UserError("--threads must be >= 1, got " + threads);
-        Parallel.setThreads(threads);
-    }
 
     /** A command line whose errors print one line: UserError exits 2, anything else 1. */
     public static CommandLine commandLine(PrintWriter out, PrintWriter err, boolean debug) {

@@ -34,8 +34,7 @@ final class ResumeCommand implements Callable<Integer> {
     @Option(names = "--data", arity = "1..*", paramLabel = "TEXT", description = "train on these files instead of the checkpoint's data")
     List<Path> data = new ArrayList<>();
 
-    @Option(names = "--threads", description = "worker threads (default: all cores)")
-    Integer threads;
+    @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
     double maxMinutes = 0;
@@ -49,7 +48,7 @@ final class ResumeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
-        Main.setThreads(threads);
+        threads.apply();
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, true);
         JobConfig job = ck.job();
         if (steps != null) {

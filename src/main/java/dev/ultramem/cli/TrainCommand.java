@@ -43,8 +43,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "training steps (overrides train.steps)")
     Integer steps;
 
-    @Option(names = "--threads", description = "worker threads (default: all cores)")
-    Integer threads;
+    @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
     double maxMinutes = 0;
@@ -64,7 +63,7 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
-        Main.setThreads(threads);
+        threads.apply();
         if (maxMinutes < 0) throw new UserError("--max-minutes must be >= 0");
         List<String> sets = new ArrayList<>(overrides);
         if (steps != null) sets.add("train.steps=" + steps);
