@@ -102,8 +102,13 @@ public final class AdamW {
             } else {
                 MemorySegment g = p.gradSegment();
                 long n = p.numel();
+                float[] buf = scratch(0)[1];
                 double s = 0;
-                for (long i = 0; i < n; i++) { double x = g.getAtIndex(F, i); s += x * x; }
+                for (long off = 0; off < n; off += BLOCK) {  // same order as element by element
+                    int len = (int) Math.min(BLOCK, n - off);
+                    MemorySegment.copy(g, F, off * Float.BYTES, buf, 0, len);
+                    for (int i = 0; i < len; i++) { double x = buf[i]; s += x * x; }
+                }
                 ss += s;
             }
         }
@@ -128,7 +133,13 @@ public final class AdamW {
             } else {
                 MemorySegment g = p.gradSegment();
                 long n = p.numel();
-                for (long i = 0; i < n; i++) g.setAtIndex(F, i, g.getAtIndex(F, i) * c);
+                float[] buf = scratch(0)[1];
+                for (long off = 0; off < n; off += BLOCK) {
+                    int len = (int) Math.min(BLOCK, n - off);
+                    MemorySegment.copy(g, F, off * Float.BYTES, buf, 0, len);
+                    for (int i = 0; i < len; i++) buf[i] *= c;
+                    MemorySegment.copy(buf, 0, g, F, off * Float.BYTES, len);
+                }
             }
         }
         return norm;
@@ -165,35 +176,56 @@ public final class AdamW {
             if (p.isHeap()) {
                 final float[] w = p.data(), g = p.grad();
                 final float[] m = expAvg.get(p.name).data(), v = expAvgSq.get(p.name).data();
-                Parallel.forRange(w.length, 1 << 15, (s, e) -> {
-                    for (int i = s; i < e; i++) {
-                        float gi = g[i];
-                        float wi = w[i] * decay;
-                        float mi = fb1 * m[i] + omb1 * gi;
-                        float vi = fb2 * v[i] + omb2 * gi * gi;
-                        m[i] = mi;
-                        v[i] = vi;
-                        w[i] = wi - stepSize * mi / ((float) Math.sqrt(vi) / fSqrtBc2 + fEps);
-                    }
-                });
+                Parallel.forRange(w.length, 1 << 15, (s, e) ->
+                        adamw(w, g, m, v, s, e, decay, stepSize, fb1, fb2, omb1, omb2, fSqrtBc2, fEps));
             } else {
+                // off-heap tables: the same loop on blocks copied into per-chunk heap scratch (bulk copies and an
+                // int-indexed loop instead of per-element long-indexed segment access; identical arithmetic)
                 final MemorySegment w = p.segment(), g = p.gradSegment();
                 final MemorySegment m = expAvg.get(p.name).segment(), v = expAvgSq.get(p.name).segment();
                 final long n = p.numel();
-                final int chunks = Parallel.threads();
-                Parallel.forChunks(chunks, chunks, (c, s0, e0) -> {
-                    long s = n * c / chunks, e = n * (c + 1) / chunks;
-                    for (long i = s; i < e; i++) {
-                        float gi = g.getAtIndex(F, i);
-                        float wi = w.getAtIndex(F, i) * decay;
-                        float mi = fb1 * m.getAtIndex(F, i) + omb1 * gi;
-                        float vi = fb2 * v.getAtIndex(F, i) + omb2 * gi * gi;
-                        m.setAtIndex(F, i, mi);
-                        v.setAtIndex(F, i, vi);
-                        w.setAtIndex(F, i, wi - stepSize * mi / ((float) Math.sqrt(vi) / fSqrtBc2 + fEps));
+                final int blocks = (int) ((n + BLOCK - 1) / BLOCK);
+                final int chunks = Math.min(Parallel.threads(), blocks);
+                Parallel.forChunks(blocks, chunks, (c, first, end) -> {
+                    float[][] sc = scratch(c);
+                    for (int b = first; b < end; b++) {
+                        long off = (long) b * BLOCK;
+                        int len = (int) Math.min(BLOCK, n - off);
+                        MemorySegment.copy(w, F, off * Float.BYTES, sc[0], 0, len);
+                        MemorySegment.copy(g, F, off * Float.BYTES, sc[1], 0, len);
+                        MemorySegment.copy(m, F, off * Float.BYTES, sc[2], 0, len);
+                        MemorySegment.copy(v, F, off * Float.BYTES, sc[3], 0, len);
+                        adamw(sc[0], sc[1], sc[2], sc[3], 0, len, decay, stepSize, fb1, fb2, omb1, omb2, fSqrtBc2, fEps);
+                        MemorySegment.copy(sc[0], 0, w, F, off * Float.BYTES, len);
+                        MemorySegment.copy(sc[2], 0, m, F, off * Float.BYTES, len);
+                        MemorySegment.copy(sc[3], 0, v, F, off * Float.BYTES, len);
                     }
                 });
             }
+        }
+    }
+
+    /** Elements per block of an off-heap tensor: four 64 KiB scratch arrays stay in the core's L2. */
+    private static final int BLOCK = 1 << 14;
+    private float[][][] scratch = new float[0][][];
+
+    private synchronized float[][] scratch(int chunk) {
+        if (chunk >= scratch.length) scratch = java.util.Arrays.copyOf(scratch, chunk + 1);
+        if (scratch[chunk] == null) scratch[chunk] = new float[4][BLOCK];
+        return scratch[chunk];
+    }
+
+    /** The AdamW update of elements [s, e): decoupled decay, moments, bias-corrected step. */
+    private static void adamw(float[] w, float[] g, float[] m, float[] v, int s, int e, float decay, float stepSize,
+                              float fb1, float fb2, float omb1, float omb2, float fSqrtBc2, float fEps) {
+        for (int i = s; i < e; i++) {
+            float gi = g[i];
+            float wi = w[i] * decay;
+            float mi = fb1 * m[i] + omb1 * gi;
+            float vi = fb2 * v[i] + omb2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            w[i] = wi - stepSize * mi / ((float) Math.sqrt(vi) / fSqrtBc2 + fEps);
         }
     }
 
