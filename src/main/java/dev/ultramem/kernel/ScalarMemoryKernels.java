@@ -77,6 +77,23 @@ public class ScalarMemoryKernels implements MemoryKernels {
         heapToSorted(idx, val, idxOff, valOff, k);
     }
 
+    /** out[o + j] += w[e·C + c] · table[base + j] over chunk c of every core c (element index base). */
+    private static void addWeightedRow(MemorySegment table, long base, int C, int cw, float[] w, int e, float[] out, int o) {
+        for (int c = 0; c < C; c++) {
+            float wc = w[e * C + c];
+            for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * table.getAtIndex(F, base + j);
+        }
+    }
+
+    /** out[e·C + c] = Σ over chunk c of table[base + j] · vec[o + j], in index order. */
+    private static void dotRow(MemorySegment table, long base, int C, int cw, float[] vec, int o, float[] out, int e) {
+        for (int c = 0; c < C; c++) {
+            float s = 0;
+            for (int j = c * cw; j < (c + 1) * cw; j++) s += table.getAtIndex(F, base + j) * vec[o + j];
+            out[e * C + c] = s;
+        }
+    }
+
     @Override
     public void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                                   float[] w, float[] out, int stride) {
@@ -85,12 +102,7 @@ public class ScalarMemoryKernels implements MemoryKernels {
             for (int t = t0; t < t1; t++)
                 for (int jj = 0; jj < R; jj++) {
                     int e = t * R + jj;
-                    long base = (long) row[e] * width;
-                    int o = t * stride + (col == null ? 0 : col[e]);
-                    for (int c = 0; c < C; c++) {
-                        float wc = w[e * C + c];
-                        for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * table.getAtIndex(F, base + j);
-                    }
+                    addWeightedRow(table, (long) row[e] * width, C, cw, w, e, out, t * stride + (col == null ? 0 : col[e]));
                 }
         });
     }
@@ -103,13 +115,7 @@ public class ScalarMemoryKernels implements MemoryKernels {
             for (int t = t0; t < t1; t++)
                 for (int jj = 0; jj < R; jj++) {
                     int e = t * R + jj;
-                    long base = (long) row[e] * width;
-                    int o = t * stride + (col == null ? 0 : col[e]);
-                    for (int c = 0; c < C; c++) {
-                        float s = 0;
-                        for (int j = c * cw; j < (c + 1) * cw; j++) s += table.getAtIndex(F, base + j) * vec[o + j];
-                        out[e * C + c] = s;
-                    }
+                    dotRow(table, (long) row[e] * width, C, cw, vec, t * stride + (col == null ? 0 : col[e]), out, e);
                 }
         });
     }
@@ -123,12 +129,7 @@ public class ScalarMemoryKernels implements MemoryKernels {
             for (int q = 0; q < m; q++) {
                 int e = order[q];
                 if (e < e0 || e >= e1) continue;
-                long base = (long) row[e] * width;
-                int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                for (int c = 0; c < C; c++) {
-                    float wc = w[e * C + c];
-                    for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * table.getAtIndex(F, base + j);
-                }
+                addWeightedRow(table, (long) row[e] * width, C, cw, w, e, out, (e / R) * stride + (col == null ? 0 : col[e]));
             }
         });
     }
@@ -142,12 +143,7 @@ public class ScalarMemoryKernels implements MemoryKernels {
                 long base = (long) segRow[s] * width;
                 for (int q = segStart[s]; q < segStart[s + 1]; q++) {
                     int e = order[q];
-                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                    for (int c = 0; c < C; c++) {
-                        float acc = 0;
-                        for (int j = c * cw; j < (c + 1) * cw; j++) acc += table.getAtIndex(F, base + j) * vec[o + j];
-                        out[e * C + c] = acc;
-                    }
+                    dotRow(table, base, C, cw, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e);
                 }
             }
         });
