@@ -103,4 +103,24 @@ public final class NaiveRef {
         for (int i = 0; i < y.length; i++) s += y[i] * r[i];
         return s;
     }
+
+    /**
+     * One pre-norm OLMo block in double: returns {u, x'} with u = ff_norm(h) the FFN input (where a
+     * memory layer reads) and x' = h + FFN(u), h = x + Attention(attn_norm(x)). Weights by official name.
+     */
+    public static double[][] block(double[] x, java.util.Map<String, double[]> p, int l, dev.ultramem.model.ModelConfig c,
+                                   int B, int T, int f) {
+        int n = B * T, d = c.dModel;
+        String b = "transformer.blocks." + l + ".";
+        double[] an = rmsnorm(x, p.get(b + "attn_norm.weight"), c.normEps, n, d);
+        double[] a = attention(an, p.get(b + "att_proj.weight"), p.get(b + "q_norm.weight"), p.get(b + "k_norm.weight"),
+                p.get(b + "attn_out.weight"), B, T, d, c.nHeads, c.ropeTheta, c.normEps);
+        double[] h = new double[n * d];
+        for (int i = 0; i < n * d; i++) h[i] = x[i] + a[i];
+        double[] u = rmsnorm(h, p.get(b + "ff_norm.weight"), c.normEps, n, d);
+        double[] y = ffn(u, p.get(b + "ff_proj.weight"), p.get(b + "ff_out.weight"), n, d, f);
+        double[] out = new double[n * d];
+        for (int i = 0; i < n * d; i++) out[i] = h[i] + y[i];
+        return new double[][]{u, out};
+    }
 }

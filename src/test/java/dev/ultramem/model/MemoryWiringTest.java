@@ -84,15 +84,9 @@ class MemoryWiringTest {
         double[][] memOut = new double[pl.size()][];
         double aux = 0;
         for (int l = 0; l < c.nLayers; l++) {
-            String b = "transformer.blocks." + l + ".";
-            double[] an = NaiveRef.rmsnorm(x, p.get(b + "attn_norm.weight"), c.normEps, n, d);
-            double[] a = NaiveRef.attention(an, p.get(b + "att_proj.weight"), p.get(b + "q_norm.weight"), p.get(b + "k_norm.weight"),
-                    p.get(b + "attn_out.weight"), B, T, d, c.nHeads, c.ropeTheta, c.normEps);
-            double[] h = new double[n * d];
-            for (int i = 0; i < n * d; i++) h[i] = x[i] + a[i];
-            double[] u = NaiveRef.rmsnorm(h, p.get(b + "ff_norm.weight"), c.normEps, n, d);
-            double[] y = NaiveRef.ffn(u, p.get(b + "ff_proj.weight"), p.get(b + "ff_out.weight"), n, d, f);
-            for (int i = 0; i < n * d; i++) x[i] = h[i] + y[i];
+            double[][] ux = NaiveRef.block(x, p, l, c, B, T, f);
+            double[] u = ux[0];
+            x = ux[1];
             for (int m = 0; m < pl.size(); m++) {
                 if (pl.get(m).from() != l) continue;
                 memOut[m] = NaiveRef.linear(u, p.get("transformer.mem_blocks." + m + ".w"), 0, n, d, d);

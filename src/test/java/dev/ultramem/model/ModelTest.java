@@ -37,15 +37,7 @@ class ModelTest {
         double[] x = new double[n * d];
         for (int i = 0; i < n; i++) System.arraycopy(wte, in[i] * d, x, i * d, d);
         for (int l = 0; l < c.nLayers; l++) {
-            String b = "transformer.blocks." + l + ".";
-            double[] an = NaiveRef.rmsnorm(x, p.get(b + "attn_norm.weight"), c.normEps, n, d);
-            double[] a = NaiveRef.attention(an, p.get(b + "att_proj.weight"), p.get(b + "q_norm.weight"), p.get(b + "k_norm.weight"),
-                    p.get(b + "attn_out.weight"), B, T, d, c.nHeads, c.ropeTheta, c.normEps);
-            double[] h = new double[n * d];
-            for (int i = 0; i < n * d; i++) h[i] = x[i] + a[i];
-            double[] u = NaiveRef.rmsnorm(h, p.get(b + "ff_norm.weight"), c.normEps, n, d);
-            double[] y = NaiveRef.ffn(u, p.get(b + "ff_proj.weight"), p.get(b + "ff_out.weight"), n, d, f);
-            for (int i = 0; i < n * d; i++) x[i] = h[i] + y[i];
+            x = NaiveRef.block(x, p, l, c, B, T, f)[1];
         }
         double[] xf = NaiveRef.rmsnorm(x, p.get("transformer.ln_f.weight"), c.normEps, n, d);
         double[] logits = NaiveRef.linear(xf, wte, 0, n, d, V);
