@@ -36,6 +36,19 @@ public interface MemoryKernels {
         topK(x, off, n, k, idx, idxOff, val, valOff);
     }
 
+    /**
+     * out[i·n + j] = Σ_s a[i·r + s] · bt[s·n + j] for i &lt; m, j &lt; n, s ascending (the stage-2 grid of
+     * a rank-r Tucker product). Single-threaded: called once per token from token-parallel code.
+     */
+    void lowRankProduct(int m, int n, int r, float[] a, float[] bt, float[] out);
+
+    /**
+     * out[outOff + i·outStride] = ⟨q[qOff, qOff+dim), rows[rowsOff + idx[idxOff+i]·dim, +dim)⟩ for i &lt; m
+     * (the per-rank scores of the stage-1 winners). Single-threaded like {@link #lowRankProduct}.
+     */
+    void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
+                 float[] out, int outOff, int outStride);
+
     /** out[t·stride + col[e] + c·cw + j] += w[e·C + c] · table[row[e]·width + c·cw + j]. Token-parallel. */
     void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                            float[] w, float[] out, int stride);

@@ -77,6 +77,27 @@ public class ScalarMemoryKernels implements MemoryKernels {
         heapToSorted(idx, val, idxOff, valOff, k);
     }
 
+    @Override
+    public void lowRankProduct(int m, int n, int r, float[] a, float[] bt, float[] out) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float g = a[i * r] * bt[j];
+                for (int s = 1; s < r; s++) g = Math.fma(a[i * r + s], bt[s * n + j], g);
+                out[i * n + j] = g;
+            }
+    }
+
+    @Override
+    public void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
+                        float[] out, int outOff, int outStride) {
+        for (int i = 0; i < m; i++) {
+            int ro = rowsOff + idx[idxOff + i] * dim;
+            float s = 0;
+            for (int j = 0; j < dim; j++) s += q[qOff + j] * rows[ro + j];
+            out[outOff + i * outStride] = s;
+        }
+    }
+
     /** out[o + j] += w[e·C + c] · table[base + j] over chunk c of every core c (element index base). */
     private static void addWeightedRow(MemorySegment table, long base, int C, int cw, float[] w, int e, float[] out, int o) {
         for (int c = 0; c < C; c++) {

@@ -4,14 +4,16 @@ import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * Vector API path of {@link MemoryKernels}. Top-k of short inputs is a radix select on integer keys;
+ * Vector API path of {@link MemoryKernels}. Top-k of short inputs counts over integer keys;
  * longer inputs skip whole vectors whose lanes are all below the current k-th value; gathers and scatters stream each value
  * row with full-width FMAs. Same results as the scalar reference up to float summation order.
  */
@@ -82,7 +84,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
-        if (n <= RADIX_MAX_N) { radixTopK(x, off, n, k, idx, idxOff, val, valOff); return; }
+        if (n <= SHORT_N) { countTopK(x, off, n, k, idx, idxOff, val, valOff, 8 * k > n ? Float.NaN : blockMaxBound(x, off, n, k)); return; }
         if (4 * k > n) { super.topK(x, off, n, k, idx, idxOff, val, valOff); return; }
         float bound = blockMaxBound(x, off, n, k);
         if (!(bound > Float.NEGATIVE_INFINITY) || !threshold(x, off, n, k, idx, idxOff, val, valOff, bound))
@@ -109,7 +111,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void topK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff, float lowerBound) {
         if (k <= 0 || k > n) throw new IllegalArgumentException("topK: need 0 < k <= n, got k=" + k + " n=" + n);
-        if (n <= RADIX_MAX_N) { radixTopK(x, off, n, k, idx, idxOff, val, valOff); return; }
+        if (n <= SHORT_N) { countTopK(x, off, n, k, idx, idxOff, val, valOff, lowerBound); return; }
         if (4 * k > n || !(lowerBound > Float.NEGATIVE_INFINITY)) { topK(x, off, n, k, idx, idxOff, val, valOff); return; }
         if (!threshold(x, off, n, k, idx, idxOff, val, valOff, lowerBound))
             threshold(x, off, n, k, idx, idxOff, val, valOff, Float.NaN); // the hint was above the k-th value
@@ -184,18 +186,160 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         return true;
     }
 
-    /** Up to this length the top-k is a radix select; longer inputs use the threshold scan. */
-    static final int RADIX_MAX_N = 4096;
-
-    /** Per-thread buffers of the radix select (grown on demand, never per call). */
-    private static final class RadixScratch {
-        int[] key = new int[0], cand = new int[0];
-        final int[] hist = new int[4 * 256];
-        long[] out = new long[0];
-        final long[] rankL = new long[64];
+    /** Order-preserving signed key: ascending key = descending value (-0.0 folded into +0.0). */
+    private static int sortKey(float v) {
+        int bits = Float.floatToRawIntBits(v + 0.0f);
+        return bits ^ (~(bits >> 31) | 0x80000000);
     }
 
-    private static final ThreadLocal<RadixScratch> RADIX = ThreadLocal.withInitial(RadixScratch::new);
+    /**
+     * For each 8-lane compare mask, the lane permutation that moves the selected lanes to the front
+     * in lane order (a vector "compress" from one table lookup and one permute, without branches).
+     */
+    private static final int[] COMPRESS = compressTable();
+
+    private static int[] compressTable() {
+        if (L != 8) return null;
+        int[] t = new int[256 * 8];
+        for (int mask = 0; mask < 256; mask++) {
+            int c = 0;
+            for (int l = 0; l < 8; l++) if ((mask >>> l & 1) != 0) t[mask * 8 + c++] = l;
+            for (int l = c; l < 8; l++) t[mask * 8 + l] = l; // unused lanes: any valid index
+        }
+        return t;
+    }
+
+    /**
+     * Top-k of a short input by counting. The candidates (the values ≥ bound, all of them when the
+     * bound is NaN or admits fewer than k) become signed keys, ascending = descending value, kept in
+     * index order. A bisection over the key range finds the smallest T with at least k keys ≤ T,
+     * each step one vector count over the candidates; it stops as soon as a step counts exactly k.
+     * The result is every key below T plus the first (lowest index) of those equal to it, sorted.
+     * Only integer compares and counts: the result does not depend on thread count or JIT state.
+     */
+    private static void countTopK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff, float bound) {
+        CountScratch sc = COUNT.get();
+        if (sc.key.length < n + L) { sc.key = new int[n + L]; sc.cand = new int[n + L]; }
+        if (sc.okey.length < n + L) { sc.okey = new int[n + L]; sc.oidx = new int[n + L]; }
+        int[] key = sc.key, cand = sc.cand;
+        int nb = S.loopBound(n), c = 0, i = 0;
+        boolean all = !(bound > Float.NEGATIVE_INFINITY && bound < Float.POSITIVE_INFINITY);
+        if (!all) {
+            if (COMPRESS != null) {
+                IntVector iota = IntVector.zero(IS).addIndex(1);
+                for (; i < nb; i += L) {
+                    FloatVector xv = FloatVector.fromArray(S, x, off + i);
+                    VectorMask<Float> ge = xv.compare(VectorOperators.GE, bound);
+                    int bits = (int) ge.toLong();
+                    if (bits == 0) continue;
+                    VectorShuffle<Integer> sh = IntVector.fromArray(IS, COMPRESS, bits * 8).toShuffle();
+                    keys(xv).rearrange(sh).intoArray(key, c);
+                    iota.add(i).rearrange(sh).intoArray(cand, c);
+                    c += Integer.bitCount(bits);
+                }
+            }
+            for (; i < n; i++) if (x[off + i] >= bound) { key[c] = sortKey(x[off + i]); cand[c++] = i; }
+            all = c < k; // the bound was above the k-th value
+        }
+        if (all) {
+            for (i = 0; i < nb; i += L) keys(FloatVector.fromArray(S, x, off + i)).intoArray(key, i);
+            for (; i < n; i++) key[i] = sortKey(x[off + i]);
+            for (i = 0; i < n; i++) cand[i] = i;
+            c = n;
+        }
+        int cb = IS.loopBound(c);
+        IntVector vmin = IntVector.broadcast(IS, Integer.MAX_VALUE), vmax = IntVector.broadcast(IS, Integer.MIN_VALUE);
+        for (i = 0; i < cb; i += L) {
+            IntVector kv = IntVector.fromArray(IS, key, i);
+            vmin = vmin.min(kv);
+            vmax = vmax.max(kv);
+        }
+        int lo = vmin.reduceLanes(VectorOperators.MIN), hi = vmax.reduceLanes(VectorOperators.MAX);
+        for (; i < c; i++) { lo = Math.min(lo, key[i]); hi = Math.max(hi, key[i]); }
+        // invariant: at least k keys ≤ b, fewer than k keys ≤ a − 1
+        long a = lo, b = hi;
+        boolean exact = c == k;
+        while (a < b && !exact) {
+            long mid = (a + b) >> 1;
+            int t = (int) mid, cnt = 0;
+            IntVector tv = IntVector.broadcast(IS, t);
+            for (i = 0; i < cb; i += L) cnt += IntVector.fromArray(IS, key, i).compare(VectorOperators.LE, tv).trueCount();
+            for (; i < c; i++) cnt += key[i] <= t ? 1 : 0;
+            if (cnt >= k) { b = mid; exact = cnt == k; } else a = mid + 1;
+        }
+        // exactly k keys ≤ T, or fewer than k below T and the rest from the ties at T in index order
+        int[] okey = sc.okey, oidx = sc.oidx;
+        int m = compressBelow(key, cand, c, exact && b < Integer.MAX_VALUE ? (int) b + 1 : (int) b, okey, oidx);
+        for (int q = 0; q < c && m < k; q++) if (key[q] == (int) b) { okey[m] = key[q]; oidx[m++] = cand[q]; }
+        rankSort(okey, oidx, k, x, off, idx, idxOff, val, valOff);
+    }
+
+    /** Copies the (key, index) pairs with key &lt; t, in order, to okey/oidx; returns their number. */
+    private static int compressBelow(int[] key, int[] cand, int c, int t, int[] okey, int[] oidx) {
+        int m = 0, q = 0;
+        if (COMPRESS != null) {
+            IntVector tv = IntVector.broadcast(IS, t);
+            for (int cb = IS.loopBound(c); q < cb; q += L) {
+                IntVector kv = IntVector.fromArray(IS, key, q);
+                int bits = (int) kv.compare(VectorOperators.LT, tv).toLong();
+                if (bits == 0) continue;
+                VectorShuffle<Integer> sh = IntVector.fromArray(IS, COMPRESS, bits * 8).toShuffle();
+                kv.rearrange(sh).intoArray(okey, m);
+                IntVector.fromArray(IS, cand, q).rearrange(sh).intoArray(oidx, m);
+                m += Integer.bitCount(bits);
+            }
+        }
+        for (; q < c; q++) {
+            okey[m] = key[q];
+            oidx[m] = cand[q];
+            m += key[q] < t ? 1 : 0;
+        }
+        return m;
+    }
+
+    private static IntVector keys(FloatVector v) {
+        IntVector bits = v.add(0.0f).reinterpretAsInts();
+        return bits.lanewise(VectorOperators.XOR, bits.lanewise(VectorOperators.ASHR, 31).not().or(0x80000000));
+    }
+
+    /**
+     * Writes the k selected (key, index) pairs in ascending key order, equal keys by ascending
+     * index (the order they were collected in). Each pair's rank is a vector count of smaller keys,
+     * so there is no mispredicting sort; a key that occurs twice adds its earlier equals.
+     */
+    private static void rankSort(int[] okey, int[] oidx, int k, float[] x, int off, int[] idx, int idxOff, float[] val, int valOff) {
+        if (k > 128) { // quadratic counting no longer pays: sort (key, index) pairs
+            long[] pairs = new long[k];
+            for (int a = 0; a < k; a++) pairs[a] = ((long) okey[a] << 32) | oidx[a];
+            java.util.Arrays.sort(pairs);
+            for (int a = 0; a < k; a++) { idx[idxOff + a] = (int) pairs[a]; val[valOff + a] = x[off + (int) pairs[a]]; }
+            return;
+        }
+        int kb = IS.loopBound(k);
+        for (int a = 0; a < k; a++) {
+            int ka = okey[a], r = 0, eq = 0, j = 0;
+            IntVector kv = IntVector.broadcast(IS, ka);
+            for (; j < kb; j += L) {
+                IntVector o = IntVector.fromArray(IS, okey, j);
+                r += o.compare(VectorOperators.LT, kv).trueCount();
+                eq += o.compare(VectorOperators.EQ, kv).trueCount();
+            }
+            for (; j < k; j++) { r += okey[j] < ka ? 1 : 0; eq += okey[j] == ka ? 1 : 0; }
+            if (eq > 1) for (j = 0; j < a; j++) r += okey[j] == ka ? 1 : 0;
+            idx[idxOff + r] = oidx[a];
+            val[valOff + r] = x[off + oidx[a]];
+        }
+    }
+
+    /** Up to this length the top-k counts (countTopK); longer inputs use the threshold scan. */
+    static final int SHORT_N = 4096;
+
+    /** Per-thread buffers of the counting top-k (grown on demand, never per call). */
+    private static final class CountScratch {
+        int[] key = new int[0], cand = new int[0], okey = new int[0], oidx = new int[0];
+    }
+
+    private static final ThreadLocal<CountScratch> COUNT = ThreadLocal.withInitial(CountScratch::new);
 
     /**
      * Writes the k distinct keys of out in ascending order as (index, value). Each key's rank is the
@@ -220,80 +364,53 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
     }
 
-    /**
-     * Radix-select top-k. Each value becomes an unsigned int key whose ascending order is descending
-     * value (-0.0 folded into +0.0); four 8-bit digit passes, most significant first, narrow the
-     * candidates down to the bucket holding the k-th key, keeping candidates in index order. The
-     * result is every key below the k-th plus the first (lowest index) of those equal to it, sorted.
-     * Only integer counts and compares: the result does not depend on thread count or JIT state.
-     */
-    private static void radixTopK(float[] x, int off, int n, int k, int[] idx, int idxOff, float[] val, int valOff) {
-        RadixScratch sc = RADIX.get();
-        if (sc.key.length < n) { sc.key = new int[n]; sc.cand = new int[n]; }
-        if (sc.out.length < k + 1) sc.out = new long[k + 1];
-        int[] u = sc.key, cand = sc.cand, hist = sc.hist;
-        long[] out = sc.out;
-        int nb = S.loopBound(n), i0 = 0;
-        for (; i0 < nb; i0 += L) {
-            IntVector bits = FloatVector.fromArray(S, x, off + i0).add(0.0f).reinterpretAsInts();
-            IntVector flip = bits.lanewise(VectorOperators.ASHR, 31).or(0x80000000);
-            bits.lanewise(VectorOperators.XOR, flip).not().intoArray(u, i0);
-        }
-        for (; i0 < n; i0++) {
-            int bits = Float.floatToRawIntBits(x[off + i0] + 0.0f);
-            u[i0] = ~(bits ^ ((bits >> 31) | 0x80000000));
-        }
-        // first digit over all n: four interleaved histograms break the increment dependency chains
-        java.util.Arrays.fill(hist, 0);
-        int i4 = n & ~3;
-        for (int i = 0; i < i4; i += 4) {
-            hist[u[i] >>> 24]++;
-            hist[256 + (u[i + 1] >>> 24)]++;
-            hist[512 + (u[i + 2] >>> 24)]++;
-            hist[768 + (u[i + 3] >>> 24)]++;
-        }
-        for (int i = i4; i < n; i++) hist[u[i] >>> 24]++;
-        int need = k, b = 0;
-        while (true) {
-            int h = hist[b] + hist[256 + b] + hist[512 + b] + hist[768 + b];
-            if (h >= need) break;
-            need -= h;
-            b++;
-        }
-        int c = 0;
-        for (int i = 0; i < n; i++) { cand[c] = i; c += (u[i] >>> 24) == b ? 1 : 0; }
-        int shift = 24;
-        // later digits over the candidates only, until every remaining candidate is taken
-        while (c > need && shift > 0) {
-            shift -= 8;
-            java.util.Arrays.fill(hist, 0, 256, 0);
-            for (int q = 0; q < c; q++) hist[(u[cand[q]] >>> shift) & 255]++;
-            b = 0;
-            while (hist[b] < need) need -= hist[b++];
-            int c2 = 0;
-            for (int q = 0; q < c; q++) { int i = cand[q]; cand[c2] = i; c2 += ((u[i] >>> shift) & 255) == b ? 1 : 0; }
-            c = c2;
-        }
-        // candidates share the key bits above `shift` with the k-th key; all smaller prefixes are in
-        int lim = (u[cand[0]] >>> shift) << shift, m = 0, i = 0;
-        for (; i < nb; i += L) {
-            if (!IntVector.fromArray(IS, u, i).compare(VectorOperators.ULT, lim).anyTrue()) continue;
-            for (int l = i; l < i + L; l++) {
-                out[m] = ((long) (u[l] ^ 0x80000000) << 32) | l;
-                m += Integer.compareUnsigned(u[l], lim) < 0 ? 1 : 0;
+    /** Same arithmetic as the scalar reference (a product, then one FMA per further rank): bit-identical. */
+    @Override
+    public void lowRankProduct(int m, int n, int r, float[] a, float[] bt, float[] out) {
+        int nb = S.loopBound(n);
+        for (int i = 0; i < m; i++) {
+            int j = 0;
+            for (; j < nb; j += L) {
+                FloatVector g = FloatVector.fromArray(S, bt, j).mul(a[i * r]);
+                for (int s = 1; s < r; s++) g = FloatVector.fromArray(S, bt, s * n + j).fma(FloatVector.broadcast(S, a[i * r + s]), g);
+                g.intoArray(out, i * n + j);
+            }
+            for (; j < n; j++) {
+                float g = a[i * r] * bt[j];
+                for (int s = 1; s < r; s++) g = Math.fma(a[i * r + s], bt[s * n + j], g);
+                out[i * n + j] = g;
             }
         }
-        for (; i < n; i++) {
-            out[m] = ((long) (u[i] ^ 0x80000000) << 32) | i;
-            m += Integer.compareUnsigned(u[i], lim) < 0 ? 1 : 0;
-        }
-        for (int q = 0; q < need; q++) { i = cand[q]; out[m++] = ((long) (u[i] ^ 0x80000000) << 32) | i; }
-        if (k <= 64) { rankSort(out, k, sc.rankL, x, off, idx, idxOff, val, valOff); return; }
-        java.util.Arrays.sort(out, 0, k);
-        for (int q = 0; q < k; q++) {
-            int id = (int) out[q];
-            idx[idxOff + q] = id;
-            val[valOff + q] = x[off + id];
+    }
+
+    // lane permutations i -> i xor 2^s for the pairwise lane sum (constants, so each is one permute)
+    private static final VectorShuffle<Float> X1 = VectorShuffle.fromOp(S, i -> i ^ 1), X2 = VectorShuffle.fromOp(S, i -> i ^ 2),
+            X4 = L >= 8 ? VectorShuffle.fromOp(S, i -> i ^ 4) : null, X8 = L >= 16 ? VectorShuffle.fromOp(S, i -> i ^ 8) : null;
+
+    /**
+     * Sum of the lanes as a fixed pairwise tree of exact lanewise adds: unlike reduceLanes(ADD) the
+     * order is the same in compiled and interpreted code, and it needs no round trip through memory.
+     */
+    static float pairwiseSum(FloatVector v) {
+        if (L >= 16) v = v.add(v.rearrange(X8));
+        if (L >= 8) v = v.add(v.rearrange(X4));
+        v = v.add(v.rearrange(X2));
+        return v.add(v.rearrange(X1)).lane(0);
+    }
+
+    /** One vector accumulator per row, its lanes summed pairwise. */
+    @Override
+    public void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
+                        float[] out, int outOff, int outStride) {
+        if (dim < L) { super.rowDots(m, dim, q, qOff, rows, rowsOff, idx, idxOff, out, outOff, outStride); return; }
+        int db = S.loopBound(dim);
+        for (int i = 0; i < m; i++) {
+            int ro = rowsOff + idx[idxOff + i] * dim, j = 0;
+            FloatVector acc = FloatVector.zero(S);
+            for (; j < db; j += L) acc = FloatVector.fromArray(S, q, qOff + j).fma(FloatVector.fromArray(S, rows, ro + j), acc);
+            float s = pairwiseSum(acc);
+            for (; j < dim; j++) s = Math.fma(q[qOff + j], rows[ro + j], s);
+            out[outOff + i * outStride] = s;
         }
     }
 

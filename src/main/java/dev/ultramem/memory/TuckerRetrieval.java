@@ -21,8 +21,10 @@ import java.util.List;
  * <p>Layouts. The projection has {@code nSlots} query slots of {@code kdim}; head h, rank ρ reads its
  * row query from slot {@code rowSlot[h][ρ]} and its column query from {@code colSlot[h][ρ]}.
  * {@code keys [H, 2, keyNum, kdim, r]} as in the official state dict. Internally the keys are
- * normalised into {@code khat [H][2][r][keyNum][kdim]} and the scores kept as
- * {@code S [H][2][r][n][keyNum]} so every (head, side, rank) block is one matrix product.
+ * normalised into {@code khat [H][2][r][keyNum][kdim]}. The per-rank scores S_row, S_col enter the
+ * stage-1 top-k only through Σ_ρ u_ρ·S_ρ, so that sum is one matrix product per (head, side) over
+ * the concatenated rank queries and u-scaled keys; S itself is computed at the knn1 stage-1 winners
+ * only (the grid and the backward need nothing else).
  * Selected entries are indexed {@code e = t·R + h·knn + q} (R = H·knn), each head's list sorted by
  * the summed score; per-core scores at {@code scores[e·C + c]}.
  */
@@ -44,8 +46,9 @@ public final class TuckerRetrieval {
     private int cap = -1, n;
     float[] qraw, qn, qrstd, qs;
     final float[] kt, khat, krstd;
-    float[] S;               // [H][2][r][n][keyNum]
-    float[] A;               // stage-1 scores [n][H][2][keyNum]
+    float[] qcat;            // rank queries side by side [H][2][n][r·kdim]
+    private final float[] kcat; // u- (row) or v- (column) scaled keys side by side [H][2][keyNum][r·kdim]
+    float[] A;               // stage-1 scores [H][2][n][keyNum]
     int[] I1;                // stage-1 winners [n][H][2][knn1]
     float[] R1;              // per-rank scores of the stage-1 winners [n][H][2][knn1][r]
     private float[] dR1;     // their gradient (the only non-zero entries of dS without the balance loss)
@@ -53,7 +56,7 @@ public final class TuckerRetrieval {
     public int[] bestIndices; // z = iRow·keyNum + iCol per entry
     public float[] scores;    // per-core scores [e·C + c]
     public float[] sumScores; // summed score per entry
-    private float[] dS, dqs, dqn, dqraw;
+    private float[] dS = new float[0], dqs, dqn, dqraw;
     private final float[] dkhat, dkt;
     private Scratch[] scratch = new Scratch[0];
     /** token blocks of the core gradient (fixed, so the summation order does not depend on the threads). */
@@ -100,7 +103,7 @@ public final class TuckerRetrieval {
         u = Param.buffer(prefix + "tucker_core_u", 1, heads, 1, rank);
         v = Param.buffer(prefix + "tucker_core_v", 1, heads, 1, rank);
         int nk = heads * 2 * rank * keyNum * kdim;
-        kt = new float[nk]; khat = new float[nk]; dkhat = new float[nk]; dkt = new float[nk];
+        kt = new float[nk]; khat = new float[nk]; dkhat = new float[nk]; dkt = new float[nk]; kcat = new float[nk];
         krstd = new float[heads * 2 * rank * keyNum];
         singular = new double[heads * rank];
         Arrays.fill(queryNorm.data(), 1f);
@@ -142,8 +145,8 @@ public final class TuckerRetrieval {
 
     public long forwardMacsPerToken() {
         long m = (long) nSlots * kdim * d;                       // query projection
-        m += (long) heads * 2 * rank * keyNum * kdim;            // per-rank scores
-        m += (long) heads * 2 * rank * keyNum;                   // stage-1 rank-1 scores
+        m += (long) heads * 2 * rank * keyNum * kdim;            // stage-1 rank-1 scores
+        m += (long) heads * 2 * knn1 * rank * kdim;              // per-rank scores of the stage-1 winners
         m += (long) heads * cores * ((long) knn1 * rank * rank + (long) knn1 * knn1 * rank); // grids
         return m;
     }
@@ -234,8 +237,8 @@ public final class TuckerRetrieval {
         qraw = new float[c * nSlots * kdim]; qn = new float[c * nSlots * kdim]; qrstd = new float[c * nSlots];
         qs = new float[c * nSlots * kdim]; dqs = new float[c * nSlots * kdim]; dqn = new float[c * nSlots * kdim];
         dqraw = new float[c * nSlots * kdim];
-        S = new float[heads * 2 * rank * c * keyNum]; dS = new float[S.length];
-        A = new float[c * heads * 2 * keyNum];
+        qcat = new float[heads * 2 * c * rank * kdim];
+        A = new float[heads * 2 * c * keyNum];
         I1 = new int[c * heads * 2 * knn1];
         R1 = new float[c * heads * 2 * knn1 * rank]; dR1 = new float[R1.length];
         selPos = new int[c * heads * knn]; bestIndices = new int[c * heads * knn];
@@ -243,8 +246,14 @@ public final class TuckerRetrieval {
         cap = c;
     }
 
-    /** S block of (head, side, rank) for the current n. */
+    /** dS block of (head, side, rank) for the current n (only with the balance loss). */
     private int sOff(int h, int side, int p) { return ((h * 2 + side) * rank + p) * n * keyNum; }
+
+    /** stage-1 score row of (head, side, token). */
+    private int aOff(int h, int side, int t) { return ((h * 2 + side) * n + t) * keyNum; }
+
+    /** rank-ρ query of (head, side, token) inside qcat. */
+    private int qOff(int h, int side, int t, int p) { return (((h * 2 + side) * n + t) * rank + p) * kdim; }
 
     private int kOff(int h, int side, int p) { return ((h * 2 + side) * rank + p) * keyNum * kdim; }
 
@@ -267,15 +276,29 @@ public final class TuckerRetrieval {
                             for (int p = 0; p < rank; p++)
                                 kt[kOff(h, side, p) + k * kdim + j] = kd[(((h * 2 + side) * keyNum + k) * kdim + j) * rank + p];
             K.rmsnormForward(heads * 2 * rank * keyNum, kdim, kt, 0, keysNorm.data(), EPS, khat, 0, krstd, 0);
+            // u- and v-scaled keys side by side for the stage-1 product
+            float[] ud = u.data(), vd = v.data();
+            int rk = rank * kdim;
+            for (int h = 0; h < heads; h++)
+                for (int side = 0; side < 2; side++)
+                    for (int p = 0; p < rank; p++) {
+                        float w = (side == 0 ? ud : vd)[h * rank + p];
+                        int ko = kOff(h, side, p), co = (h * 2 + side) * keyNum * rk + p * kdim;
+                        for (int k = 0; k < keyNum; k++)
+                            for (int j = 0; j < kdim; j++) kcat[co + k * rk + j] = w * khat[ko + k * kdim + j];
+                    }
             keysValid = cacheKeys;
         }
-        // 3. per-rank row/column scores for all keys
+        // 3. stage-1 scores a = Σ_ρ u_ρ·S_row,ρ (b likewise with v): [q_0 … q_r-1]·[u_0·k̂_0 … u_r-1·k̂_r-1]ᵀ
+        int rk = rank * kdim;
         for (int h = 0; h < heads; h++)
-            for (int side = 0; side < 2; side++)
+            for (int side = 0; side < 2; side++) {
                 for (int p = 0; p < rank; p++) {
                     int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
-                    K.gemmNT(n, keyNum, kdim, qs, slot * n * kdim, khat, kOff(h, side, p), S, sOff(h, side, p), false);
+                    for (int t = 0; t < n; t++) System.arraycopy(qn, (t * nSlots + slot) * kdim, qcat, qOff(h, side, t, p), kdim);
                 }
+                K.gemmNT(n, keyNum, rk, qcat, qOff(h, side, 0, 0), kcat, (h * 2 + side) * keyNum * rk, A, aOff(h, side, 0), false);
+            }
         // 4–7. stage-1 rank-1 top-k, grid per core, stage-2 top-k (token-parallel)
         int chunks = Math.max(1, Math.min(Parallel.threads(), n));
         if (scratch.length < chunks) {
@@ -290,28 +313,17 @@ public final class TuckerRetrieval {
     }
 
     private void retrieveToken(int t, Scratch sc) {
-        float[] ud = u.data(), vd = v.data();
         int r = rank;
         for (int h = 0; h < heads; h++) {
-            // 4. stage 1: a = Σ_ρ S_row·u, b = Σ_ρ S_col·v; top-knn1 rows and columns
-            for (int side = 0; side < 2; side++) {
-                float[] uv = side == 0 ? ud : vd;
-                int ao = ((t * heads + h) * 2 + side) * keyNum;
-                Arrays.fill(A, ao, ao + keyNum, 0f);
-                for (int p = 0; p < r; p++) {
-                    float w = uv[h * r + p];
-                    int so = sOff(h, side, p) + t * keyNum;
-                    for (int k = 0; k < keyNum; k++) A[ao + k] += S[so + k] * w;
-                }
-                MK.topK(A, ao, keyNum, knn1, I1, ((t * heads + h) * 2 + side) * knn1, sc.val, 0);
-            }
-            // 5. gather the rank vectors of the winners
+            // 4. stage 1: top-knn1 rows by a and columns by b
+            for (int side = 0; side < 2; side++)
+                MK.topK(A, aOff(h, side, t), keyNum, knn1, I1, ((t * heads + h) * 2 + side) * knn1, sc.val, 0);
+            // 5. the per-rank scores S_ρ = ⟨q_ρ, k̂_ρ⟩ of the winners
             int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
-            for (int i = 0; i < knn1; i++)
-                for (int p = 0; p < r; p++) {
-                    sc.rr[i * r + p] = S[sOff(h, 0, p) + t * keyNum + I1[i1r + i]];
-                    sc.rc[i * r + p] = S[sOff(h, 1, p) + t * keyNum + I1[i1c + i]];
-                }
+            for (int p = 0; p < r; p++) {
+                MK.rowDots(knn1, kdim, qcat, qOff(h, 0, t, p), khat, kOff(h, 0, p), I1, i1r, sc.rr, p, r);
+                MK.rowDots(knn1, kdim, qcat, qOff(h, 1, t, p), khat, kOff(h, 1, p), I1, i1c, sc.rc, p, r);
+            }
             System.arraycopy(sc.rr, 0, R1, i1r * r, knn1 * r);
             System.arraycopy(sc.rc, 0, R1, i1c * r, knn1 * r);
             // 6. grid per core G_c = R_row · core_c · R_colᵀ; the sum over cores is one bilinear form
@@ -333,16 +345,7 @@ public final class TuckerRetrieval {
                 }
             for (int s = 0; s < r; s++)
                 for (int j = 0; j < knn1; j++) sc.rct[s * knn1 + j] = sc.rc[j * r + s];
-            for (int i = 0; i < knn1; i++) {
-                int go = i * knn1;
-                float t0 = sc.tsum[i * r];
-                for (int j = 0; j < knn1; j++) sc.grid[go + j] = t0 * sc.rct[j];
-                for (int s = 1; s < r; s++) {
-                    float ts = sc.tsum[i * r + s];
-                    int ro = s * knn1;
-                    for (int j = 0; j < knn1; j++) sc.grid[go + j] += ts * sc.rct[ro + j];
-                }
-            }
+            MK.lowRankProduct(knn1, knn1, r, sc.tsum, sc.rct, sc.grid);
             // 7. stage 2: top-knn of the summed grid; keep the per-core scores of the winners
             MK.topK(sc.grid, 0, knn1 * knn1, knn, sc.gidx, 0, sc.gval, 0, gridBound(sc.grid));
             for (int q = 0; q < knn; q++) {
@@ -359,7 +362,7 @@ public final class TuckerRetrieval {
     /**
      * A value not above the knn-th largest grid entry: the minimum over knn cells of the "staircase"
      * (i+1)(j+1) ≤ knn, where both stage-1 lists are sorted best first, so these cells are usually
-     * near the top and the stage-2 scan skips most of the grid.
+     * near the top and the stage-2 select counts over a small part of the grid.
      */
     private float gridBound(float[] grid) {
         float mn = Float.POSITIVE_INFINITY;
@@ -441,6 +444,7 @@ public final class TuckerRetrieval {
         }
         if (balanceCoef > 0) {
             // the balance loss reaches every key: scatter the winners' gradient into the dense dS
+            if (dS.length < heads * 2 * r * n * keyNum) dS = new float[heads * 2 * r * n * keyNum];
             Arrays.fill(dS, 0, heads * 2 * r * n * keyNum, 0f);
             for (int t = 0; t < n; t++)
                 for (int h = 0; h < heads; h++)
@@ -566,7 +570,7 @@ public final class TuckerRetrieval {
             Arrays.fill(p, 0);
             for (int t = 0; t < n; t++)
                 for (int h = 0; h < heads; h++) {
-                    softmax(((t * heads + h) * 2 + side) * keyNum, sm);
+                    softmax(aOff(h, side, t), sm);
                     for (int k = 0; k < keyNum; k++) p[k] += sm[k];
                 }
             double s = 0;
@@ -603,7 +607,7 @@ public final class TuckerRetrieval {
             float[] uv = side == 0 ? ud : vd;
             for (int t = 0; t < n; t++)
                 for (int h = 0; h < heads; h++) {
-                    softmax(((t * heads + h) * 2 + side) * keyNum, sm);
+                    softmax(aOff(h, side, t), sm);
                     double fs = 0;
                     for (int k = 0; k < keyNum; k++) fs += f[k] * sm[k];
                     for (int k = 0; k < keyNum; k++) {
@@ -619,8 +623,10 @@ public final class TuckerRetrieval {
     /** query after query_norm, [t][slot][kdim]. */
     public float[] queryNormed() { return qn; }
 
-    /** S_row (side 0) or S_col (side 1) at [t, h, k, ρ]. */
-    public float score(int side, int t, int h, int k, int p) { return S[sOff(h, side, p) + t * keyNum + k]; }
+    /** S_row (side 0) or S_col (side 1) at [t, h, k, ρ] (recomputed from the normalised query and key). */
+    public float score(int side, int t, int h, int k, int p) {
+        return K.dot(kdim, qcat, qOff(h, side, t, p), khat, kOff(h, side, p) + k * kdim);
+    }
 
     /** normalised key at the official layout [h, side, k, j, ρ]. */
     public float keyNormed(int h, int side, int k, int j, int p) { return khat[kOff(h, side, p) + k * kdim + j]; }

@@ -40,7 +40,7 @@ class MemoryKernelsTest {
         Rng rng = new Rng(1);
         for (MemoryKernels mk : IMPLS)
             for (int n : new int[]{1, 2, 7, 13, 16, 17, 31, 33, 100, 257, 1000, 5000})
-                for (int k : new int[]{1, 2, 3, 5, 16, 40, 100}) {
+                for (int k : new int[]{1, 2, 3, 5, 16, 40, 100, 200}) {
                     if (k > n) continue;
                     for (int rep = 0; rep < 4; rep++) {
                         float[] x = new float[n + 5];
@@ -86,6 +86,51 @@ class MemoryKernelsTest {
                         assertArrayEquals(ref, idx, mk.name() + " n " + n + " k " + k + " rep " + rep);
                     }
                 }
+    }
+
+    @Test
+    void lowRankProductMatchesNaive() {
+        Rng rng = new Rng(6);
+        for (MemoryKernels mk : IMPLS)
+            for (int[] sh : new int[][]{{1, 1, 1}, {32, 32, 2}, {5, 13, 3}, {7, 17, 1}, {9, 33, 4}}) {
+                int m = sh[0], n = sh[1], r = sh[2];
+                float[] a = new float[m * r], bt = new float[r * n], out = new float[m * n];
+                rng.fillNormal(a, 1.0);
+                rng.fillNormal(bt, 1.0);
+                mk.lowRankProduct(m, n, r, a, bt, out);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double ref = 0, mag = 0;
+                        for (int s = 0; s < r; s++) {
+                            ref += (double) a[i * r + s] * bt[s * n + j];
+                            mag += Math.abs((double) a[i * r + s] * bt[s * n + j]);
+                        }
+                        assertEquals(ref, out[i * n + j], 1e-6 * mag + 1e-30, mk.name() + " " + m + "x" + n + "x" + r);
+                    }
+            }
+    }
+
+    @Test
+    void rowDotsMatchNaive() {
+        Rng rng = new Rng(7);
+        for (MemoryKernels mk : IMPLS)
+            for (int dim : new int[]{1, 5, 8, 32, 37}) {
+                int rowsN = 11, m = 6, stride = 3;
+                float[] q = new float[dim + 2], rows = new float[1 + rowsN * dim], out = new float[1 + m * stride];
+                rng.fillNormal(q, 1.0);
+                rng.fillNormal(rows, 1.0);
+                int[] idx = {9, 0, 3, 10, 3, 7, 2};
+                mk.rowDots(m, dim, q, 2, rows, 1, idx, 1, out, 1, stride);
+                for (int i = 0; i < m; i++) {
+                    double ref = 0, mag = 0;
+                    for (int j = 0; j < dim; j++) {
+                        double p = (double) q[2 + j] * rows[1 + idx[1 + i] * dim + j];
+                        ref += p;
+                        mag += Math.abs(p);
+                    }
+                    assertEquals(ref, out[1 + i * stride], 1e-6 * mag + 1e-30, mk.name() + " dim " + dim + " row " + i);
+                }
+            }
     }
 
     @Test
