@@ -23,10 +23,12 @@ public final class MemoryStats {
         top1Sum = topkSum = outSum = outSq = 0;
     }
 
+    /** Counts per distinct row from the lookup's row-grouped segments (built by {@link ValueLookup#address}). */
     void recordRows(ValueLookup lk, int m) {
-        for (int e = 0; e < m; e++) {
-            int l = (int) lk.localRow(lk.row[e]);
-            if (counts[l]++ == 0) distinct++;
+        for (int s = 0; s < lk.nSeg; s++) {
+            int l = (int) lk.localRow(lk.segRow[s]);
+            if (counts[l] == 0) distinct++;
+            counts[l] += lk.segStart[s + 1] - lk.segStart[s];
         }
         hits += m;
     }
@@ -44,7 +46,17 @@ public final class MemoryStats {
     }
 
     void recordOutput(float[] y, int len) {
-        for (int i = 0; i < len; i++) { outSum += y[i]; outSq += (double) y[i] * y[i]; }
+        // four interleaved partial sums (a fixed order) so the adds do not wait on each other
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+        int i = 0;
+        for (; i + 4 <= len; i += 4) {
+            double a = y[i], b = y[i + 1], c = y[i + 2], d = y[i + 3];
+            s0 += a; s1 += b; s2 += c; s3 += d;
+            q0 += a * a; q1 += b * b; q2 += c * c; q3 += d * d;
+        }
+        for (; i < len; i++) { s0 += y[i]; q0 += (double) y[i] * y[i]; }
+        outSum += (s0 + s1) + (s2 + s3);
+        outSq += (q0 + q1) + (q2 + q3);
         outCount += len;
     }
 

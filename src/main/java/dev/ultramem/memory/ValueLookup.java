@@ -41,14 +41,16 @@ public final class ValueLookup {
         for (int e = 0; e < m; e++) {
             int zs = shuffle[z[e]];
             shuffled[e] = zs;
-            long g = zs / valueNum;
-            row[e] = (int) (((zs % valueNum) + offset) % allValueNum);
+            // zs < keyNum², so the group is small (0 without key expansion) and the window wraps at most once
+            long g = zs < valueNum ? 0 : zs / valueNum, p = zs - g * valueNum + offset;
+            row[e] = (int) (p < allValueNum ? p : p - allValueNum);
             col[e] = concat ? (int) (g * vdim) : 0;
             tmpOrder[e] = e;
         }
-        // entries sorted by (row, e): two stable counting passes over the low and high 16 bits of the row
-        radixPass(tmpOrder, order, m, 0);
-        radixPass(order, tmpOrder, m, 16);
+        // entries sorted by (row, e): two stable counting passes over the low and high halves of the row bits
+        int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, allValueNum - 1)), lowBits = (bits + 1) / 2;
+        radixPass(tmpOrder, order, m, 0, lowBits);
+        radixPass(order, tmpOrder, m, lowBits, bits - lowBits);
         System.arraycopy(tmpOrder, 0, order, 0, m);
         nSeg = 0;
         int prev = -1;
@@ -59,12 +61,13 @@ public final class ValueLookup {
         segStart[nSeg] = m;
     }
 
-    private void radixPass(int[] src, int[] dst, int m, int shift) {
-        Arrays.fill(count, 0);
-        for (int q = 0; q < m; q++) count[(row[src[q]] >>> shift) & 0xffff]++;
+    private void radixPass(int[] src, int[] dst, int m, int shift, int width) {
+        int buckets = 1 << width, mask = buckets - 1;
+        Arrays.fill(count, 0, buckets, 0);
+        for (int q = 0; q < m; q++) count[(row[src[q]] >>> shift) & mask]++;
         int sum = 0;
-        for (int b = 0; b < count.length; b++) { int c = count[b]; count[b] = sum; sum += c; }
-        for (int q = 0; q < m; q++) { int e = src[q]; dst[count[(row[e] >>> shift) & 0xffff]++] = e; }
+        for (int b = 0; b < buckets; b++) { int c = count[b]; count[b] = sum; sum += c; }
+        for (int q = 0; q < m; q++) { int e = src[q]; dst[count[(row[e] >>> shift) & mask]++] = e; }
     }
 
     /** Window-local row of a physical row (for usage statistics over the layer's own rows). */
