@@ -429,9 +429,9 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
     }
 
-    /** out[e·C + c] = ⟨table row at byte offset base, chunk c; vec[o + c·cw ...]⟩, lanes summed in lane order. */
+    /** out[e·C + c] = ⟨table row at byte offset base, chunk c; vec[o + c·cw ...]⟩, lanes summed pairwise. */
     private static void dotRow(MemorySegment table, long base, int C, int cw, int bound, float[] vec, int o,
-                               float[] out, int e, float[] tmp) {
+                               float[] out, int e) {
         for (int c = 0; c < C; c++) {
             int c0 = c * cw, j = 0;
             FloatVector acc = FloatVector.zero(S);
@@ -439,7 +439,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                 FloatVector tv = FloatVector.fromMemorySegment(S, table, base + (long) (c0 + j) * Float.BYTES, NO);
                 acc = tv.fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
             }
-            float sum = VectorKernels.sumLanes(acc, tmp); // lane order: independent of JIT state
+            float sum = pairwiseSum(acc); // a fixed order: independent of JIT state
             for (; j < cw; j++) sum += table.getAtIndex(F, base / Float.BYTES + c0 + j) * vec[o + c0 + j];
             out[e * C + c] = sum;
         }
@@ -468,12 +468,11 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         if (cw < L) { super.gatherDot(nTok, R, C, width, table, row, col, vec, stride, out); return; }
         int bound = S.loopBound(cw);
         Parallel.forRange(nTok, 8, (t0, t1) -> {
-            float[] tmp = VectorKernels.REDUCE.get();
             for (int t = t0; t < t1; t++)
                 for (int jj = 0; jj < R; jj++) {
                     int e = t * R + jj;
                     dotRow(table, (long) row[e] * width * Float.BYTES, C, cw, bound, vec,
-                            t * stride + (col == null ? 0 : col[e]), out, e, tmp);
+                            t * stride + (col == null ? 0 : col[e]), out, e);
                 }
         });
     }
@@ -502,12 +501,11 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         if (cw < L) { super.gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out); return; }
         int bound = S.loopBound(cw);
         Parallel.forRange(nSeg, 16, (s0, s1) -> {
-            float[] tmp = VectorKernels.REDUCE.get();
             for (int s = s0; s < s1; s++) {
                 long base = (long) segRow[s] * width * Float.BYTES;
                 for (int q = segStart[s]; q < segStart[s + 1]; q++) {
                     int e = order[q];
-                    dotRow(table, base, C, cw, bound, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e, tmp);
+                    dotRow(table, base, C, cw, bound, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e);
                 }
             }
         });
@@ -522,28 +520,24 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         Parallel.forRange(nSeg, 16, (s0, s1) -> {
             for (int s = s0; s < s1; s++) {
                 long base = (long) segRow[s] * width * Float.BYTES;
-                for (int c = 0; c < C; c++) {
-                    int c0 = c * cw, j = 0;
-                    // the row chunk stays in registers while all entries of the segment are added
-                    for (; j < bound; j += L) {
-                        long bo = base + (long) (c0 + j) * Float.BYTES;
-                        FloatVector acc = FloatVector.fromMemorySegment(S, grad, bo, NO);
-                        for (int q = segStart[s]; q < segStart[s + 1]; q++) {
-                            int e = order[q];
-                            int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                            acc = FloatVector.fromArray(S, vec, o + c0 + j).fma(FloatVector.broadcast(S, w[e * C + c]), acc);
+                // entries outermost (segments are short, so a loop over them per vector would mispredict
+                // its exit every time); the row stays in L1 between entries. Per element the sum is still
+                // grad + Σ over the segment's entries in order.
+                for (int q = segStart[s]; q < segStart[s + 1]; q++) {
+                    int e = order[q];
+                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                    for (int c = 0; c < C; c++) {
+                        int c0 = c * cw, j = 0;
+                        FloatVector wv = FloatVector.broadcast(S, w[e * C + c]);
+                        for (; j < bound; j += L) {
+                            long bo = base + (long) (c0 + j) * Float.BYTES;
+                            FloatVector.fromArray(S, vec, o + c0 + j).fma(wv, FloatVector.fromMemorySegment(S, grad, bo, NO))
+                                    .intoMemorySegment(grad, bo, NO);
                         }
-                        acc.intoMemorySegment(grad, bo, NO);
-                    }
-                    for (; j < cw; j++) {
-                        long gi = base / Float.BYTES + c0 + j;
-                        float g = grad.getAtIndex(F, gi);
-                        for (int q = segStart[s]; q < segStart[s + 1]; q++) {
-                            int e = order[q];
-                            int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                            g += w[e * C + c] * vec[o + c0 + j];
+                        for (; j < cw; j++) {
+                            long gi = base / Float.BYTES + c0 + j;
+                            grad.setAtIndex(F, gi, grad.getAtIndex(F, gi) + w[e * C + c] * vec[o + c0 + j]);
                         }
-                        grad.setAtIndex(F, gi, g);
                     }
                 }
             }

@@ -300,7 +300,8 @@ public final class TuckerRetrieval {
                 K.gemmNT(n, keyNum, rk, qcat, qOff(h, side, 0, 0), kcat, (h * 2 + side) * keyNum * rk, A, aOff(h, side, 0), false);
             }
         // 4–7. stage-1 rank-1 top-k, grid per core, stage-2 top-k (token-parallel)
-        int chunks = Math.max(1, Math.min(Parallel.threads(), n));
+        // a few chunks per thread, claimed dynamically, so one slow thread does not hold up the rest
+        int chunks = Math.max(1, Math.min(4 * Parallel.threads(), n));
         if (scratch.length < chunks) {
             Scratch[] s = Arrays.copyOf(scratch, chunks);
             for (int i = scratch.length; i < chunks; i++) s[i] = new Scratch(keyNum, knn1, knn, rank, cores);
