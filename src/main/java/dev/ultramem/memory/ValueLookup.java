@@ -1,5 +1,7 @@
 package dev.ultramem.memory;
 
+import dev.ultramem.core.Parallel;
+
 import java.util.Arrays;
 
 /**
@@ -22,7 +24,9 @@ public final class ValueLookup {
     public int[] order = new int[0], segStart = new int[1], segRow = new int[0];
     public int nSeg;
     private int[] tmpOrder = new int[0];
-    private final int[] count = new int[1 << 16];
+    /** Fixed slices of the sort passes (at least the thread count of any machine this runs on, cheap when idle). */
+    private static final int SORT_CHUNKS = 8;
+    private int[] count = new int[0];
 
     public ValueLookup(int[] shuffle, long valueNum, long allValueNum, long offset, int vdim, int groups, boolean concat) {
         this.shuffle = shuffle; this.valueNum = valueNum; this.allValueNum = allValueNum; this.offset = offset;
@@ -38,15 +42,17 @@ public final class ValueLookup {
             shuffled = new int[c]; row = new int[c]; col = new int[c]; order = new int[c];
             segStart = new int[c + 1]; segRow = new int[c]; tmpOrder = new int[c];
         }
-        for (int e = 0; e < m; e++) {
-            int zs = shuffle[z[e]];
-            shuffled[e] = zs;
-            // zs < keyNum², so the group is small (0 without key expansion) and the window wraps at most once
-            long g = zs < valueNum ? 0 : zs / valueNum, p = zs - g * valueNum + offset;
-            row[e] = (int) (p < allValueNum ? p : p - allValueNum);
-            col[e] = concat ? (int) (g * vdim) : 0;
-            tmpOrder[e] = e;
-        }
+        Parallel.forRange(m, 4096, (e0, e1) -> {
+            for (int e = e0; e < e1; e++) {
+                int zs = shuffle[z[e]];
+                shuffled[e] = zs;
+                // zs < keyNum², so the group is small (0 without key expansion) and the window wraps at most once
+                long g = zs < valueNum ? 0 : zs / valueNum, p = zs - g * valueNum + offset;
+                row[e] = (int) (p < allValueNum ? p : p - allValueNum);
+                col[e] = concat ? (int) (g * vdim) : 0;
+                tmpOrder[e] = e;
+            }
+        });
         // entries sorted by (row, e): two stable counting passes over the low and high halves of the row bits
         int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, allValueNum - 1)), lowBits = (bits + 1) / 2;
         radixPass(tmpOrder, order, m, 0, lowBits);
@@ -61,13 +67,27 @@ public final class ValueLookup {
         segStart[nSeg] = m;
     }
 
+    /**
+     * One stable counting pass on a digit of the row, over SORT_CHUNKS fixed slices of the entries:
+     * each slice counts its digits, the slices' offsets are laid out bucket by bucket in slice order,
+     * and each slice scatters its entries. A stable sort has one result, whatever the threads.
+     */
     private void radixPass(int[] src, int[] dst, int m, int shift, int width) {
         int buckets = 1 << width, mask = buckets - 1;
-        Arrays.fill(count, 0, buckets, 0);
-        for (int q = 0; q < m; q++) count[(row[src[q]] >>> shift) & mask]++;
+        if (count.length < SORT_CHUNKS * buckets) count = new int[SORT_CHUNKS * buckets];
+        int[] cnt = count;
+        Arrays.fill(cnt, 0, SORT_CHUNKS * buckets, 0); // empty slices are skipped below and must count zero
+        Parallel.forChunks(m, SORT_CHUNKS, (ch, q0, q1) -> {
+            int o = ch * buckets;
+            for (int q = q0; q < q1; q++) cnt[o + ((row[src[q]] >>> shift) & mask)]++;
+        });
         int sum = 0;
-        for (int b = 0; b < buckets; b++) { int c = count[b]; count[b] = sum; sum += c; }
-        for (int q = 0; q < m; q++) { int e = src[q]; dst[count[(row[e] >>> shift) & mask]++] = e; }
+        for (int b = 0; b < buckets; b++)
+            for (int ch = 0; ch < SORT_CHUNKS; ch++) { int i = ch * buckets + b, c = cnt[i]; cnt[i] = sum; sum += c; }
+        Parallel.forChunks(m, SORT_CHUNKS, (ch, q0, q1) -> {
+            int o = ch * buckets;
+            for (int q = q0; q < q1; q++) { int e = src[q]; dst[cnt[o + ((row[e] >>> shift) & mask)]++] = e; }
+        });
     }
 
     /** Window-local row of a physical row (for usage statistics over the layer's own rows). */
