@@ -49,6 +49,14 @@ public interface MemoryKernels {
     void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
                  float[] out, int outOff, int outStride);
 
+    /**
+     * out[outOff + j] += Σ_i w[wOff + i·wStride] · rows[rowsOff + idx[idxOff+i]·dim + j] for j &lt; dim, the
+     * terms added in i order with one fused multiply-add each (as that many {@link Kernels#axpy} calls):
+     * the query gradient from the stage-1 winners. Single-threaded like {@link #rowDots}.
+     */
+    void rowsWeightedSum(int m, int dim, float[] w, int wOff, int wStride, float[] rows, int rowsOff, int[] idx, int idxOff,
+                         float[] out, int outOff);
+
     /** out[t·stride + col[e] + c·cw + j] += w[e·C + c] · table[row[e]·width + c·cw + j]. Token-parallel. */
     void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,
                            float[] w, float[] out, int stride);

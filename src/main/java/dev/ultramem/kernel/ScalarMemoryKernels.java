@@ -98,6 +98,16 @@ public class ScalarMemoryKernels implements MemoryKernels {
         }
     }
 
+    @Override
+    public void rowsWeightedSum(int m, int dim, float[] w, int wOff, int wStride, float[] rows, int rowsOff, int[] idx, int idxOff,
+                                float[] out, int outOff) {
+        for (int i = 0; i < m; i++) {
+            float g = w[wOff + i * wStride];
+            int ro = rowsOff + idx[idxOff + i] * dim;
+            for (int j = 0; j < dim; j++) out[outOff + j] = Math.fma(g, rows[ro + j], out[outOff + j]);
+        }
+    }
+
     /** out[o + j] += w[e·C + c] · table[base + j] over chunk c of every core c (element index base). */
     private static void addWeightedRow(MemorySegment table, long base, int C, int cw, float[] w, int e, float[] out, int o) {
         for (int c = 0; c < C; c++) {

@@ -398,6 +398,24 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         return v.add(v.rearrange(X1)).lane(0);
     }
 
+    /** Each vector of out stays in a register while all m rows are added to it. */
+    @Override
+    public void rowsWeightedSum(int m, int dim, float[] w, int wOff, int wStride, float[] rows, int rowsOff, int[] idx, int idxOff,
+                                float[] out, int outOff) {
+        int j = 0;
+        for (int db = S.loopBound(dim); j < db; j += L) {
+            FloatVector acc = FloatVector.fromArray(S, out, outOff + j);
+            for (int i = 0; i < m; i++)
+                acc = FloatVector.fromArray(S, rows, rowsOff + idx[idxOff + i] * dim + j).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
+            acc.intoArray(out, outOff + j);
+        }
+        for (; j < dim; j++) {
+            float acc = out[outOff + j];
+            for (int i = 0; i < m; i++) acc = Math.fma(w[wOff + i * wStride], rows[rowsOff + idx[idxOff + i] * dim + j], acc);
+            out[outOff + j] = acc;
+        }
+    }
+
     /** One vector accumulator per row, its lanes summed pairwise. */
     @Override
     public void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,

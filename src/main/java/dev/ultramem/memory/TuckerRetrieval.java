@@ -52,7 +52,7 @@ public final class TuckerRetrieval {
     int[] I1;                // stage-1 winners [n][H][2][knn1]
     float[] R1;              // per-rank scores of the stage-1 winners [n][H][2][knn1][r]
     private float[] dR1;     // their gradient (the only non-zero entries of dS without the balance loss)
-    int[] selPos;            // flat grid position i·knn1 + j per entry
+    int[] selRow, selCol;    // stage-1 list positions (i, j) of each entry's grid cell
     public int[] bestIndices; // z = iRow·keyNum + iCol per entry
     public float[] scores;    // per-core scores [e·C + c]
     public float[] sumScores; // summed score per entry
@@ -241,7 +241,7 @@ public final class TuckerRetrieval {
         A = new float[heads * 2 * c * keyNum];
         I1 = new int[c * heads * 2 * knn1];
         R1 = new float[c * heads * 2 * knn1 * rank]; dR1 = new float[R1.length];
-        selPos = new int[c * heads * knn]; bestIndices = new int[c * heads * knn];
+        selRow = new int[c * heads * knn]; selCol = new int[c * heads * knn]; bestIndices = new int[c * heads * knn];
         scores = new float[c * heads * knn * cores]; sumScores = new float[c * heads * knn];
         cap = c;
     }
@@ -352,7 +352,8 @@ public final class TuckerRetrieval {
             for (int q = 0; q < knn; q++) {
                 int e = t * heads * knn + h * knn + q;
                 int pos = sc.gidx[q], i = pos / knn1, j = pos % knn1;
-                selPos[e] = pos;
+                selRow[e] = i;
+                selCol[e] = j;
                 bestIndices[e] = I1[i1r + i] * keyNum + I1[i1c + j];
                 sumScores[e] = sc.gval[q];
                 for (int c = 0; c < cores; c++) scores[e * cores + c] = coreGrid(sc, c, i, j);
@@ -399,41 +400,41 @@ public final class TuckerRetrieval {
         if (coreAcc.length < blocks * cg) coreAcc = new double[blocks * cg];
         Arrays.fill(coreAcc, 0, blocks * cg, 0);
         Parallel.forChunks(n, blocks, (b, t0, t1) -> {
-            float[] rr = new float[r], rc = new float[r], drr = new float[r], drc = new float[r];
-            int ab = b * cg;
+            // M = Σ_c ∂L/∂G_c · core_c, so ∂L/∂R_row = M·R_col and ∂L/∂R_col = Mᵀ·R_row
+            float[] mm = new float[r * r];
+            double[] acc = new double[cg]; // the block's partial sum, private until the end (no false sharing)
             Arrays.fill(dR1, t0 * heads * 2 * knn1 * r, t1 * heads * 2 * knn1 * r, 0f);
             for (int t = t0; t < t1; t++)
                 for (int h = 0; h < heads; h++) {
                     int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
                     for (int q = 0; q < knn; q++) {
                         int e = t * heads * knn + h * knn + q;
-                        int ro = (i1r + selPos[e] / knn1) * r, co = (i1c + selPos[e] % knn1) * r;
-                        for (int p = 0; p < r; p++) {
-                            rr[p] = R1[ro + p];
-                            rc[p] = R1[co + p];
-                            drr[p] = 0; drc[p] = 0;
-                        }
+                        int ro = (i1r + selRow[e]) * r, co = (i1c + selCol[e]) * r;
+                        Arrays.fill(mm, 0f);
                         for (int c = 0; c < cores; c++) {
                             float ds = dScores[e * cores + c];
-                            if (ds == 0) continue;
                             float[] cd = tuckerCore[c].data();
-                            int ao = ab + (c * heads + h) * r * r;
+                            int ao = (c * heads + h) * r * r, co0 = h * r * r;
                             for (int p = 0; p < r; p++) {
-                                double a = (double) ds * rr[p];
+                                double a = (double) ds * R1[ro + p];
                                 for (int s = 0; s < r; s++) {
-                                    float w = cd[(h * r + p) * r + s];
-                                    drr[p] += ds * w * rc[s];
-                                    drc[s] += ds * rr[p] * w;
-                                    coreAcc[ao + p * r + s] += a * rc[s];
+                                    mm[p * r + s] += ds * cd[co0 + p * r + s];
+                                    acc[ao + p * r + s] += a * R1[co + s];
                                 }
                             }
                         }
                         for (int p = 0; p < r; p++) {
-                            dR1[ro + p] += drr[p];
-                            dR1[co + p] += drc[p];
+                            float gr = 0, gc = 0;
+                            for (int s = 0; s < r; s++) {
+                                gr += mm[p * r + s] * R1[co + s];
+                                gc += mm[s * r + p] * R1[ro + s];
+                            }
+                            dR1[ro + p] += gr;
+                            dR1[co + p] += gc;
                         }
                     }
                 }
+            System.arraycopy(acc, 0, coreAcc, b * cg, cg);
         });
         for (int c = 0; c < cores; c++) {
             float[] g = tuckerCore[c].grad();
@@ -476,12 +477,7 @@ public final class TuckerRetrieval {
                             int io = ((t * heads + h) * 2 + side) * knn1;
                             for (int p = 0; p < r; p++) {
                                 int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
-                                int ko = kOff(h, side, p);
-                                for (int i = 0; i < knn1; i++) {
-                                    int key = I1[io + i];
-                                    float g = dR1[(io + i) * r + p];
-                                    if (g != 0) K.axpy(kdim, g, khat, ko + key * kdim, dqs, (slot * n + t) * kdim);
-                                }
+                                MK.rowsWeightedSum(knn1, kdim, dR1, io * r + p, r, khat, kOff(h, side, p), I1, io, dqs, (slot * n + t) * kdim);
                             }
                         }
             });

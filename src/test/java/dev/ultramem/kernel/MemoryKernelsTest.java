@@ -134,6 +134,33 @@ class MemoryKernelsTest {
     }
 
     @Test
+    void rowsWeightedSumMatchesNaive() {
+        Rng rng = new Rng(9);
+        for (MemoryKernels mk : IMPLS)
+            for (int dim : new int[]{1, 5, 8, 32, 37}) {
+                int rowsN = 11, m = 6, wStride = 2;
+                float[] w = new float[1 + m * wStride], rows = new float[3 + rowsN * dim], out = new float[2 + dim];
+                rng.fillNormal(w, 1.0);
+                rng.fillNormal(rows, 1.0);
+                rng.fillNormal(out, 1.0);
+                float[] out0 = out.clone();
+                int[] idx = {9, 0, 3, 10, 3, 7, 2};
+                mk.rowsWeightedSum(m, dim, w, 1, wStride, rows, 3, idx, 1, out, 2);
+                for (int j = 0; j < dim; j++) {
+                    double ref = out0[2 + j], mag = Math.abs(out0[2 + j]);
+                    for (int i = 0; i < m; i++) {
+                        double p = (double) w[1 + i * wStride] * rows[3 + idx[1 + i] * dim + j];
+                        ref += p;
+                        mag += Math.abs(p);
+                    }
+                    assertEquals(ref, out[2 + j], 1e-6 * mag + 1e-30, mk.name() + " dim " + dim + " j " + j);
+                }
+                assertEquals(out0[0], out[0], 0f);
+                assertEquals(out0[1], out[1], 0f);
+            }
+    }
+
+    @Test
     void topKRejectsBadK() {
         for (MemoryKernels mk : IMPLS)
             assertThrows(IllegalArgumentException.class, () -> mk.topK(new float[4], 0, 4, 5, new int[5], 0, new float[5], 0));
