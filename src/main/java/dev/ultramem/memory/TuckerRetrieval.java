@@ -64,6 +64,8 @@ public final class TuckerRetrieval {
     private double[] coreAcc = new double[0];
     /** Eval mode keeps the normalised keys between calls until the weights change (decode at batch 1). */
     private boolean cacheKeys, keysValid;
+    /** the knn grid cells whose minimum bounds the stage-2 top-k from below. */
+    private final int[] boundCells;
     /** singular values of the summed core per head, from the last Tucker update [h·r + i]. */
     public final double[] singular;
 
@@ -106,6 +108,7 @@ public final class TuckerRetrieval {
         kt = new float[nk]; khat = new float[nk]; dkhat = new float[nk]; dkt = new float[nk]; kcat = new float[nk];
         krstd = new float[heads * 2 * rank * keyNum];
         singular = new double[heads * rank];
+        boundCells = boundCells(knn1, knn);
         Arrays.fill(queryNorm.data(), 1f);
         Arrays.fill(keysNorm.data(), 1f);
     }
@@ -362,19 +365,30 @@ public final class TuckerRetrieval {
     }
 
     /**
-     * A value not above the knn-th largest grid entry: the minimum over knn cells of the "staircase"
-     * (i+1)(j+1) ≤ knn, where both stage-1 lists are sorted best first, so these cells are usually
-     * near the top and the stage-2 select counts over a small part of the grid.
+     * A value not above the knn-th largest grid entry: the minimum over knn cells, so at least knn
+     * entries reach it. Both stage-1 lists are sorted best first, so the cells with the smallest
+     * (i+1)(j+1) are usually the top of the grid; {@link #boundCells} lists the first knn of them.
      */
     private float gridBound(float[] grid) {
+        if (boundCells.length < knn) return Float.NEGATIVE_INFINITY;
         float mn = Float.POSITIVE_INFINITY;
-        int cnt = 0;
-        for (int i = 0; i < knn1 && cnt < knn; i++)
-            for (int j = 0; j < knn1 && (i + 1) * (j + 1) <= knn && cnt < knn; j++) {
-                mn = Math.min(mn, grid[i * knn1 + j]);
-                cnt++;
-            }
-        return cnt == knn ? mn : Float.NEGATIVE_INFINITY;
+        for (int q = 0; q < knn; q++) mn = Math.min(mn, grid[boundCells[q]]);
+        return mn;
+    }
+
+    /** The first knn grid cells i·knn1 + j in order of (i+1)(j+1), then i, then j. */
+    private static int[] boundCells(int knn1, int knn) {
+        int total = knn1 * knn1;
+        if (knn > total) return new int[0];
+        Integer[] cells = new Integer[total];
+        for (int c = 0; c < total; c++) cells[c] = c;
+        Arrays.sort(cells, (x, y) -> {
+            long px = (long) (x / knn1 + 1) * (x % knn1 + 1), py = (long) (y / knn1 + 1) * (y % knn1 + 1);
+            return px != py ? Long.compare(px, py) : Integer.compare(x, y);
+        });
+        int[] out = new int[knn];
+        for (int q = 0; q < knn; q++) out[q] = cells[q];
+        return out;
     }
 
     private float coreGrid(Scratch sc, int c, int i, int j) {
