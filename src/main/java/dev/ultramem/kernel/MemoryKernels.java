@@ -43,11 +43,12 @@ public interface MemoryKernels {
     void lowRankProduct(int m, int n, int r, float[] a, float[] bt, float[] out);
 
     /**
-     * out[outOff + i·outStride] = ⟨q[qOff, qOff+dim), rows[rowsOff + idx[idxOff+i]·dim, +dim)⟩ for i &lt; m
-     * (the per-rank scores of the stage-1 winners). Single-threaded like {@link #lowRankProduct}.
+     * Rows of {@code parts} consecutive parts of {@code dim}: out[outOff + i·parts + p] = ⟨q[qOff + p·dim, +dim),
+     * rows[rowsOff + (idx[idxOff+i]·parts + p)·dim, +dim)⟩ for i &lt; m, p &lt; parts (the per-rank scores of
+     * the stage-1 winners). Single-threaded like {@link #lowRankProduct}.
      */
-    void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
-                 float[] out, int outOff, int outStride);
+    void rowDots(int m, int parts, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
+                 float[] out, int outOff);
 
     /**
      * out[outOff + j] += Σ_i w[wOff + i·wStride] · rows[rowsOff + idx[idxOff+i]·dim + j] for j &lt; dim, the
@@ -56,6 +57,14 @@ public interface MemoryKernels {
      */
     void rowsWeightedSum(int m, int dim, float[] w, int wOff, int wStride, float[] rows, int rowsOff, int[] idx, int idxOff,
                          float[] out, int outOff);
+
+    /**
+     * rows[rowsOff + idx[idxOff+i]·dim + j] += w[wOff + i·wStride] · src[srcOff + j] for i &lt; m in order, one
+     * fused multiply-add each (as that many {@link Kernels#axpy} calls): the key gradient of the stage-1
+     * winners of one token. Single-threaded like {@link #rowDots}.
+     */
+    void scatterRows(int m, int dim, float[] w, int wOff, int wStride, float[] src, int srcOff, int[] idx, int idxOff,
+                     float[] rows, int rowsOff);
 
     /** out[t·stride + col[e] + c·cw + j] += w[e·C + c] · table[row[e]·width + c·cw + j]. Token-parallel. */
     void gatherWeightedSum(int nTok, int R, int C, int width, MemorySegment table, int[] row, int[] col,

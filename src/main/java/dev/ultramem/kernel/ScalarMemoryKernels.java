@@ -88,14 +88,15 @@ public class ScalarMemoryKernels implements MemoryKernels {
     }
 
     @Override
-    public void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
-                        float[] out, int outOff, int outStride) {
-        for (int i = 0; i < m; i++) {
-            int ro = rowsOff + idx[idxOff + i] * dim;
-            float s = 0;
-            for (int j = 0; j < dim; j++) s += q[qOff + j] * rows[ro + j];
-            out[outOff + i * outStride] = s;
-        }
+    public void rowDots(int m, int parts, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
+                        float[] out, int outOff) {
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < parts; p++) {
+                int ro = rowsOff + (idx[idxOff + i] * parts + p) * dim, qo = qOff + p * dim;
+                float s = 0;
+                for (int j = 0; j < dim; j++) s += q[qo + j] * rows[ro + j];
+                out[outOff + i * parts + p] = s;
+            }
     }
 
     @Override
@@ -105,6 +106,16 @@ public class ScalarMemoryKernels implements MemoryKernels {
             float g = w[wOff + i * wStride];
             int ro = rowsOff + idx[idxOff + i] * dim;
             for (int j = 0; j < dim; j++) out[outOff + j] = Math.fma(g, rows[ro + j], out[outOff + j]);
+        }
+    }
+
+    @Override
+    public void scatterRows(int m, int dim, float[] w, int wOff, int wStride, float[] src, int srcOff, int[] idx, int idxOff,
+                            float[] rows, int rowsOff) {
+        for (int i = 0; i < m; i++) {
+            float g = w[wOff + i * wStride];
+            int ro = rowsOff + idx[idxOff + i] * dim;
+            for (int j = 0; j < dim; j++) rows[ro + j] = Math.fma(g, src[srcOff + j], rows[ro + j]);
         }
     }
 

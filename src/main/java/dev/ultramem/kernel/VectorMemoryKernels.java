@@ -305,10 +305,11 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     /**
      * Writes the k selected (key, index) pairs in ascending key order, equal keys by ascending
      * index (the order they were collected in). Each pair's rank is a vector count of smaller keys,
-     * so there is no mispredicting sort; a key that occurs twice adds its earlier equals.
+     * so there is no mispredicting sort. Distinct keys give distinct ranks; when two ranks collide
+     * (equal keys, rare) the ranks are recounted with each key's earlier equals added.
      */
     private static void rankSort(int[] okey, int[] oidx, int k, float[] x, int off, int[] idx, int idxOff, float[] val, int valOff) {
-        if (k > 128) { // quadratic counting no longer pays: sort (key, index) pairs
+        if (k > 64) { // quadratic counting no longer pays: sort (key, index) pairs
             long[] pairs = new long[k];
             for (int a = 0; a < k; a++) pairs[a] = ((long) okey[a] << 32) | oidx[a];
             java.util.Arrays.sort(pairs);
@@ -316,16 +317,22 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
             return;
         }
         int kb = IS.loopBound(k);
+        long used = 0;
+        boolean collision = false;
         for (int a = 0; a < k; a++) {
-            int ka = okey[a], r = 0, eq = 0, j = 0;
+            int ka = okey[a], r = 0, j = 0;
             IntVector kv = IntVector.broadcast(IS, ka);
-            for (; j < kb; j += L) {
-                IntVector o = IntVector.fromArray(IS, okey, j);
-                r += o.compare(VectorOperators.LT, kv).trueCount();
-                eq += o.compare(VectorOperators.EQ, kv).trueCount();
-            }
-            for (; j < k; j++) { r += okey[j] < ka ? 1 : 0; eq += okey[j] == ka ? 1 : 0; }
-            if (eq > 1) for (j = 0; j < a; j++) r += okey[j] == ka ? 1 : 0;
+            for (; j < kb; j += L) r += IntVector.fromArray(IS, okey, j).compare(VectorOperators.LT, kv).trueCount();
+            for (; j < k; j++) r += okey[j] < ka ? 1 : 0;
+            collision |= (used & (1L << r)) != 0;
+            used |= 1L << r;
+            idx[idxOff + r] = oidx[a];
+            val[valOff + r] = x[off + oidx[a]];
+        }
+        if (!collision) return;
+        for (int a = 0; a < k; a++) {
+            int ka = okey[a], r = 0;
+            for (int j = 0; j < k; j++) r += okey[j] < ka || (okey[j] == ka && j < a) ? 1 : 0;
             idx[idxOff + r] = oidx[a];
             val[valOff + r] = x[off + oidx[a]];
         }
@@ -416,20 +423,35 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
     }
 
-    /** One vector accumulator per row, its lanes summed pairwise. */
     @Override
-    public void rowDots(int m, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
-                        float[] out, int outOff, int outStride) {
-        if (dim < L) { super.rowDots(m, dim, q, qOff, rows, rowsOff, idx, idxOff, out, outOff, outStride); return; }
+    public void scatterRows(int m, int dim, float[] w, int wOff, int wStride, float[] src, int srcOff, int[] idx, int idxOff,
+                            float[] rows, int rowsOff) {
         int db = S.loopBound(dim);
         for (int i = 0; i < m; i++) {
+            float g = w[wOff + i * wStride];
+            FloatVector gv = FloatVector.broadcast(S, g);
             int ro = rowsOff + idx[idxOff + i] * dim, j = 0;
-            FloatVector acc = FloatVector.zero(S);
-            for (; j < db; j += L) acc = FloatVector.fromArray(S, q, qOff + j).fma(FloatVector.fromArray(S, rows, ro + j), acc);
-            float s = pairwiseSum(acc);
-            for (; j < dim; j++) s = Math.fma(q[qOff + j], rows[ro + j], s);
-            out[outOff + i * outStride] = s;
+            for (; j < db; j += L)
+                FloatVector.fromArray(S, src, srcOff + j).fma(gv, FloatVector.fromArray(S, rows, ro + j)).intoArray(rows, ro + j);
+            for (; j < dim; j++) rows[ro + j] = Math.fma(g, src[srcOff + j], rows[ro + j]);
         }
+    }
+
+    /** One vector accumulator per row, its lanes summed pairwise. */
+    @Override
+    public void rowDots(int m, int parts, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
+                        float[] out, int outOff) {
+        if (dim < L) { super.rowDots(m, parts, dim, q, qOff, rows, rowsOff, idx, idxOff, out, outOff); return; }
+        int db = S.loopBound(dim);
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < parts; p++) {
+                int ro = rowsOff + (idx[idxOff + i] * parts + p) * dim, qo = qOff + p * dim, j = 0;
+                FloatVector acc = FloatVector.zero(S);
+                for (; j < db; j += L) acc = FloatVector.fromArray(S, q, qo + j).fma(FloatVector.fromArray(S, rows, ro + j), acc);
+                float s = pairwiseSum(acc);
+                for (; j < dim; j++) s = Math.fma(q[qo + j], rows[ro + j], s);
+                out[outOff + i * parts + p] = s;
+            }
     }
 
     /** out[o + c·cw + j] += w[e·C + c] · table row at byte offset base, chunk c (core c weights the c-th chunk). */

@@ -48,6 +48,7 @@ public final class TuckerRetrieval {
     final float[] kt, khat, krstd;
     float[] qcat;            // rank queries side by side [H][2][n][r·kdim]
     private final float[] kcat; // u- (row) or v- (column) scaled keys side by side [H][2][keyNum][r·kdim]
+    private final float[] khcat; // the same without the scaling, for the per-rank scores of the winners
     float[] A;               // stage-1 scores [H][2][n][keyNum]
     int[] I1;                // stage-1 winners [n][H][2][knn1]
     float[] R1;              // per-rank scores of the stage-1 winners [n][H][2][knn1][r]
@@ -105,7 +106,7 @@ public final class TuckerRetrieval {
         u = Param.buffer(prefix + "tucker_core_u", 1, heads, 1, rank);
         v = Param.buffer(prefix + "tucker_core_v", 1, heads, 1, rank);
         int nk = heads * 2 * rank * keyNum * kdim;
-        kt = new float[nk]; khat = new float[nk]; dkhat = new float[nk]; dkt = new float[nk]; kcat = new float[nk];
+        kt = new float[nk]; khat = new float[nk]; dkhat = new float[nk]; dkt = new float[nk]; kcat = new float[nk]; khcat = new float[nk];
         krstd = new float[heads * 2 * rank * keyNum];
         singular = new double[heads * rank];
         boundCells = boundCells(knn1, knn);
@@ -288,7 +289,10 @@ public final class TuckerRetrieval {
                         float w = (side == 0 ? ud : vd)[h * rank + p];
                         int ko = kOff(h, side, p), co = (h * 2 + side) * keyNum * rk + p * kdim;
                         for (int k = 0; k < keyNum; k++)
-                            for (int j = 0; j < kdim; j++) kcat[co + k * rk + j] = w * khat[ko + k * kdim + j];
+                            for (int j = 0; j < kdim; j++) {
+                                khcat[co + k * rk + j] = khat[ko + k * kdim + j];
+                                kcat[co + k * rk + j] = w * khat[ko + k * kdim + j];
+                            }
                     }
             keysValid = cacheKeys;
         }
@@ -324,10 +328,9 @@ public final class TuckerRetrieval {
                 MK.topK(A, aOff(h, side, t), keyNum, knn1, I1, ((t * heads + h) * 2 + side) * knn1, sc.val, 0);
             // 5. the per-rank scores S_ρ = ⟨q_ρ, k̂_ρ⟩ of the winners
             int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1;
-            for (int p = 0; p < r; p++) {
-                MK.rowDots(knn1, kdim, qcat, qOff(h, 0, t, p), khat, kOff(h, 0, p), I1, i1r, sc.rr, p, r);
-                MK.rowDots(knn1, kdim, qcat, qOff(h, 1, t, p), khat, kOff(h, 1, p), I1, i1c, sc.rc, p, r);
-            }
+            int rk = r * kdim;
+            MK.rowDots(knn1, r, kdim, qcat, qOff(h, 0, t, 0), khcat, (h * 2) * keyNum * rk, I1, i1r, sc.rr, 0);
+            MK.rowDots(knn1, r, kdim, qcat, qOff(h, 1, t, 0), khcat, (h * 2 + 1) * keyNum * rk, I1, i1c, sc.rc, 0);
             System.arraycopy(sc.rr, 0, R1, i1r * r, knn1 * r);
             System.arraycopy(sc.rc, 0, R1, i1c * r, knn1 * r);
             // 6. grid per core G_c = R_row · core_c · R_colᵀ; the sum over cores is one bilinear form
@@ -504,11 +507,7 @@ public final class TuckerRetrieval {
                     int ko = kOff(h, side, p);
                     for (int t = 0; t < n; t++) {
                         int io = ((t * heads + h) * 2 + side) * knn1;
-                        for (int i = 0; i < knn1; i++) {
-                            int key = I1[io + i];
-                            float g = dR1[(io + i) * r + p];
-                            if (g != 0) K.axpy(kdim, g, qs, (slot * n + t) * kdim, dkhat, ko + key * kdim);
-                        }
+                        MK.scatterRows(knn1, kdim, dR1, io * r + p, r, qs, (slot * n + t) * kdim, I1, io, dkhat, ko);
                     }
                 }
             });

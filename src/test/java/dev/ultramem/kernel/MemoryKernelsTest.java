@@ -114,23 +114,25 @@ class MemoryKernelsTest {
     void rowDotsMatchNaive() {
         Rng rng = new Rng(7);
         for (MemoryKernels mk : IMPLS)
-            for (int dim : new int[]{1, 5, 8, 32, 37}) {
-                int rowsN = 11, m = 6, stride = 3;
-                float[] q = new float[dim + 2], rows = new float[1 + rowsN * dim], out = new float[1 + m * stride];
-                rng.fillNormal(q, 1.0);
-                rng.fillNormal(rows, 1.0);
-                int[] idx = {9, 0, 3, 10, 3, 7, 2};
-                mk.rowDots(m, dim, q, 2, rows, 1, idx, 1, out, 1, stride);
-                for (int i = 0; i < m; i++) {
-                    double ref = 0, mag = 0;
-                    for (int j = 0; j < dim; j++) {
-                        double p = (double) q[2 + j] * rows[1 + idx[1 + i] * dim + j];
-                        ref += p;
-                        mag += Math.abs(p);
-                    }
-                    assertEquals(ref, out[1 + i * stride], 1e-6 * mag + 1e-30, mk.name() + " dim " + dim + " row " + i);
+            for (int parts : new int[]{1, 2, 3})
+                for (int dim : new int[]{1, 5, 8, 32, 37}) {
+                    int rowsN = 11, m = 6;
+                    float[] q = new float[2 + parts * dim], rows = new float[1 + rowsN * parts * dim], out = new float[1 + m * parts];
+                    rng.fillNormal(q, 1.0);
+                    rng.fillNormal(rows, 1.0);
+                    int[] idx = {9, 0, 3, 10, 3, 7, 2};
+                    mk.rowDots(m, parts, dim, q, 2, rows, 1, idx, 1, out, 1);
+                    for (int i = 0; i < m; i++)
+                        for (int p = 0; p < parts; p++) {
+                            double ref = 0, mag = 0;
+                            for (int j = 0; j < dim; j++) {
+                                double v = (double) q[2 + p * dim + j] * rows[1 + (idx[1 + i] * parts + p) * dim + j];
+                                ref += v;
+                                mag += Math.abs(v);
+                            }
+                            assertEquals(ref, out[1 + i * parts + p], 1e-6 * mag + 1e-30, mk.name() + " parts " + parts + " dim " + dim + " row " + i);
+                        }
                 }
-            }
     }
 
     @Test
@@ -157,6 +159,31 @@ class MemoryKernelsTest {
                 }
                 assertEquals(out0[0], out[0], 0f);
                 assertEquals(out0[1], out[1], 0f);
+            }
+    }
+
+    @Test
+    void scatterRowsMatchesNaive() {
+        Rng rng = new Rng(10);
+        for (MemoryKernels mk : IMPLS)
+            for (int dim : new int[]{1, 5, 8, 32, 37}) {
+                int rowsN = 11, m = 6, wStride = 3;
+                float[] w = new float[2 + m * wStride], src = new float[1 + dim], rows = new float[4 + rowsN * dim];
+                rng.fillNormal(w, 1.0);
+                rng.fillNormal(src, 1.0);
+                rng.fillNormal(rows, 1.0);
+                float[] rows0 = rows.clone();
+                int[] idx = {9, 0, 3, 10, 3, 7, 2};
+                mk.scatterRows(m, dim, w, 2, wStride, src, 1, idx, 1, rows, 4);
+                double[] ref = new double[rows.length], mag = new double[rows.length];
+                for (int q = 0; q < rows.length; q++) { ref[q] = rows0[q]; mag[q] = Math.abs(rows0[q]); }
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < dim; j++) {
+                        double p = (double) w[2 + i * wStride] * src[1 + j];
+                        ref[4 + idx[1 + i] * dim + j] += p;
+                        mag[4 + idx[1 + i] * dim + j] += Math.abs(p);
+                    }
+                for (int q = 0; q < rows.length; q++) assertEquals(ref[q], rows[q], 1e-6 * mag[q] + 1e-30, mk.name() + " dim " + dim + " at " + q);
             }
     }
 
