@@ -135,55 +135,34 @@ class MemoryKernelsTest {
                 }
     }
 
+    /** The two directions of the winners' key/query gradients: many rows into one, one row into many. */
     @Test
-    void rowsWeightedSumMatchesNaive() {
+    void rowsWeightedSumAndScatterRowsMatchNaive() {
         Rng rng = new Rng(9);
+        int[] idx = {9, 0, 3, 10, 3, 7, 2};
         for (MemoryKernels mk : IMPLS)
             for (int dim : new int[]{1, 5, 8, 32, 37}) {
                 int rowsN = 11, m = 6, wStride = 2;
-                float[] w = new float[1 + m * wStride], rows = new float[3 + rowsN * dim], out = new float[2 + dim];
+                float[] w = new float[1 + m * wStride], rows = new float[3 + rowsN * dim], one = new float[2 + dim];
                 rng.fillNormal(w, 1.0);
                 rng.fillNormal(rows, 1.0);
-                rng.fillNormal(out, 1.0);
-                float[] out0 = out.clone();
-                int[] idx = {9, 0, 3, 10, 3, 7, 2};
-                mk.rowsWeightedSum(m, dim, w, 1, wStride, rows, 3, idx, 1, out, 2);
-                for (int j = 0; j < dim; j++) {
-                    double ref = out0[2 + j], mag = Math.abs(out0[2 + j]);
-                    for (int i = 0; i < m; i++) {
-                        double p = (double) w[1 + i * wStride] * rows[3 + idx[1 + i] * dim + j];
-                        ref += p;
-                        mag += Math.abs(p);
-                    }
-                    assertEquals(ref, out[2 + j], 1e-6 * mag + 1e-30, mk.name() + " dim " + dim + " j " + j);
-                }
-                assertEquals(out0[0], out[0], 0f);
-                assertEquals(out0[1], out[1], 0f);
-            }
-    }
-
-    @Test
-    void scatterRowsMatchesNaive() {
-        Rng rng = new Rng(10);
-        for (MemoryKernels mk : IMPLS)
-            for (int dim : new int[]{1, 5, 8, 32, 37}) {
-                int rowsN = 11, m = 6, wStride = 3;
-                float[] w = new float[2 + m * wStride], src = new float[1 + dim], rows = new float[4 + rowsN * dim];
-                rng.fillNormal(w, 1.0);
-                rng.fillNormal(src, 1.0);
-                rng.fillNormal(rows, 1.0);
-                float[] rows0 = rows.clone();
-                int[] idx = {9, 0, 3, 10, 3, 7, 2};
-                mk.scatterRows(m, dim, w, 2, wStride, src, 1, idx, 1, rows, 4);
-                double[] ref = new double[rows.length], mag = new double[rows.length];
-                for (int q = 0; q < rows.length; q++) { ref[q] = rows0[q]; mag[q] = Math.abs(rows0[q]); }
+                rng.fillNormal(one, 1.0);
+                float[] rows0 = rows.clone(), one0 = one.clone();
+                double[] ref1 = new double[one.length], mag1 = new double[one.length], refR = new double[rows.length], magR = new double[rows.length];
+                for (int q = 0; q < one.length; q++) { ref1[q] = one0[q]; mag1[q] = Math.abs(one0[q]); }
+                for (int q = 0; q < rows.length; q++) { refR[q] = rows0[q]; magR[q] = Math.abs(rows0[q]); }
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < dim; j++) {
-                        double p = (double) w[2 + i * wStride] * src[1 + j];
-                        ref[4 + idx[1 + i] * dim + j] += p;
-                        mag[4 + idx[1 + i] * dim + j] += Math.abs(p);
+                        double g = w[1 + i * wStride], toOne = g * rows0[3 + idx[1 + i] * dim + j], toRows = g * one0[2 + j];
+                        ref1[2 + j] += toOne;
+                        mag1[2 + j] += Math.abs(toOne);
+                        refR[3 + idx[1 + i] * dim + j] += toRows;
+                        magR[3 + idx[1 + i] * dim + j] += Math.abs(toRows);
                     }
-                for (int q = 0; q < rows.length; q++) assertEquals(ref[q], rows[q], 1e-6 * mag[q] + 1e-30, mk.name() + " dim " + dim + " at " + q);
+                mk.rowsWeightedSum(m, dim, w, 1, wStride, rows, 3, idx, 1, one, 2);
+                for (int q = 0; q < one.length; q++) assertEquals(ref1[q], one[q], 1e-6 * mag1[q] + 1e-30, mk.name() + " gather dim " + dim + " at " + q);
+                mk.scatterRows(m, dim, w, 1, wStride, one0, 2, idx, 1, rows, 3);
+                for (int q = 0; q < rows.length; q++) assertEquals(refR[q], rows[q], 1e-6 * magR[q] + 1e-30, mk.name() + " scatter dim " + dim + " at " + q);
             }
     }
 
