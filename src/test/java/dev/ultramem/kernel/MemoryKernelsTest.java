@@ -176,7 +176,10 @@ class MemoryKernelsTest {
 
     static final Case[] CASES = {
             new Case(5, 3, 2, 32, 11, 1), new Case(4, 4, 2, 34, 7, 3), new Case(3, 5, 1, 17, 9, 2),
-            new Case(6, 2, 3, 48, 5, 1), new Case(2, 6, 2, 2, 4, 2), new Case(7, 3, 1, 96, 40, 4)};
+            new Case(6, 2, 3, 48, 5, 1), new Case(2, 6, 2, 2, 4, 2), new Case(7, 3, 1, 96, 40, 4),
+            // chunks of exactly 4 or 8 vectors take straight-line bodies (8 lanes: 32 and 64 floats; 16 lanes: 64 and 128)
+            new Case(5, 3, 2, 64, 11, 1), new Case(4, 3, 1, 64, 9, 2), new Case(3, 4, 3, 96, 7, 1),
+            new Case(3, 2, 2, 128, 6, 2), new Case(4, 2, 1, 128, 5, 1), new Case(3, 3, 2, 256, 5, 1)};
 
     static MemorySegment table(Arena a, Rng rng, long n) {
         MemorySegment s = a.allocate(n * 4, 64);
