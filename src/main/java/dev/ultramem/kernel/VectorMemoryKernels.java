@@ -374,6 +374,27 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     /** Same arithmetic as the scalar reference (a product, then one FMA per further rank): bit-identical. */
     @Override
     public void lowRankProduct(int m, int n, int r, float[] a, float[] bt, float[] out) {
+        if (n == 4 * L) { // one grid row is four vectors: straight line, the same arithmetic
+            for (int i = 0; i < m; i++) {
+                FloatVector a0 = FloatVector.broadcast(S, a[i * r]);
+                FloatVector g0 = FloatVector.fromArray(S, bt, 0).mul(a0), g1 = FloatVector.fromArray(S, bt, L).mul(a0),
+                        g2 = FloatVector.fromArray(S, bt, 2 * L).mul(a0), g3 = FloatVector.fromArray(S, bt, 3 * L).mul(a0);
+                for (int s = 1; s < r; s++) {
+                    FloatVector as = FloatVector.broadcast(S, a[i * r + s]);
+                    int so = s * n;
+                    g0 = FloatVector.fromArray(S, bt, so).fma(as, g0);
+                    g1 = FloatVector.fromArray(S, bt, so + L).fma(as, g1);
+                    g2 = FloatVector.fromArray(S, bt, so + 2 * L).fma(as, g2);
+                    g3 = FloatVector.fromArray(S, bt, so + 3 * L).fma(as, g3);
+                }
+                int o = i * n;
+                g0.intoArray(out, o);
+                g1.intoArray(out, o + L);
+                g2.intoArray(out, o + 2 * L);
+                g3.intoArray(out, o + 3 * L);
+            }
+            return;
+        }
         int nb = S.loopBound(n);
         for (int i = 0; i < m; i++) {
             int j = 0;
@@ -426,6 +447,19 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void scatterRows(int m, int dim, float[] w, int wOff, int wStride, float[] src, int srcOff, int[] idx, int idxOff,
                             float[] rows, int rowsOff) {
+        if (dim == 4 * L) { // the source row stays in registers; each target row is four straight-line updates
+            FloatVector s0 = FloatVector.fromArray(S, src, srcOff), s1 = FloatVector.fromArray(S, src, srcOff + L),
+                    s2 = FloatVector.fromArray(S, src, srcOff + 2 * L), s3 = FloatVector.fromArray(S, src, srcOff + 3 * L);
+            for (int i = 0; i < m; i++) {
+                FloatVector gv = FloatVector.broadcast(S, w[wOff + i * wStride]);
+                int ro = rowsOff + idx[idxOff + i] * dim;
+                s0.fma(gv, FloatVector.fromArray(S, rows, ro)).intoArray(rows, ro);
+                s1.fma(gv, FloatVector.fromArray(S, rows, ro + L)).intoArray(rows, ro + L);
+                s2.fma(gv, FloatVector.fromArray(S, rows, ro + 2 * L)).intoArray(rows, ro + 2 * L);
+                s3.fma(gv, FloatVector.fromArray(S, rows, ro + 3 * L)).intoArray(rows, ro + 3 * L);
+            }
+            return;
+        }
         int db = S.loopBound(dim);
         for (int i = 0; i < m; i++) {
             float g = w[wOff + i * wStride];
@@ -442,6 +476,20 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     public void rowDots(int m, int parts, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
                         float[] out, int outOff) {
         if (dim < L) { super.rowDots(m, parts, dim, q, qOff, rows, rowsOff, idx, idxOff, out, outOff); return; }
+        if (dim == 4 * L) { // the query part stays in registers; products summed as (p0 + p1) + (p2 + p3), then pairwise
+            for (int p = 0; p < parts; p++) {
+                int qo = qOff + p * dim;
+                FloatVector q0 = FloatVector.fromArray(S, q, qo), q1 = FloatVector.fromArray(S, q, qo + L),
+                        q2 = FloatVector.fromArray(S, q, qo + 2 * L), q3 = FloatVector.fromArray(S, q, qo + 3 * L);
+                for (int i = 0; i < m; i++) {
+                    int ro = rowsOff + (idx[idxOff + i] * parts + p) * dim;
+                    FloatVector acc = q0.mul(FloatVector.fromArray(S, rows, ro)).add(q1.mul(FloatVector.fromArray(S, rows, ro + L)))
+                            .add(q2.mul(FloatVector.fromArray(S, rows, ro + 2 * L)).add(q3.mul(FloatVector.fromArray(S, rows, ro + 3 * L))));
+                    out[outOff + i * parts + p] = pairwiseSum(acc);
+                }
+            }
+            return;
+        }
         int db = S.loopBound(dim);
         for (int i = 0; i < m; i++)
             for (int p = 0; p < parts; p++) {
