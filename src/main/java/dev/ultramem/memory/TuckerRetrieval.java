@@ -410,16 +410,29 @@ public final class TuckerRetrieval {
         if (n != this.n) throw new IllegalStateException("backward n differs from forward n");
         int r = rank, Q = nSlots * kdim;
        
-        // 7'–5'. grid → per-rank scores of the stage-1 winners (each token owns its rows: no races).
-        //     In the same pass ∂G_c/∂core_c = R_row ⊗ R_col, summed over tokens in double: one partial
-        //     sum per fixed token block, added in block order, so the result does not depend on the threads.
+        // 7'–5'. grid → per-rank scores of the stage-1 winners (each token owns its rows: no races), and
+        //     ∂G_c/∂core_c = R_row ⊗ R_col summed over tokens in double: one partial sum per fixed token
+        //     block, added in block order, so the result does not depend on the threads.
         int blocks = Math.min(n, CORE_GRAD_BLOCKS), cg = cores * heads * r * r;
         if (coreAcc.length < blocks * cg) coreAcc = new double[blocks * cg];
         Arrays.fill(coreAcc, 0, blocks * cg, 0);
         Parallel.forChunks(n, blocks, (b, t0, t1) -> {
+            // ∂L/∂core_c[h][p][s] = Σ_e ds_e,c · R_row[p] · R_col[s]: one register sum per element over the
+            // block's entries (a running sum in memory would chain every entry's update to the last one's)
+            for (int c = 0; c < cores; c++)
+                for (int h = 0; h < heads; h++)
+                    for (int p = 0; p < r; p++)
+                        for (int s = 0; s < r; s++) {
+                            double sum = 0;
+                            for (int t = t0; t < t1; t++) {
+                                int i1r = ((t * heads + h) * 2) * knn1, i1c = i1r + knn1, e0 = (t * heads + h) * knn;
+                                for (int e = e0; e < e0 + knn; e++)
+                                    sum += (double) dScores[e * cores + c] * R1[(i1r + selRow[e]) * r + p] * R1[(i1c + selCol[e]) * r + s];
+                            }
+                            coreAcc[b * cg + ((c * heads + h) * r + p) * r + s] = sum;
+                        }
             // M = Σ_c ∂L/∂G_c · core_c, so ∂L/∂R_row = M·R_col and ∂L/∂R_col = Mᵀ·R_row
             float[] mm = new float[r * r];
-            double[] acc = new double[cg]; // the block's partial sum, private until the end (no false sharing)
             Arrays.fill(dR1, t0 * heads * 2 * knn1 * r, t1 * heads * 2 * knn1 * r, 0f);
             for (int t = t0; t < t1; t++)
                 for (int h = 0; h < heads; h++) {
@@ -431,14 +444,8 @@ public final class TuckerRetrieval {
                         for (int c = 0; c < cores; c++) {
                             float ds = dScores[e * cores + c];
                             float[] cd = tuckerCore[c].data();
-                            int ao = (c * heads + h) * r * r, co0 = h * r * r;
-                            for (int p = 0; p < r; p++) {
-                                double a = (double) ds * R1[ro + p];
-                                for (int s = 0; s < r; s++) {
-                                    mm[p * r + s] += ds * cd[co0 + p * r + s];
-                                    acc[ao + p * r + s] += a * R1[co + s];
-                                }
-                            }
+                            int co0 = h * r * r;
+                            for (int k = 0; k < r * r; k++) mm[k] += ds * cd[co0 + k];
                         }
                         for (int p = 0; p < r; p++) {
                             float gr = 0, gc = 0;
@@ -451,7 +458,6 @@ public final class TuckerRetrieval {
                         }
                     }
                 }
-            System.arraycopy(acc, 0, coreAcc, b * cg, cg);
         });
         for (int c = 0; c < cores; c++) {
             float[] g = tuckerCore[c].grad();
