@@ -476,15 +476,17 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     public void rowDots(int m, int parts, int dim, float[] q, int qOff, float[] rows, int rowsOff, int[] idx, int idxOff,
                         float[] out, int outOff) {
         if (dim < L) { super.rowDots(m, parts, dim, q, qOff, rows, rowsOff, idx, idxOff, out, outOff); return; }
-        if (dim == 4 * L) { // the query part stays in registers; products summed as (p0 + p1) + (p2 + p3), then pairwise
+        if (dim == 4 * L) { // the query part stays in registers; the same FMA chain as the loop below, then pairwise
             for (int p = 0; p < parts; p++) {
                 int qo = qOff + p * dim;
                 FloatVector q0 = FloatVector.fromArray(S, q, qo), q1 = FloatVector.fromArray(S, q, qo + L),
                         q2 = FloatVector.fromArray(S, q, qo + 2 * L), q3 = FloatVector.fromArray(S, q, qo + 3 * L);
                 for (int i = 0; i < m; i++) {
                     int ro = rowsOff + (idx[idxOff + i] * parts + p) * dim;
-                    FloatVector acc = q0.mul(FloatVector.fromArray(S, rows, ro)).add(q1.mul(FloatVector.fromArray(S, rows, ro + L)))
-                            .add(q2.mul(FloatVector.fromArray(S, rows, ro + 2 * L)).add(q3.mul(FloatVector.fromArray(S, rows, ro + 3 * L))));
+                    FloatVector acc = q0.mul(FloatVector.fromArray(S, rows, ro));
+                    acc = q1.fma(FloatVector.fromArray(S, rows, ro + L), acc);
+                    acc = q2.fma(FloatVector.fromArray(S, rows, ro + 2 * L), acc);
+                    acc = q3.fma(FloatVector.fromArray(S, rows, ro + 3 * L), acc);
                     out[outOff + i * parts + p] = pairwiseSum(acc);
                 }
             }
