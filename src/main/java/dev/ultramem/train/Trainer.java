@@ -110,19 +110,23 @@ public final class Trainer {
      * budgetMillis (never more than the configured steps). Returns the new total.
      */
     public int fitStepsToTime(long budgetMillis, Listener listener) {
-        // the first steps run while the JIT compiles, so only the later probe steps are timed
-        int maxProbe = (int) Math.max(1, Math.min(8, job.train.warmupSteps - 1));
-        long start = System.nanoTime(), timedFrom = start;
-        int timedSteps = 0;
+        // The first steps run while the JIT compiles (the memory layers' kernels are compiled last), so
+        // the estimate is the median of the second half of the probe steps. The probe stays inside the
+        // warmup, where the total may still change, and takes at most an eighth of the budget.
+        int maxProbe = (int) Math.max(1, Math.min(24, Math.min(job.train.warmupSteps - 1, job.train.steps - 1)));
+        long start = System.nanoTime();
+        double[] ms = new double[maxProbe];
+        int probed = 0;
         for (int i = 0; i < maxProbe; i++) {
             long ts = System.nanoTime();
             float loss = trainStep();
-            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T / ((System.nanoTime() - ts) / 1e9));
-            if (i == 1) { timedFrom = System.nanoTime(); timedSteps = 0; } else if (i > 1) timedSteps++;
-            if (i >= 3 && (System.nanoTime() - start) / 1e6 > budgetMillis / 10.0) break;
+            ms[probed++] = (System.nanoTime() - ts) / 1e6;
+            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T / (ms[probed - 1] / 1e3));
+            if (i >= 3 && (System.nanoTime() - start) / 1e6 > budgetMillis / 8.0) break;
         }
-        double perStep = timedSteps > 0 ? (System.nanoTime() - timedFrom) / 1e6 / timedSteps
-                : (System.nanoTime() - start) / 1e6 / step;
+        double[] late = Arrays.copyOfRange(ms, probed / 2, probed);
+        Arrays.sort(late);
+        double perStep = late[late.length / 2];
         double spent = (System.nanoTime() - start) / 1e6;
         // evaluation passes cost about a third of a training step per batch
         double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
