@@ -76,9 +76,10 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     private static void swap(long[] a, int i, int j) { long t = a[i]; a[i] = a[j]; a[j] = t; }
 
     /**
-     * Threshold top-k: candidates strictly above the current k-th value (later indices lose ties) go
-     * into a buffer of 4k; a full buffer is cut back to its best k by quickselect, which raises the
-     * threshold; the final k are sorted by insertion.
+     * Inputs of up to {@link #SHORT_N} values go to {@link #countTopK} (starting from the block-maximum
+     * bound when k is at most an eighth of n). Longer inputs: threshold top-k, where candidates strictly
+     * above the current k-th value (later indices lose ties) go into a buffer of 4k; a full buffer is cut
+     * back to its best k by quickselect, which raises the threshold; the final k are sorted.
      * Whole vectors below the threshold are skipped with one compare.
      */
     @Override
@@ -211,7 +212,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
 
     /**
      * Top-k of a short input by counting. The candidates (the values ≥ bound, all of them when the
-     * bound is NaN or admits fewer than k) become signed keys, ascending = descending value, kept in
+     * bound is NaN or infinite or admits fewer than k) become signed keys, ascending = descending value, kept in
      * index order. A bisection over the key range finds the smallest T with at least k keys ≤ T,
      * each step one vector count over the candidates; it stops as soon as a step counts exactly k.
      * The result is every key below T plus the first (lowest index) of those equal to it, sorted.
@@ -310,9 +311,11 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
      */
     private static void rankSort(int[] okey, int[] oidx, int k, float[] x, int off, int[] idx, int idxOff, float[] val, int valOff) {
         if (k > 64) { // quadratic counting no longer pays: sort (key, index) pairs
-            long[] pairs = new long[k];
+            CountScratch sc = COUNT.get();
+            if (sc.pairs.length < k) sc.pairs = new long[k];
+            long[] pairs = sc.pairs;
             for (int a = 0; a < k; a++) pairs[a] = ((long) okey[a] << 32) | oidx[a];
-            java.util.Arrays.sort(pairs);
+            java.util.Arrays.sort(pairs, 0, k);
             for (int a = 0; a < k; a++) { idx[idxOff + a] = (int) pairs[a]; val[valOff + a] = x[off + (int) pairs[a]]; }
             return;
         }
@@ -344,6 +347,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     /** Per-thread buffers of the counting top-k (grown on demand, never per call). */
     private static final class CountScratch {
         int[] key = new int[0], cand = new int[0], okey = new int[0], oidx = new int[0];
+        long[] pairs = new long[0];
     }
 
     private static final ThreadLocal<CountScratch> COUNT = ThreadLocal.withInitial(CountScratch::new);
@@ -412,14 +416,20 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     }
 
     // lane permutations i -> i xor 2^s for the pairwise lane sum (constants, so each is one permute)
-    private static final VectorShuffle<Float> X1 = VectorShuffle.fromOp(S, i -> i ^ 1), X2 = VectorShuffle.fromOp(S, i -> i ^ 2),
-            X4 = L >= 8 ? VectorShuffle.fromOp(S, i -> i ^ 4) : null, X8 = L >= 16 ? VectorShuffle.fromOp(S, i -> i ^ 8) : null;
+    /** Whether {@link #pairwiseSum} has its permute tree for this lane count (4, 8 or 16 lanes). */
+    private static final boolean PAIRWISE = L == 4 || L == 8 || L == 16;
+    private static final VectorShuffle<Float> X1 = PAIRWISE ? VectorShuffle.fromOp(S, i -> i ^ 1) : null,
+            X2 = PAIRWISE ? VectorShuffle.fromOp(S, i -> i ^ 2) : null,
+            X4 = PAIRWISE && L >= 8 ? VectorShuffle.fromOp(S, i -> i ^ 4) : null,
+            X8 = PAIRWISE && L >= 16 ? VectorShuffle.fromOp(S, i -> i ^ 8) : null;
 
     /**
      * Sum of the lanes as a fixed pairwise tree of exact lanewise adds: unlike reduceLanes(ADD) the
      * order is the same in compiled and interpreted code, and it needs no round trip through memory.
+     * Other lane counts (2, or more than 16) sum the lanes in lane order.
      */
     static float pairwiseSum(FloatVector v) {
+        if (!PAIRWISE) return VectorKernels.sumLanes(v, VectorKernels.REDUCE.get());
         if (L >= 16) v = v.add(v.rearrange(X8));
         if (L >= 8) v = v.add(v.rearrange(X4));
         v = v.add(v.rearrange(X2));

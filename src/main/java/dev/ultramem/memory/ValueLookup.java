@@ -24,7 +24,7 @@ public final class ValueLookup {
     public int[] order = new int[0], segStart = new int[1], segRow = new int[0];
     public int nSeg;
     private int[] tmpOrder = new int[0];
-    /** Fixed slices of the sort passes (at least the thread count of any machine this runs on, cheap when idle). */
+    /** Fixed slices of the sort passes (fixed, so the order never depends on the threads; at most 8 run at once). */
     private static final int SORT_CHUNKS = 8;
     private int[] count = new int[0];
 
@@ -46,7 +46,8 @@ public final class ValueLookup {
             for (int e = e0; e < e1; e++) {
                 int zs = shuffle[z[e]];
                 shuffled[e] = zs;
-                // zs < keyNum², so the group is small (0 without key expansion) and the window wraps at most once
+                // the group is 0 without key expansion; offset < allValueNum and valueNum ≤ allValueNum, so the
+            // window wraps at most once
                 long g = zs < valueNum ? 0 : zs / valueNum, p = zs - g * valueNum + offset;
                 row[e] = (int) (p < allValueNum ? p : p - allValueNum);
                 col[e] = concat ? (int) (g * vdim) : 0;

@@ -112,7 +112,8 @@ public final class Trainer {
     public int fitStepsToTime(long budgetMillis, Listener listener) {
         // The first steps run while the JIT compiles (the memory layers' kernels are compiled last), so
         // the estimate is the median of the second half of the probe steps. The probe stays inside the
-        // warmup, where the total may still change, and takes at most an eighth of the budget.
+        // warmup, where the total may still change, and stops after the step that passes an eighth of
+        // the budget (at least four steps).
         int maxProbe = (int) Math.max(1, Math.min(24, Math.min(job.train.warmupSteps - 1, job.train.steps - 1)));
         long start = System.nanoTime();
         double[] ms = new double[maxProbe];
@@ -131,8 +132,8 @@ public final class Trainer {
         // evaluation passes cost about a third of a training step per batch
         double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
         long fit = step + (long) (Math.max(0, budgetMillis - spent) / (perStep * evalShare));
-        int steps = (int) Math.max(step + 1, Math.min(job.train.steps, fit));
-        if (step < job.train.warmupSteps) {
+        int steps = (int) Math.min(job.train.steps, Math.max(step + 1, fit));
+        if (step < job.train.warmupSteps && steps > step) {
             setTotalSteps(steps);
             // a short run still needs its cosine decay: warmup takes at most a fifth of it
             // (the probe steps already ran with the longer warmup's lower LR; config.json records the result)
