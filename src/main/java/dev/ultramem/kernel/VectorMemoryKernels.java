@@ -566,6 +566,31 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
     }
 
+    /** The transpose of {@link #addWeightedRow}: chunk c of the row at byte offset base += w[e·C + c] · vec[o + c·cw ...]. */
+    private static void addToRow(float[] vec, int o, int C, int cw, int bound, float[] w, int e, MemorySegment row, long base) {
+        if (blocked(cw)) {
+            for (int c = 0; c < C; c++) {
+                FloatVector wv = FloatVector.broadcast(S, w[e * C + c]);
+                long gb = base + (long) c * cw * Float.BYTES;
+                fma4Into(vec, o + c * cw, wv, row, gb);
+                if (cw == 8 * L) fma4Into(vec, o + c * cw + 4 * L, wv, row, gb + 16L * L);
+            }
+            return;
+        }
+        for (int c = 0; c < C; c++) {
+            int c0 = c * cw, j = 0;
+            FloatVector wv = FloatVector.broadcast(S, w[e * C + c]);
+            for (; j < bound; j += L) {
+                long bo = base + (long) (c0 + j) * Float.BYTES;
+                FloatVector.fromArray(S, vec, o + c0 + j).fma(wv, FloatVector.fromMemorySegment(S, row, bo, NO)).intoMemorySegment(row, bo, NO);
+            }
+            for (; j < cw; j++) {
+                long gi = base / Float.BYTES + c0 + j;
+                row.setAtIndex(F, gi, row.getAtIndex(F, gi) + w[e * C + c] * vec[o + c0 + j]);
+            }
+        }
+    }
+
     /** out[e·C + c] = ⟨table row at byte offset base, chunk c; vec[o + c·cw ...]⟩, lanes summed pairwise. */
     private static void dotRow(MemorySegment table, long base, int C, int cw, int bound, float[] vec, int o,
                                float[] out, int e) {
@@ -662,29 +687,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                 // grad + Σ over the segment's entries in order.
                 for (int q = segStart[s]; q < segStart[s + 1]; q++) {
                     int e = order[q];
-                    int o = (e / R) * stride + (col == null ? 0 : col[e]);
-                    if (blocked(cw)) {
-                        for (int c = 0; c < C; c++) {
-                            FloatVector wv = FloatVector.broadcast(S, w[e * C + c]);
-                            long gb = base + (long) c * cw * Float.BYTES;
-                            fma4Into(vec, o + c * cw, wv, grad, gb);
-                            if (cw == 8 * L) fma4Into(vec, o + c * cw + 4 * L, wv, grad, gb + 16L * L);
-                        }
-                        continue;
-                    }
-                    for (int c = 0; c < C; c++) {
-                        int c0 = c * cw, j = 0;
-                        FloatVector wv = FloatVector.broadcast(S, w[e * C + c]);
-                        for (; j < bound; j += L) {
-                            long bo = base + (long) (c0 + j) * Float.BYTES;
-                            FloatVector.fromArray(S, vec, o + c0 + j).fma(wv, FloatVector.fromMemorySegment(S, grad, bo, NO))
-                                    .intoMemorySegment(grad, bo, NO);
-                        }
-                        for (; j < cw; j++) {
-                            long gi = base / Float.BYTES + c0 + j;
-                            grad.setAtIndex(F, gi, grad.getAtIndex(F, gi) + w[e * C + c] * vec[o + c0 + j]);
-                        }
-                    }
+                    addToRow(vec, (e / R) * stride + (col == null ? 0 : col[e]), C, cw, bound, w, e, grad, base);
                 }
             }
         });
