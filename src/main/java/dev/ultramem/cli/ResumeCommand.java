@@ -36,19 +36,13 @@ final class ResumeCommand implements Callable<Integer> {
 
     @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
-    @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
-    double maxMinutes = 0;
-
-    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
-    Long stopAt;
-
-    @Option(names = "--quiet", description = "no progress output")
-    boolean quiet;
+    @CommandLine.Mixin RunOptions run = new RunOptions();
 
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
         threads.apply();
+        long maxMillis = run.maxMillis();
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, true);
         JobConfig job = ck.job();
         if (steps != null) {
@@ -72,7 +66,7 @@ final class ResumeCommand implements Callable<Integer> {
         o.println("output folder: " + dir.normalize());
         Trainer t = Trainer.resume(ck, job, corpus, dir);
         Runs.writeConfig(dir, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
+        Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
         Runs.printRunFiles(dir, o);
         return 0;
     }

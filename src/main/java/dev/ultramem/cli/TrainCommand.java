@@ -45,17 +45,10 @@ final class TrainCommand implements Callable<Integer> {
 
     @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
-    @Option(names = "--max-minutes", description = "stop (with a checkpoint) after this many minutes; 0 = no limit")
-    double maxMinutes = 0;
+    @CommandLine.Mixin RunOptions run = new RunOptions();
 
     @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
     boolean force;
-
-    @Option(names = "--stop-at", paramLabel = "STEP", description = "pause at this step (with a checkpoint); the schedule still targets --steps")
-    Long stopAt;
-
-    @Option(names = "--quiet", description = "no progress output")
-    boolean quiet;
 
     @Option(names = "--no-sample", description = "do not print a generated sample after training")
     boolean noSample;
@@ -64,7 +57,7 @@ final class TrainCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
         threads.apply();
-        if (maxMinutes < 0) throw new UserError("--max-minutes must be >= 0");
+        long maxMillis = run.maxMillis();
         List<String> sets = new ArrayList<>(overrides);
         if (steps != null) sets.add("train.steps=" + steps);
         String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
@@ -81,7 +74,7 @@ final class TrainCommand implements Callable<Integer> {
         o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
         Trainer t = Trainer.fresh(job, corpus, out);
         Runs.writeConfig(out, job);
-        Runs.train(t, o, e, quiet, (long) (maxMinutes * 60_000), stopAt);
+        Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
         Runs.printRunFiles(out, o);
         if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
         return 0;
