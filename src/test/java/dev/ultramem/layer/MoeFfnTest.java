@@ -79,10 +79,12 @@ class MoeFfnTest {
         return cfg.moeLbWeight * E * lb + cfg.moeZWeight * z / N;
     }
 
-    @Test
-    void topKEqualsAllIsTheDenseWeightedMixture() {
-        Rng rng = new Rng(1);
-        ModelConfig cfg = config(4, 4);
+    record Checked(MoeFfn m, ModelConfig cfg, float[] x) {}
+
+    /** A layer with E experts and top-k routing whose forward on random input is checked against the naive routing. */
+    static Checked forwardMatchesNaive(long seed, int E, int k) {
+        Rng rng = new Rng(seed);
+        ModelConfig cfg = config(E, k);
         MoeFfn m = build(cfg, rng);
         float[] x = TokenLayerGradCheck.randn(rng, N * D, 1);
         float[] y = new float[N * D];
@@ -91,22 +93,24 @@ class MoeFfnTest {
         double aux = naive(m, cfg, x, ref);
         for (int i = 0; i < N * D; i++) assertEquals(ref[i], y[i], 1e-5 * (1 + Math.abs(ref[i])), "y[" + i + "]");
         assertEquals(aux, m.auxLoss(), 1e-6 * Math.abs(aux));
+        return new Checked(m, cfg, x);
+    }
+
+    @Test
+    void topKEqualsAllIsTheDenseWeightedMixture() {
+        Checked c = forwardMatchesNaive(1, 4, 4);
+        MoeFfn m = c.m();
+        ModelConfig cfg = c.cfg();
         // with every expert chosen f_e = 1/E, so the load-balancing term is exactly w_lb
         assertEquals(cfg.moeLbWeight, m.lastLoadBalancingLoss(), 1e-6);
     }
 
     @Test
     void topKMatchesNaiveRouting() {
-        Rng rng = new Rng(2);
-        ModelConfig cfg = config(6, 2);
-        MoeFfn m = build(cfg, rng);
-        float[] x = TokenLayerGradCheck.randn(rng, N * D, 1);
-        float[] y = new float[N * D];
-        m.forward(x, y, N);
-        double[] ref = new double[N * D];
-        double aux = naive(m, cfg, x, ref);
-        for (int i = 0; i < N * D; i++) assertEquals(ref[i], y[i], 1e-5 * (1 + Math.abs(ref[i])), "y[" + i + "]");
-        assertEquals(aux, m.auxLoss(), 1e-6 * Math.abs(aux));
+        Checked c = forwardMatchesNaive(2, 6, 2);
+        MoeFfn m = c.m();
+        ModelConfig cfg = c.cfg();
+        float[] x = c.x(), y = new float[N * D];
         // one token routes to exactly k experts: router + k experts are read
         m.forward(x, y, 1);
         long expert = 3L * cfg.moeExpertHidden * D;

@@ -5,6 +5,7 @@ import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.ModelConfig;
+import org.junit.jupiter.api.DynamicTest;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -13,10 +14,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Locating and reading the golden reference files (layout: ../shared/golden/README.md). */
@@ -45,6 +48,17 @@ public final class GoldenFiles {
             }
         }
         return out;
+    }
+
+    /**
+     * One dynamic test per golden file of the given layer types, named after the file; fails when the
+     * folder holds none of them.
+     */
+    public static List<DynamicTest> testsPerFile(Consumer<Path> check, String... types) throws IOException {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Path p : filesOfType(types)) tests.add(DynamicTest.dynamicTest(p.getFileName().toString(), () -> check.accept(p)));
+        assertFalse(tests.isEmpty(), "no " + String.join(" or ", types) + " golden file in " + dir());
+        return tests;
     }
 
     /** The layer config of an UltraMem v1/v2 golden case (released mode, no aux losses). */

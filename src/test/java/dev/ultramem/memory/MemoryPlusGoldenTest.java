@@ -8,7 +8,6 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static dev.ultramem.memory.GoldenFiles.assertClose;
@@ -22,11 +21,7 @@ class MemoryPlusGoldenTest {
 
     @TestFactory
     List<DynamicTest> matchesOfficialMemoryPlus() throws Exception {
-        List<DynamicTest> tests = new ArrayList<>();
-        for (Path p : GoldenFiles.filesOfType("memory_plus"))
-            tests.add(DynamicTest.dynamicTest(p.getFileName().toString(), () -> check(p)));
-        assertFalse(tests.isEmpty(), "no memory_plus golden file in " + GoldenFiles.dir());
-        return tests;
+        return GoldenFiles.testsPerFile(MemoryPlusGoldenTest::check, "memory_plus");
     }
 
     /** The layer config of a golden case: official Memory+ leaves the keys unnormalised. */

@@ -39,11 +39,7 @@ class UltraMemGoldenTest {
 
     @TestFactory
     List<DynamicTest> goldenCases() throws Exception {
-        List<DynamicTest> tests = new ArrayList<>();
-        for (Path p : filesOfType("ultramem_v1", "ultramem_v2"))
-            tests.add(DynamicTest.dynamicTest(p.getFileName().toString(), () -> check(p)));
-        assertFalse(tests.isEmpty(), "no golden files in " + dir());
-        return tests;
+        return testsPerFile(UltraMemGoldenTest::check, "ultramem_v1", "ultramem_v2");
     }
 
     /** A layer built from a golden file with every weight and buffer loaded (u, v: the stored ones). */

@@ -11,7 +11,6 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static dev.ultramem.memory.GoldenFiles.assertClose;
@@ -27,11 +26,7 @@ class ModelGoldenTest {
 
     @TestFactory
     List<DynamicTest> goldenModels() throws Exception {
-        List<DynamicTest> tests = new ArrayList<>();
-        for (Path p : GoldenFiles.filesOfType("olmo_model"))
-            tests.add(DynamicTest.dynamicTest(p.getFileName().toString(), () -> check(p)));
-        assertFalse(tests.isEmpty(), "no olmo_model golden file in " + GoldenFiles.dir());
-        return tests;
+        return GoldenFiles.testsPerFile(ModelGoldenTest::check, "olmo_model");
     }
 
     static void check(Path path) {
