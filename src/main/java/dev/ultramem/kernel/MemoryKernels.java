@@ -110,16 +110,10 @@ public interface MemoryKernels {
     static MemoryKernels of(String name) { return Holder.select(name); }
 
     final class Holder {
-        static final MemoryKernels INSTANCE = select(System.getProperty("ultramem.kernels", "vector"));
+        static final MemoryKernels INSTANCE = select(KernelsHolder.configured());
 
         private Holder() {}
 
-        static MemoryKernels select(String name) {
-            return switch (name) {
-                case "scalar" -> new ScalarMemoryKernels();
-                case "vector" -> new VectorMemoryKernels();
-                default -> throw new IllegalArgumentException("ultramem.kernels must be scalar or vector, got " + name);
-            };
-        }
+        static MemoryKernels select(String name) { return KernelsHolder.byName(name, ScalarMemoryKernels::new, VectorMemoryKernels::new); }
     }
 }
