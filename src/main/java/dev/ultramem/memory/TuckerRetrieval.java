@@ -44,7 +44,8 @@ public final class TuckerRetrieval {
 
     // forward state (grown with n)
     private int cap = -1, n;
-    float[] qraw, qn, qrstd, qs;
+    float[] qraw, qn, qrstd;
+    private float[] qs;      // query slots as [slot][n][kdim], filled only for the balance loss's dense products
     final float[] kt, khat, krstd;
     float[] qcat;            // rank queries side by side [H][2][n][r·kdim]
     private final float[] kcat; // u- (row) or v- (column) scaled keys side by side [H][2][keyNum][r·kdim]
@@ -267,9 +268,6 @@ public final class TuckerRetrieval {
         // 1. query = query_norm(query_proj(x)), each kdim slot normalised on its own
         K.gemmNT(n, Q, d, x, 0, queryProj.data(), 0, qraw, 0, false);
         K.rmsnormForward(n * nSlots, kdim, qraw, 0, queryNorm.data(), EPS, qn, 0, qrstd, 0);
-        for (int t = 0; t < n; t++)
-            for (int s = 0; s < nSlots; s++)
-                System.arraycopy(qn, (t * nSlots + s) * kdim, qs, (s * n + t) * kdim, kdim);
         // 2. keys_norm over kdim for every key vector (transposed so the rank axis is outermost)
         if (!(cacheKeys && keysValid)) {
             float[] kd = keys.data();
@@ -485,6 +483,10 @@ public final class TuckerRetrieval {
         //     winners carry a gradient, so the products run over those keys only.
         Arrays.fill(dqs, 0, n * Q, 0f);
         if (balanceCoef > 0) {
+            // dense products over every key: each query slot as one [n][kdim] matrix
+            for (int t = 0; t < n; t++)
+                for (int s = 0; s < nSlots; s++)
+                    System.arraycopy(qn, (t * nSlots + s) * kdim, qs, (s * n + t) * kdim, kdim);
             for (int h = 0; h < heads; h++)
                 for (int side = 0; side < 2; side++)
                     for (int p = 0; p < r; p++) {
@@ -509,11 +511,10 @@ public final class TuckerRetrieval {
             Parallel.forRange(heads * 2 * r, 1, (b0, b1) -> {
                 for (int b = b0; b < b1; b++) {
                     int h = b / (2 * r), side = (b / r) % 2, p = b % r;
-                    int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
                     int ko = kOff(h, side, p);
                     for (int t = 0; t < n; t++) {
                         int io = ((t * heads + h) * 2 + side) * knn1;
-                        MK.scatterRows(knn1, kdim, dR1, io * r + p, r, qs, (slot * n + t) * kdim, I1, io, dkhat, ko);
+                        MK.scatterRows(knn1, kdim, dR1, io * r + p, r, qcat, qOff(h, side, t, p), I1, io, dkhat, ko);
                     }
                 }
             });
