@@ -3,7 +3,6 @@ package dev.ultramem.kernel;
 import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
@@ -22,13 +21,12 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
-    private static final VectorSpecies<Long> LS = LongVector.SPECIES_PREFERRED;
     private static final ByteOrder NO = ByteOrder.nativeOrder();
 
     @Override public String name() { return "vector"; }
 
     /** Per-thread candidate buffer of the top-k (grown on demand, never per call). */
-    private static final ThreadLocal<long[][]> TOPK_BUF = ThreadLocal.withInitial(() -> new long[][]{new long[128], new long[64]});
+    private static final ThreadLocal<long[][]> TOPK_BUF = ThreadLocal.withInitial(() -> new long[][]{new long[128]});
 
     /**
      * A candidate as one sortable long: ascending long order = descending value, then ascending index.
@@ -177,13 +175,11 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         }
         if (m > k) select(buf, m, k);
         if (m < k) return false;
-        if (k <= 64) { rankSort(buf, k, holder[1], x, off, idx, idxOff, val, valOff); return true; }
-        java.util.Arrays.sort(buf, 0, k);
-        for (int q = 0; q < k; q++) {
-            int id = (int) buf[q];
-            idx[idxOff + q] = id;
-            val[valOff + q] = x[off + id];
-        }
+        // the high word of a candidate is its sortKey, the low word its index
+        CountScratch sc = COUNT.get();
+        if (sc.okey.length < k) { sc.okey = new int[k]; sc.oidx = new int[k]; }
+        for (int q = 0; q < k; q++) { sc.okey[q] = (int) (buf[q] >>> 32); sc.oidx[q] = (int) buf[q]; }
+        rankSort(sc.okey, sc.oidx, k, x, off, idx, idxOff, val, valOff);
         return true;
     }
 
@@ -304,10 +300,10 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     }
 
     /**
-     * Writes the k selected (key, index) pairs in ascending key order, equal keys by ascending
-     * index (the order they were collected in). Each pair's rank is a vector count of smaller keys,
-     * so there is no mispredicting sort. Distinct keys give distinct ranks; when two ranks collide
-     * (equal keys, rare) the ranks are recounted with each key's earlier equals added.
+     * Writes the k selected (key, index) pairs, in any order, in ascending key order, equal keys by
+     * ascending index. Each pair's rank is a vector count of smaller keys, so there is no
+     * mispredicting sort. Distinct keys give distinct ranks; when two ranks collide (equal keys,
+     * rare) the ranks are recounted with each key's equals of lower index added.
      */
     private static void rankSort(int[] okey, int[] oidx, int k, float[] x, int off, int[] idx, int idxOff, float[] val, int valOff) {
         if (k > 64) { // quadratic counting no longer pays: sort (key, index) pairs
@@ -335,7 +331,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
         if (!collision) return;
         for (int a = 0; a < k; a++) {
             int ka = okey[a], r = 0;
-            for (int j = 0; j < k; j++) r += okey[j] < ka || (okey[j] == ka && j < a) ? 1 : 0;
+            for (int j = 0; j < k; j++) r += okey[j] < ka || (okey[j] == ka && oidx[j] < oidx[a]) ? 1 : 0;
             idx[idxOff + r] = oidx[a];
             val[valOff + r] = x[off + oidx[a]];
         }
@@ -351,29 +347,6 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     }
 
     private static final ThreadLocal<CountScratch> COUNT = ThreadLocal.withInitial(CountScratch::new);
-
-    /**
-     * Writes the k distinct keys of out in ascending order as (index, value). Each key's rank is the
-     * count of smaller keys, found with branch-free vector compares instead of a mispredicting sort.
-     */
-    private static void rankSort(long[] out, int k, long[] rank, float[] x, int off, int[] idx, int idxOff, float[] val, int valOff) {
-        java.util.Arrays.fill(rank, 0, k, 0);
-        int kb = LS.loopBound(k);
-        for (int j = 0; j < k; j++) {
-            long kj = out[j];
-            int a = 0;
-            for (; a < kb; a += LS.length()) {
-                LongVector r = LongVector.fromArray(LS, rank, a);
-                r.add(1L, LongVector.fromArray(LS, out, a).compare(VectorOperators.GT, kj)).intoArray(rank, a);
-            }
-            for (; a < k; a++) rank[a] += out[a] > kj ? 1 : 0;
-        }
-        for (int a = 0; a < k; a++) {
-            int r = (int) rank[a], id = (int) out[a];
-            idx[idxOff + r] = id;
-            val[valOff + r] = x[off + id];
-        }
-    }
 
     /** Same arithmetic as the scalar reference (a product, then one FMA per further rank): bit-identical. */
     @Override
