@@ -23,8 +23,15 @@ public final class MemoryStats {
         top1Sum = topkSum = outSum = outSq = 0;
     }
 
+    /** One TDQKR layer's forward over n tokens: rows selected, selection scores and the output y [n][d]. */
+    void record(ValueLookup lk, TuckerRetrieval r, float[] y, int n, int d) {
+        recordRows(lk, n * r.heads * r.knn);
+        recordScores(r.sumScores, n, r.heads, r.knn);
+        recordOutput(y, n * d);
+    }
+
     /** Counts per distinct row from the lookup's row-grouped segments (built by {@link ValueLookup#address}). */
-    void recordRows(ValueLookup lk, int m) {
+    private void recordRows(ValueLookup lk, int m) {
         for (int s = 0; s < lk.nSeg; s++) {
             int l = (int) lk.localRow(lk.segRow[s]);
             if (counts[l] == 0) distinct++;
@@ -34,7 +41,7 @@ public final class MemoryStats {
     }
 
     /** sumScores [t][h][knn], each head's list sorted descending. */
-    void recordScores(float[] sumScores, int n, int heads, int knn) {
+    private void recordScores(float[] sumScores, int n, int heads, int knn) {
         for (int t = 0; t < n; t++)
             for (int h = 0; h < heads; h++) {
                 int o = (t * heads + h) * knn;
@@ -45,7 +52,7 @@ public final class MemoryStats {
             }
     }
 
-    void recordOutput(float[] y, int len) {
+    private void recordOutput(float[] y, int len) {
         // four interleaved partial sums (a fixed order) so the adds do not wait on each other
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
         int i = 0;

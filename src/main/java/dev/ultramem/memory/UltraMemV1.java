@@ -123,9 +123,7 @@ public final class UltraMemV1 implements TokenLayer {
         // 10. y = values_proj(concat_g o_g)
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
         lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel() + (long) lookup.nSeg * vdim);
-        stats.recordRows(lookup, n * R);
-        stats.recordScores(retrieval.sumScores, n, heads, knn);
-        stats.recordOutput(y, n * d);
+        stats.record(lookup, retrieval, y, n, d);
     }
 
     @Override

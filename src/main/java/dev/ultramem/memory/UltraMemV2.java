@@ -181,9 +181,7 @@ public final class UltraMemV2 implements TokenLayer {
         }
         lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel()
                 + (preValuesProj == null ? 0 : preValuesProj.numel()) + (long) lookup.nSeg * (vdim + preVdim));
-        stats.recordRows(lookup, m);
-        stats.recordScores(retrieval.sumScores, n, heads, knn);
-        stats.recordOutput(y, n * d);
+        stats.record(lookup, retrieval, y, n, d);
     }
 
     @Override
