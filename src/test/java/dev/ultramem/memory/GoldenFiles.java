@@ -61,9 +61,9 @@ public final class GoldenFiles {
         return tests;
     }
 
-    /** The layer config of an UltraMem v1/v2 golden case (released mode, no aux losses). */
-    public static ModelConfig layerConfig(JsonNode meta) {
-        JsonNode h = meta.get("hyper"), dv = meta.get("derived");
+    /** The fields every memory-layer golden case has: layer type, width, keys, values, knn and heads. */
+    public static ModelConfig memoryConfig(JsonNode meta) {
+        JsonNode h = meta.get("hyper");
         ModelConfig c = new ModelConfig();
         c.memType = meta.get("layer_type").asText();
         c.dModel = meta.get("d").asInt();
@@ -72,6 +72,13 @@ public final class GoldenFiles {
         c.memVdim = h.get("vdim").asInt();
         c.memKnn = h.get("knn").asInt();
         c.memHead = h.get("head").asInt();
+        return c;
+    }
+
+    /** The layer config of an UltraMem v1/v2 golden case (released mode, no aux losses). */
+    public static ModelConfig layerConfig(JsonNode meta) {
+        JsonNode h = meta.get("hyper"), dv = meta.get("derived");
+        ModelConfig c = memoryConfig(meta);
         c.memTuckerRank = dv.get("tucker_rank").asInt();
         c.memTuckerCores = dv.get("tucker_multihead").asInt();
         c.memQueryMode = "released";

@@ -26,15 +26,7 @@ class MemoryPlusGoldenTest {
 
     /** The layer config of a golden case: official Memory+ leaves the keys unnormalised. */
     static ModelConfig config(JsonNode meta) {
-        JsonNode h = meta.get("hyper");
-        ModelConfig cfg = new ModelConfig();
-        cfg.memType = "memory_plus";
-        cfg.dModel = meta.get("d").asInt();
-        cfg.memKnum = h.get("knum").asInt();
-        cfg.memKdim = h.get("kdim").asInt();
-        cfg.memVdim = h.get("vdim").asInt();
-        cfg.memKnn = h.get("knn").asInt();
-        cfg.memHead = h.get("head").asInt();
+        ModelConfig cfg = GoldenFiles.memoryConfig(meta);
         cfg.memKeyNorm = false;
         cfg.nLayers = 1;
         cfg.nHeads = 1;
