@@ -489,8 +489,8 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
 
     // Row chunks of exactly 4 or 8 vectors (value and pre-value rows as the presets size them) take
     // straight-line bodies in the gather and the scatter: with per-chunk loops of a few iterations the
-    // loop control costs as much as the arithmetic (measured 40% slower per entry on cache-resident
-    // rows). The gathered dot keeps its loop: one FMA chain per chunk measured faster than a blocked body.
+    // loop control costs about as much as the arithmetic. The gathered dot keeps its loop: one FMA chain
+    // per chunk was faster than a blocked body when tried.
 
     /** Whether a chunk of cw floats is one of the straight-line shapes (4 or 8 whole vectors). */
     private static boolean blocked(int cw) { return cw == 4 * L || cw == 8 * L; }
