@@ -10,7 +10,8 @@ import java.util.Random;
 
 /**
  * In-process GEMM benchmark: GFLOP/s of {@link Kernels#get()} on 1024³ in the three layouts, on the
- * shapes of a training step (d = 256, 4096 tokens) and on decode GEMVs, with 1 thread and with N threads.
+ * shapes of a training step (d = 256, 4096 tokens) and on decode GEMVs, with 1 thread and with N threads, after
+ * the machine's ceiling (a register-only FMA loop, {@link FmaPeak}).
  * Each figure is the best of several timed samples after a warm-up (the best sample is the least disturbed
  * by other processes sharing the cores).
  */
@@ -50,6 +51,9 @@ public final class KernelBench {
         out.printf("%-4s %6s %6s %6s  %-18s %10s %10s %10s%n", "op", "M", "N", "K", "use", "1 thr", "1 thr cpu", threads + " thr");
         Random rnd = new Random(1);
         try {
+            int loops = quick ? 10 : 40;
+            double peak1 = FmaPeak.measure(1, loops, samples), peakN = threads == 1 ? peak1 : FmaPeak.measure(threads, loops, samples);
+            out.printf("%-4s %6s %6s %6s  %-18s %10.1f %10s %10.1f%n", "FMA", "", "", "", "peak (no memory)", peak1, "", peakN);
             for (Shape s : SHAPES) {
                 float[] a = rand(rnd, (long) s.m * s.k), b = rand(rnd, (long) s.n * s.k), c = new float[s.m * s.n];
                 double[] g1 = measure(kn, s, a, b, c, 1, sampleSec, samples);
