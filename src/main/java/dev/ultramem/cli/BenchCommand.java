@@ -22,8 +22,8 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Benchmarks: kernels, memory and FFN layers, training throughput of full steps on a preset",
-                "(default ref-256, B=16, T=256), and batch-1 decode speed with the implied memory bandwidth."})
+        description = {"Benchmarks kernels, memory and FFN layers, training steps and batch-1 decoding.",
+                "Training throughput is measured in full steps on a preset (default ref-256, B=16, T=256); decoding also reports the implied memory bandwidth."})
 final class BenchCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

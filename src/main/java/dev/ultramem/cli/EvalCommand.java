@@ -17,8 +17,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "eval", mixinStandardHelpOptions = true,
-        description = {"Validation loss, bits per byte and perplexity of a checkpoint on text files (whole text,",
-                "in non-overlapping windows) or on the validation split of the checkpoint's training data."})
+        description = {"Validation loss, bits per byte and perplexity of a checkpoint: on text files (non-overlapping windows spread evenly over the text, up to --max-batches batches) or on the validation split of the checkpoint's training data."})
 final class EvalCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -41,6 +40,7 @@ final class EvalCommand implements Callable<Integer> {
         PrintWriter o = spec.commandLine().getOut();
         threads.apply();
         if (maxBatches < 1) throw new UserError("--max-batches must be >= 1");
+        if (builtin && !data.isEmpty()) throw new UserError("--builtin and --data choose different texts; pass one of them");
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         int B = ck.job().train.batchSize, T = ck.job().train.seqLen;
         byte[] text;
@@ -52,7 +52,11 @@ final class EvalCommand implements Callable<Integer> {
             text = Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, ck.job().train.valFraction).val();
             what = "built-in corpus, validation split";
         } else {
-            text = Corpus.fromSource(ck.progress().dataSource(), ck.job().train.valFraction).val();
+            var was = ck.progress().dataSource();
+            Corpus corpus = Corpus.fromSource(was, ck.job().train.valFraction);
+            if (was.has("crc32") && was.get("crc32").asLong() != corpus.source().get("crc32").asLong())
+                throw new UserError("the training data changed since the checkpoint was written, so its validation split moved; pass the text with --data");
+            text = corpus.val();
             what = "validation split of the training data";
         }
         if (text.length < T + 1) throw new UserError("evaluation text has " + text.length + " bytes, needs at least seq_len+1 = " + (T + 1));
@@ -60,7 +64,9 @@ final class EvalCommand implements Callable<Integer> {
         int batches = (int) Math.max(1, Math.min(maxBatches, (windows + B - 1) / B));
         float loss = Trainer.evaluate(ck.model(), text, batches, B, T);
         o.println("checkpoint: " + ck.file() + " (step " + ck.progress().step() + ")");
-        o.println("data: " + what + ", " + text.length + " bytes, " + batches + " batches of " + B + " x " + T);
+        long scored = Math.min((long) batches * B * T, windows * T);
+        o.println("data: " + what + ", " + text.length + " bytes; scored " + scored + " of them in " + batches + " batches of " + B + " x " + T
+                + (scored < windows * T ? " (--max-batches to score more)" : ""));
         o.printf("loss %.4f nats/byte%nbits per byte %.4f%nperplexity %.3f%n", loss, loss / Math.log(2), Math.exp(loss));
         return 0;
     }

@@ -23,8 +23,8 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "import", mixinStandardHelpOptions = true,
-        description = {"Converts weights stored under the official PyTorch names (OLMo with UltraMem, UltraMemV2 or",
-                "Memory+ layers, e.g. a state dict saved as safetensors) into a checkpoint of this engine.",
+        description = {"Converts weights stored under the official PyTorch names into a checkpoint of this engine.",
+                "Models: OLMo with UltraMem, UltraMemV2 or Memory+ layers, e.g. a state dict saved as safetensors.",
                 "The official model config comes from --config (JSON/YAML, the official ModelConfig fields, or a",
                 "file with a 'model' section) or from the file's metadata ('config' -> 'model_config').",
                 "The model runs in released mode: it computes what the official code computes."})

@@ -1,5 +1,6 @@
 package dev.ultramem.cli;
 
+import dev.ultramem.core.UserError;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.model.Model;
@@ -50,6 +51,8 @@ final class InfoCommand implements Callable<Integer> {
         JobConfig job;
         Model model;
         if (checkpoint != null) {
+            if (preset != null || config != null || !overrides.isEmpty())
+                throw new UserError("--preset, --config and --set describe a new model; they cannot be combined with a checkpoint");
             Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
             job = ck.job();
             model = ck.model();

@@ -61,6 +61,7 @@ public final class Main implements Callable<Integer> {
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
         threads.apply();
+        long budget = RunOptions.maxMillis(maxMinutes), limit = budget;
         List<String> sets = new ArrayList<>(overrides);
         if (steps != null) sets.add("train.steps=" + steps);
         JobConfig job = JobConfig.build(preset, null, sets);
@@ -68,8 +69,8 @@ public final class Main implements Callable<Integer> {
         o.println("ultramem default job: preset " + preset + ", built-in synthetic corpus (" + corpus.totalBytes() + " bytes), "
                 + Parallel.threads() + " threads, up to " + maxMinutes + " min");
         o.println("output folder: " + out.toAbsolutePath().normalize());
+        Runs.checkWritable(out);
         Trainer t = Trainer.fresh(job, corpus, out);
-        long budget = (long) (maxMinutes * 60_000), limit = budget;
         if (steps == null && budget > 0) {
             long t0 = System.currentTimeMillis();
             // the first steps measure the speed of this machine; the run is then sized to the time budget
@@ -78,7 +79,6 @@ public final class Main implements Callable<Integer> {
             job.train.evalEvery = Math.max(10, Math.min(job.train.evalEvery, fitted / 6));  // a few points on the validation curve
             limit = Math.max(1, budget + budget / 4 - (System.currentTimeMillis() - t0));  // safety net only
         }
-        Runs.writeConfig(out, job);
         Runs.train(t, o, e, quiet, limit, null);
         Runs.printRunFiles(out, o);
         Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
@@ -89,6 +89,11 @@ public final class Main implements Callable<Integer> {
     /** A command line whose errors print one line: UserError exits 2, anything else 1. */
     public static CommandLine commandLine(PrintWriter out, PrintWriter err, boolean debug) {
         CommandLine cl = new CommandLine(new Main());
+        // an empty path would silently mean the current folder
+        cl.registerConverter(Path.class, s -> {
+            if (s.isBlank()) throw new CommandLine.TypeConversionException("empty path");
+            return Path.of(s);
+        });
         cl.setOut(out);
         cl.setErr(err);
         cl.setParameterExceptionHandler((ex, args) -> {

@@ -11,14 +11,15 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "resume", mixinStandardHelpOptions = true,
-        description = {"Continues training from a checkpoint file or run folder. Weights, optimizer state and the",
-                "data sampler's RNG are restored, so the loss curve is exactly that of an uninterrupted run."})
+        description = {"Continues training from a checkpoint file or run folder.",
+                "Weights, optimizer state and the data sampler's RNG are restored, so the loss curve is exactly that of an uninterrupted run."})
 final class ResumeCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -33,6 +34,9 @@ final class ResumeCommand implements Callable<Integer> {
 
     @Option(names = "--data", arity = "1..*", paramLabel = "TEXT", description = "train on these files instead of the checkpoint's data")
     List<Path> data = new ArrayList<>();
+
+    @Option(names = "--force", description = "with --out: overwrite a folder that holds another run's checkpoint")
+    boolean force;
 
     @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
@@ -62,12 +66,24 @@ final class ResumeCommand implements Callable<Integer> {
             corpus = Corpus.load(data, job.train.valFraction);
         }
         Path dir = out != null ? out : ck.file().toAbsolutePath().getParent();
+        Path target = dir.resolve(Checkpoint.LATEST);
+        if (!force && Files.exists(target) && !sameFile(target, ck.file()))
+            throw new UserError(dir + " already holds another run's checkpoint; choose another --out or pass --force to overwrite it");
         o.println("resuming " + ck.file() + " at step " + ck.progress().step() + " of " + job.train.steps);
         o.println("output folder: " + dir.normalize());
+        Runs.checkWritable(dir);
         Trainer t = Trainer.resume(ck, job, corpus, dir);
-        Runs.writeConfig(dir, job);
+        if (!sameFile(target, ck.file())) t.dropStaleDiagnostics();  // another run's folder, or a new one
         Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
         Runs.printRunFiles(dir, o);
         return 0;
+    }
+
+    private static boolean sameFile(Path a, Path b) {
+        try {
+            return Files.isSameFile(a, b);
+        } catch (java.io.IOException e) {
+            return false;
+        }
     }
 }

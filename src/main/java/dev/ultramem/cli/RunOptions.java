@@ -16,7 +16,12 @@ final class RunOptions {
 
     /** The time limit in milliseconds (0 = none); a negative --max-minutes is an error. */
     long maxMillis() {
-        if (maxMinutes < 0) throw new UserError("--max-minutes must be >= 0");
+        return maxMillis(maxMinutes);
+    }
+
+    /** Milliseconds of a --max-minutes value; a negative or non-finite value is an error. */
+    static long maxMillis(double maxMinutes) {
+        if (!(maxMinutes >= 0) || Double.isInfinite(maxMinutes)) throw new UserError("--max-minutes must be a number >= 0, got " + maxMinutes);
         return (long) (maxMinutes * 60_000);
     }
 }

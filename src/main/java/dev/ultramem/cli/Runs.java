@@ -4,11 +4,9 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.infer.Generator;
 import dev.ultramem.infer.Sampler;
-import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelCosts;
 import dev.ultramem.train.Checkpoint;
-import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.Trainer;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
@@ -35,10 +33,11 @@ final class Runs {
         return c != null && c.isTerminal();
     }
 
-    static void writeConfig(Path out, JobConfig job) {
+    /** Fails early, before any training, when the run folder cannot be created or written. */
+    static void checkWritable(Path out) {
         try {
             Files.createDirectories(out);
-            Files.writeString(out.resolve("config.json"), Configs.JSON.writeValueAsString(job.toTree()) + "\n");
+            Files.delete(Files.createTempFile(out, ".write-test", ".tmp"));
         } catch (IOException e) {
             throw new UserError(out + ": cannot write to the output folder (" + e.getMessage() + ")");
         }

@@ -31,7 +31,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--config", paramLabel = "FILE", description = "JSON or YAML file with 'model' and 'train' sections")
     Path config;
 
-    @Option(names = "--preset", description = "named preset (default: ${DEFAULT-VALUE} unless --config is given)")
+    @Option(names = "--preset", description = "named preset (default: " + Main.DEFAULT_PRESET + " unless --config is given)")
     String preset;
 
     @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override, e.g. --set train.lr=1e-3 --set model.d_model=128")
@@ -72,8 +72,8 @@ final class TrainCommand implements Callable<Integer> {
         o.println("data: " + (inputs.isEmpty() ? "built-in synthetic corpus" : inputs.toString()) + ", "
                 + corpus.train().length + " training bytes, " + corpus.val().length + " validation bytes");
         o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
+        Runs.checkWritable(out);
         Trainer t = Trainer.fresh(job, corpus, out);
-        Runs.writeConfig(out, job);
         Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
         Runs.printRunFiles(out, o);
         if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);

@@ -7,4 +7,12 @@ package dev.ultramem.core;
 public class UserError extends RuntimeException {
     public UserError(String message) { super(message); }
     public UserError(String message, Throwable cause) { super(message, cause); }
+
+    /** The one-line error for a file that could not be read, naming the cause a user can act on. */
+    public static UserError cannotRead(java.nio.file.Path file, java.io.IOException e) {
+        if (e instanceof java.nio.file.NoSuchFileException) return new UserError(file + ": file not found");
+        if (e instanceof java.nio.file.AccessDeniedException) return new UserError(file + ": permission denied");
+        if (java.nio.file.Files.isDirectory(file)) return new UserError(file + ": is a folder, not a file");
+        return new UserError(file + ": cannot read (" + e.getMessage() + ")", e);
+    }
 }

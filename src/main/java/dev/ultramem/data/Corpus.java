@@ -12,9 +12,7 @@ import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.MalformedInputException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -89,12 +87,8 @@ public record Corpus(byte[] train, byte[] val, ObjectNode source) {
             byte[] b;
             try {
                 b = Files.readAllBytes(f);
-            } catch (NoSuchFileException e) {
-                throw new UserError(f + ": file not found");
-            } catch (AccessDeniedException e) {
-                throw new UserError(f + ": permission denied");
             } catch (IOException e) {
-                throw new UserError(f + ": cannot read (" + e.getMessage() + ")");
+                throw UserError.cannotRead(f, e);
             } catch (OutOfMemoryError e) {
                 throw new UserError(f + ": file too large to load");
             }

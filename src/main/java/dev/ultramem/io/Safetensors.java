@@ -14,8 +14,8 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Iterator;
@@ -142,12 +142,9 @@ public final class Safetensors implements AutoCloseable {
                 entries.put(name, new Entry(name, dtype, shape, body.asSlice(begin, end - begin)));
             }
             return new Safetensors(path, arena, entries, meta);
-        } catch (NoSuchFileException e) {
-            arena.close();
-            throw new UserError(path + ": file not found");
         } catch (IOException e) {
             arena.close();
-            throw new UserError(path + ": cannot read (" + e.getMessage() + ")");
+            throw UserError.cannotRead(path, e);
         } catch (UserError | ArithmeticException e) {
             arena.close();
             if (e instanceof UserError ue) throw ue;
@@ -235,6 +232,9 @@ public final class Safetensors implements AutoCloseable {
         Files.createDirectories(dir);
         Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
         try {
+            // temp files are created owner-only; the renamed file gets the usual rw-r--r-- of the run's other files
+            if (tmp.getFileSystem().supportedFileAttributeViews().contains("posix"))
+                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
                  Arena arena = Arena.ofConfined()) {
                 MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);

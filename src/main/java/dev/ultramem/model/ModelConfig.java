@@ -96,6 +96,13 @@ public final class ModelConfig {
 
     /** Checks every value; throws a one-line {@link UserError} naming the key. */
     public ModelConfig validate() {
+        for (var e : java.util.Map.of("rope_theta", ropeTheta, "norm_eps", normEps, "init_std", initStd,
+                "init_cutoff_factor", initCutoffFactor, "moe_lb_weight", moeLbWeight, "moe_zweight", moeZWeight,
+                "mem_share_ratio", memShareRatio, "mem_tucker_tau", memTuckerTau, "mem_key_balance_coef", memKeyBalanceCoef,
+                "mem_output_dropout", memOutputDropout).entrySet())
+            if (!Double.isFinite(e.getValue())) throw new UserError("config: " + e.getKey() + " must be a finite number, got " + e.getValue());
+        if (memTuckerPenalty != null && !Double.isFinite(memTuckerPenalty))
+            throw new UserError("config: mem_tucker_penalty must be a finite number, got " + memTuckerPenalty);
         positive("vocab_size", vocabSize);
         positive("d_model", dModel);
         positive("n_layers", nLayers);
@@ -106,6 +113,7 @@ public final class ModelConfig {
         if (!(normEps > 0)) throw new UserError("config: norm_eps must be > 0");
         if (!(ropeTheta > 0)) throw new UserError("config: rope_theta must be > 0");
         if (initStd < 0) throw new UserError("config: init_std must be >= 0");
+        if (!(initCutoffFactor > 0)) throw new UserError("config: init_cutoff_factor must be > 0");
         switch (ffnType) {
             case "dense" -> {
                 positive("mlp_hidden_size", mlpHiddenSize);
@@ -116,6 +124,7 @@ public final class ModelConfig {
                 positive("moe_top_k", moeTopK);
                 positive("moe_expert_hidden", moeExpertHidden);
                 if (moeTopK > moeNumExperts) throw new UserError("config: moe_top_k (" + moeTopK + ") exceeds moe_num_experts (" + moeNumExperts + ")");
+                if (moeLbWeight < 0 || moeZWeight < 0) throw new UserError("config: moe_lb_weight and moe_zweight must be >= 0");
             }
             default -> throw new UserError("config: ffn_type must be dense or moe, got '" + ffnType + "'");
         }
@@ -149,6 +158,7 @@ public final class ModelConfig {
         if ((memTuckerPenalty != null && memTuckerPenalty < 0) || memKeyBalanceCoef < 0) throw new UserError("config: loss coefficients must be >= 0");
         if (memVdim % memTuckerCores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
         if (memType.equals("memory_plus") && memVdim != dModel) throw new UserError("config: memory_plus needs mem_vdim == d_model");
+        if (memInsertWay == null || memInsertWay.isBlank()) throw new UserError("config: mem_insert_way is empty (use full, no_mem or a:b/c:d/...)");
         MemoryPlacement.parse(memInsertWay, nLayers); // validates
     }
 

@@ -36,6 +36,10 @@ public final class TrainConfig {
     public double valFraction = 0.05;
 
     public TrainConfig validate() {
+        finite("lr", lr); finite("final_lr_ratio", finalLrRatio); finite("beta1", beta1); finite("beta2", beta2);
+        finite("eps", eps); finite("weight_decay", weightDecay); finite("grad_clip", gradClip);
+        finite("mem_value_lr_times", memValueLrTimes); finite("mem_value_lr_max_steps_rate", memValueLrMaxStepsRate);
+        finite("memory_plus_value_lr", memoryPlusValueLr); finite("val_fraction", valFraction);
         pos("steps", steps); pos("batch_size", batchSize); pos("seq_len", seqLen);
         if (!(lr > 0)) throw new UserError("config: lr must be > 0");
         if (warmupSteps < 0) throw new UserError("config: warmup_steps must be >= 0");
@@ -45,9 +49,14 @@ public final class TrainConfig {
         if (weightDecay < 0) throw new UserError("config: weight_decay must be >= 0");
         if (gradClip < 0) throw new UserError("config: grad_clip must be >= 0 (0 disables clipping)");
         if (memValueLrTimes <= 0 || memValueLrMaxStepsRate <= 0) throw new UserError("config: mem_value_lr_times and mem_value_lr_max_steps_rate must be > 0");
+        if (!(memoryPlusValueLr > 0)) throw new UserError("config: memory_plus_value_lr must be > 0");
         pos("eval_every", evalEvery); pos("eval_batches", evalBatches); pos("checkpoint_every", checkpointEvery); pos("log_every", logEvery);
         if (!(valFraction > 0 && valFraction < 0.5)) throw new UserError("config: val_fraction must be in (0, 0.5)");
         return this;
+    }
+
+    static void finite(String k, double v) {
+        if (!Double.isFinite(v)) throw new UserError("config: " + k + " must be a finite number, got " + v);
     }
 
     private static void pos(String k, int v) { if (v <= 0) throw new UserError("config: " + k + " must be > 0, got " + v); }

@@ -3,6 +3,7 @@ package dev.ultramem.train;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
 import dev.ultramem.data.Corpus;
+import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.StepProfile;
 
@@ -74,7 +75,19 @@ public final class Trainer {
         Model model = new Model(job.model);
         model.initialize(job.train.seed);
         model.afterWeightsChanged();
-        return new Trainer(job, model, new AdamW(model.params(), job.train), corpus, outDir);
+        Trainer t = new Trainer(job, model, new AdamW(model.params(), job.train), corpus, outDir);
+        t.dropStaleDiagnostics();
+        return t;
+    }
+
+    /** A new history starts in outDir: memory.csv of an earlier run there (it is appended to) is removed. */
+    public void dropStaleDiagnostics() {
+        if (outDir == null) return;
+        try {
+            Files.deleteIfExists(outDir.resolve("memory.csv"));
+        } catch (IOException e) {
+            throw new UserError(outDir + ": cannot remove the old memory.csv (" + e.getMessage() + ")");
+        }
     }
 
     /** Continues a loaded checkpoint (its job may carry a changed train.steps). */
@@ -167,6 +180,23 @@ public final class Trainer {
     /** As {@link #run(long, Listener)} but stops at stopStep (a checkpoint is written there). */
     public long run(long stopStep, long maxMillis, Listener listener) {
         long target = Math.min(stopStep, job.train.steps);
+        try {
+            trainUntil(target, maxMillis, listener);
+        } catch (NonFiniteLoss e) {
+            // the curve up to the failure is worth keeping; the checkpoint stays at the last good step
+            if (outDir != null) writeMetricsAndPlot();
+            throw e;
+        }
+        if (outDir != null) writeMetricsAndPlot();
+        return step;
+    }
+
+    private void writeMetricsAndPlot() {
+        writeMetrics();
+        LossPlot.write(outDir.resolve("loss.png"), trainLossHistory(), valStepHistory(), valLossHistory());
+    }
+
+    private void trainUntil(long target, long maxMillis, Listener listener) {
         long t0 = System.nanoTime();
         long tokens = 0;
         while (step < target) {
@@ -185,11 +215,6 @@ public final class Trainer {
             }
             if (timeUp) break;
         }
-        if (outDir != null) {
-            writeMetrics();
-            LossPlot.write(outDir.resolve("loss.png"), trainLossHistory(), valStepHistory(), valLossHistory());
-        }
-        return step;
     }
 
     /** Logs the memory diagnostics of the interval, then measures and records the validation loss. */
@@ -224,7 +249,12 @@ public final class Trainer {
     }
 
     private NonFiniteLoss nonFinite(String what, double v) {
-        String where = outDir == null ? "" : "; the last good checkpoint in " + outDir + " was kept";
+        String where = "";
+        if (outDir != null) {
+            where = Files.exists(outDir.resolve(Checkpoint.LATEST))
+                    ? "; the last good checkpoint in " + outDir + " was kept"
+                    : "; no checkpoint was written (the first comes at step " + Math.min(job.train.checkpointEvery, job.train.steps) + ")";
+        }
         return new NonFiniteLoss(step + 1, what + " became " + v + " at step " + (step + 1) + where
                 + " (try a lower train.lr or train.grad_clip)");
     }
@@ -289,6 +319,12 @@ public final class Trainer {
     public Path save() {
         Path f = outDir.resolve(Checkpoint.LATEST);
         Checkpoint.save(f, job, model, optimizer, progress());
+        // config.json always describes the checkpoint beside it
+        try {
+            Files.writeString(outDir.resolve("config.json"), Configs.JSON.writeValueAsString(job.toTree()) + "\n", StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UserError(outDir + ": cannot write config.json (" + e.getMessage() + ")");
+        }
         return f;
     }
 

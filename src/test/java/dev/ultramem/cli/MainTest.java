@@ -149,6 +149,47 @@ class MainTest {
         assertUserError(r, "became");
         assertTrue(r.err().contains("at step"), r.err());
         assertArrayEquals(before, Files.readAllBytes(out.resolve(Checkpoint.LATEST)));
+        // config.json still describes the kept checkpoint, not the failed run's config
+        assertFalse(Files.readString(out.resolve("config.json")).contains("1.0E30"), "config.json of the failed run");
+        assertTrue(Files.exists(out.resolve("metrics.csv")), "the curve up to the failure is written");
+
+        Path fresh = dir.resolve("nan-fresh");
+        Result f = run("train", "--config", cfg.toString(), "--out", fresh.toString(), "--set", "train.lr=1e30",
+                "--set", "train.checkpoint_every=100", "--set", "train.warmup_steps=0", "--steps", "50", "--quiet", "--no-sample");
+        assertUserError(f, "no checkpoint was written");
+        assertFalse(Files.exists(fresh.resolve(Checkpoint.LATEST)));
+    }
+
+    @Test
+    void resumeIntoAnotherRunsFolderNeedsForceAndCheckpointsAreWorldReadable() throws Exception {
+        Path cfg = tinyConfig();
+        Path a = dir.resolve("a"), b = dir.resolve("b");
+        for (Path p : List.of(a, b))
+            assertEquals(0, run("train", "--config", cfg.toString(), "--out", p.toString(), "--steps", "2", "--quiet", "--no-sample").code());
+        byte[] before = Files.readAllBytes(b.resolve(Checkpoint.LATEST));
+        assertUserError(run("resume", a.toString(), "--out", b.toString(), "--steps", "3", "--quiet"), "another run's checkpoint");
+        assertArrayEquals(before, Files.readAllBytes(b.resolve(Checkpoint.LATEST)));
+        assertEquals(0, run("resume", a.toString(), "--out", b.toString(), "--steps", "3", "--quiet", "--force").code());
+        assertEquals(3, Checkpoint.load(b, false).progress().step());
+        if (b.getFileSystem().supportedFileAttributeViews().contains("posix"))
+            assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(
+                    Files.getPosixFilePermissions(b.resolve(Checkpoint.LATEST))));
+    }
+
+    @Test
+    void contradictoryOrEmptyArgumentsAreErrors() throws Exception {
+        Path cfg = tinyConfig();
+        Path out = dir.resolve("run");
+        assertEquals(0, run("train", "--config", cfg.toString(), "--out", out.toString(), "--steps", "2", "--quiet", "--no-sample").code());
+        assertUserError(run("info", out.toString(), "--set", "model.d_model=64"), "cannot be combined with a checkpoint");
+        Path text = dir.resolve("text.txt");
+        Files.writeString(text, "some text to score. ".repeat(40));
+        assertUserError(run("eval", out.toString(), "--builtin", "--data", text.toString()), "--builtin and --data");
+        assertUserError(run("train", "--config", cfg.toString(), "--out", "", "--quiet"), "empty path");
+        assertUserError(run("train", "--config", cfg.toString(), "--max-minutes", "NaN", "--quiet"), "--max-minutes");
+        assertUserError(run("--max-minutes", "-2"), "--max-minutes");
+        Path folder = Files.createDirectories(dir.resolve("folder").resolve(Checkpoint.LATEST)).getParent();
+        assertUserError(run("eval", folder.toString()), "is a folder");
     }
 
     @Test

@@ -54,10 +54,41 @@ class JobConfigTest {
         assertMessage(() -> JobConfig.build(null, null, List.of("model.no_such_key=3")), "unknown key 'no_such_key'");
         assertMessage(() -> JobConfig.build(null, null, List.of("train.lr=0")), "lr must be > 0");
         assertMessage(() -> JobConfig.build(null, null, List.of("lr=3")), "section.key=value");
-        assertMessage(() -> JobConfig.build(null, null, List.of("model.d_model=abc")), "invalid value");
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.d_model=abc")), "'d_model' must be an integer, got \"abc\"");
         assertMessage(() -> JobConfig.build(null, null, List.of("train.seq_len=512")), "exceeds model.max_seq_len");
         assertMessage(() -> JobConfig.build(null, dir.resolve("none.yaml"), List.of()), "not found");
         assertMessage(() -> JobConfig.build("../etc", null, List.of()), "unknown preset");
+    }
+
+    @Test
+    void valuesOfTheWrongTypeOrNotFiniteAreRejectedNotCoerced() throws Exception {
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.d_model=32.5")), "'d_model' must be an integer");
+        assertMessage(() -> JobConfig.build(null, null, List.of("train.steps=1e1")), "'steps' must be an integer");
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.d_model=")), "'d_model' must be an integer");
+        assertMessage(() -> JobConfig.build(null, null, List.of("train.lr=abc")), "'lr' must be a number");
+        Path quoted = dir.resolve("q.json");
+        Files.writeString(quoted, "{\"model\": {\"d_model\": \"64\"}}");
+        assertMessage(() -> JobConfig.build(null, quoted, List.of()), "'d_model' must be an integer, got \"64\"");
+        for (String o : List.of("train.eps=Infinity", "train.lr=Infinity", "train.weight_decay=NaN", "train.grad_clip=NaN",
+                "train.mem_value_lr_times=NaN", "train.final_lr_ratio=NaN", "model.rope_theta=Infinity", "model.moe_lb_weight=NaN"))
+            assertMessage(() -> JobConfig.build(null, null, List.of(o)), "must be a finite number");
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.ffn_type=moe", "model.moe_lb_weight=-1")), "must be >= 0");
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.mem_type=ultramem_v2", "model.mem_insert_way=")), "mem_insert_way is empty");
+    }
+
+    @Test
+    void trailingContentDuplicateKeysAndSecondDocumentsAreErrors() throws Exception {
+        var cases = java.util.Map.of(
+                "t.json", List.of("{\"model\": {\"d_model\": 64}} trailing", "malformed"),
+                "d.json", List.of("{\"model\": {\"d_model\": 64, \"d_model\": 128}}", "Duplicate field 'd_model'"),
+                "d.yaml", List.of("model:\n  d_model: 64\n  d_model: 128\n", "Duplicate field 'd_model'"),
+                "two.yaml", List.of("model:\n  d_model: 64\n---\nmodel:\n  d_model: 128\n", "second YAML document"));
+        for (var c : cases.entrySet()) {
+            Path f = Files.writeString(dir.resolve(c.getKey()), c.getValue().get(0));
+            assertMessage(() -> JobConfig.build(null, f, List.of()), c.getValue().get(1));
+        }
+        Path folder = Files.createDirectory(dir.resolve("cfg.json"));
+        assertMessage(() -> JobConfig.build(null, folder, List.of()), "is a folder");
     }
 
     private static void assertMessage(org.junit.jupiter.api.function.Executable ex, String part) {
