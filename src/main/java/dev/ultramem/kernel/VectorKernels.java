@@ -40,11 +40,13 @@ public class VectorKernels extends ScalarKernels {
     static final int MR = 3, NR = 3 * L;
     /**
      * K block (B micro-panel KC·NR floats in L1), M block (A block MC·KC floats in L2), N block (B block KC·NC
-     * floats). KC keeps the B micro-panel at about 16 KB, half of L1 (168 with AVX2): a 24 KB panel (KC = 256)
-     * measured 15–30% slower, as the A stream and C evict it. KC and MC/MR can be overridden for tuning with
-     * -Dultramem.gemm.kc / -Dultramem.gemm.mc.
+     * floats). KC keeps the B micro-panel at 24 KB, three quarters of L1 (256 with AVX2), so that a product over
+     * K = 256 (the width of the reference model) is one K block: C is then written once instead of written, read
+     * back and written again, which outweighs the L1 pressure of the larger panel (docs/BENCHMARKS.md: the
+     * ref-256 training step with KC 256 against 168). K is split into even blocks of at most KC. KC and MC/MR can be
+     * overridden for tuning with -Dultramem.gemm.kc / -Dultramem.gemm.mc.
      */
-    static final int KC = Math.max(8, Integer.getInteger("ultramem.gemm.kc", Math.max(64, 16384 / (4 * NR) / 8 * 8))),
+    static final int KC = Math.max(8, Integer.getInteger("ultramem.gemm.kc", Math.max(64, 24576 / (4 * NR) / 8 * 8))),
             NC = (2048 + NR - 1) / NR * NR,
             MC = Math.max(1, Integer.getInteger("ultramem.gemm.mc", 48)) * MR;
     /** Below this many multiply-adds a GEMM runs on the caller thread. */
@@ -166,11 +168,11 @@ public class VectorKernels extends ScalarKernels {
                       float[] c, int cOff, boolean acc, int m0, int m1, int n0, int n1) {
         Scratch sc = SCRATCH.get();
         float[] bp = sc.bp, ap = sc.ap, tile = sc.tile;
-        int ncMax = evenBlock(n1 - n0, NC, NR), mcMax = evenBlock(m1 - m0, MC, MR);
+        int ncMax = evenBlock(n1 - n0, NC, NR), mcMax = evenBlock(m1 - m0, MC, MR), kcMax = evenBlock(K, KC, 1);
         for (int jc = n0; jc < n1; jc += ncMax) {
             int nc = Math.min(ncMax, n1 - jc);
-            for (int pc = 0; pc < K; pc += KC) {
-                int kc = Math.min(KC, K - pc);
+            for (int pc = 0; pc < K; pc += kcMax) {
+                int kc = Math.min(kcMax, K - pc);
                 if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
                 else packBN(b, bOff, N, pc, kc, jc, nc, bp);
                 boolean first = pc == 0 && !acc;
