@@ -42,8 +42,8 @@ public class VectorKernels extends ScalarKernels {
      * K block (B micro-panel KC·NR floats in L1), M block (A block MC·KC floats in L2), N block (B block KC·NC
      * floats). KC keeps the B micro-panel at 24 KB, three quarters of L1 (256 with AVX2), so that a product over
      * K = 256 (the width of the reference model) is one K block: C is then written once instead of written, read
-     * back and written again, which outweighs the L1 pressure of the larger panel (docs/BENCHMARKS.md: the
-     * ref-256 training step with KC 256 against 168). K is split into even blocks of at most KC. KC and MC/MR can be
+     * back and written again. In the ref-256 training step this was as fast or faster than KC 168 despite the
+     * larger panel's L1 pressure (docs/BENCHMARKS.md). K is split into even blocks of at most KC. KC and MC/MR can be
      * overridden for tuning with -Dultramem.gemm.kc / -Dultramem.gemm.mc.
      */
     static final int KC = Math.max(8, Integer.getInteger("ultramem.gemm.kc", Math.max(64, 24576 / (4 * NR) / 8 * 8))),
