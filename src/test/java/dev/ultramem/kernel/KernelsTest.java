@@ -235,6 +235,34 @@ class KernelsTest {
     }
 
     @Test
+    void swigluSplitOverThreadsMatchesTheScalarReferenceAndOneThread() {
+        int n = 3 * VectorKernels.PARALLEL_ELEMENTS + 13;  // split over threads, with a scalar tail
+        Random r = new Random(19);
+        float[] a = rand(r, n), g = rand(r, n), d = rand(r, n);
+        float[][] out = new float[3][n], da = new float[3][n], dg = new float[3][n];
+        int saved = Parallel.threads();
+        try {
+            for (int t = 1; t <= 2; t++) {
+                Parallel.setThreads(t);
+                vk.swigluForward(n, a, 0, g, 0, out[t], 0);
+                vk.swigluBackward(n, a, 0, g, 0, d, 0, da[t], 0, dg[t], 0);
+            }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+        sk.swigluForward(n, a, 0, g, 0, out[0], 0);
+        sk.swigluBackward(n, a, 0, g, 0, d, 0, da[0], 0, dg[0], 0);
+        assertArrayEquals(out[1], out[2]);
+        assertArrayEquals(da[1], da[2]);
+        assertArrayEquals(dg[1], dg[2]);
+        for (int i = 0; i < n; i++) {
+            assertEquals(out[0][i], out[2][i], 8 * U * Math.abs(out[0][i]) + 1e-37, "swiglu at " + i);
+            assertEquals(da[0][i], da[2][i], 8 * U * Math.abs(da[0][i]) + 1e-37, "da at " + i);
+            assertEquals(dg[0][i], dg[2][i], 16 * U * (Math.abs(d[i] * a[i]) + Math.abs(dg[0][i])) + 1e-37, "dg at " + i);
+        }
+    }
+
+    @Test
     void swigluForwardAndBackward() {
         Random r = new Random(17);
         for (int n : TAILS) {
