@@ -2,6 +2,7 @@ package dev.ultramem.train;
 
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
+import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
@@ -52,6 +53,10 @@ public final class Trainer {
     private double lastGradNorm;
 
     private Trainer(JobConfig job, Model model, AdamW opt, Corpus corpus, Path outDir) {
+        // not a config rule: imported models may have any vocabulary, but training text is bytes
+        if (job.model.vocabSize < ByteTokenizer.VOCAB_SIZE)
+            throw new UserError("config: model.vocab_size (" + job.model.vocabSize + ") is below the " + ByteTokenizer.VOCAB_SIZE
+                    + " byte values that training text is tokenised into");
         this.job = job;
         this.model = model;
         this.optimizer = opt;

@@ -188,6 +188,8 @@ class MainTest {
         assertUserError(run("train", "--config", cfg.toString(), "--out", "", "--quiet"), "empty path");
         assertUserError(run("train", "--config", cfg.toString(), "--max-minutes", "NaN", "--quiet"), "--max-minutes");
         assertUserError(run("--max-minutes", "-2"), "--max-minutes");
+        assertUserError(run("train", "--config", cfg.toString(), "--out", dir.resolve("v").toString(), "--set", "model.vocab_size=10", "--quiet"),
+                "vocab_size (10) is below the 256");
         Path folder = Files.createDirectories(dir.resolve("folder").resolve(Checkpoint.LATEST)).getParent();
         assertUserError(run("eval", folder.toString()), "is a folder");
     }
