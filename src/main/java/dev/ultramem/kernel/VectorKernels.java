@@ -561,7 +561,14 @@ public class VectorKernels extends ScalarKernels {
      */
     @Override
     public void rmsnormForward(int rows, int d, float[] x, int xOff, float[] w, float eps, float[] y, int yOff, float[] rstd, int rOff) {
-        for (int r = 0; r < rows; r++) {
+        if ((long) rows * d < PARALLEL_ELEMENTS) rmsnormForward(0, rows, d, x, xOff, w, eps, y, yOff, rstd, rOff);
+        else Parallel.forRange(rows, Math.max(1, PARALLEL_ELEMENTS / (2 * d)),
+                (s, e) -> rmsnormForward(s, e, d, x, xOff, w, eps, y, yOff, rstd, rOff));
+    }
+
+    private static void rmsnormForward(int r0, int r1, int d, float[] x, int xOff, float[] w, float eps, float[] y, int yOff,
+                                       float[] rstd, int rOff) {
+        for (int r = r0; r < r1; r++) {
             int xo = xOff + r * d, yo = yOff + r * d;
             float rs = (float) (1.0 / Math.sqrt((double) sumSquares(d, x, xo) / d + eps));
             if (rstd != null) rstd[rOff + r] = rs;
@@ -586,9 +593,40 @@ public class VectorKernels extends ScalarKernels {
     @Override
     public void rmsnormBackward(int rows, int d, float[] x, int xOff, float[] w, float[] rstd, int rOff,
                                 float[] dy, int dyOff, float[] dx, int dxOff, float[] dw, boolean accDx) {
+        if ((long) rows * d < PARALLEL_ELEMENTS || rows < NORM_CHUNKS) {
+            rmsnormBackward(0, rows, d, x, xOff, w, rstd, rOff, dy, dyOff, dx, dxOff, dw, 0, accDx);
+            return;
+        }
+        if (dw == null) {
+            Parallel.forChunks(rows, NORM_CHUNKS, (c, s, e) -> rmsnormBackward(s, e, d, x, xOff, w, rstd, rOff, dy, dyOff, dx, dxOff, null, 0, accDx));
+            return;
+        }
+        float[] part = NORM_PARTIALS.get();
+        if (part.length < NORM_CHUNKS * d) NORM_PARTIALS.set(part = new float[NORM_CHUNKS * d]);
+        java.util.Arrays.fill(part, 0, NORM_CHUNKS * d, 0f);
+        final float[] p = part;
+        Parallel.forChunks(rows, NORM_CHUNKS, (c, s, e) -> rmsnormBackward(s, e, d, x, xOff, w, rstd, rOff, dy, dyOff, dx, dxOff, p, c * d, accDx));
+        for (int c = 0; c < NORM_CHUNKS; c++) {
+            int i = 0;
+            for (int ub = S.loopBound(d); i < ub; i += L)
+                FloatVector.fromArray(S, dw, i).add(FloatVector.fromArray(S, p, c * d + i)).intoArray(dw, i);
+            for (; i < d; i++) dw[i] += p[c * d + i];
+        }
+    }
+
+    /**
+     * A large backward is split into this many fixed row chunks; each sums its own weight-gradient partial and the
+     * partials are added in chunk order, so the result does not depend on the thread count.
+     */
+    static final int NORM_CHUNKS = 16;
+    private static final ThreadLocal<float[]> NORM_PARTIALS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** Rows [r0, r1); the weight gradient is accumulated into dw[dwOff ..] (dw may be null). */
+    private static void rmsnormBackward(int r0, int r1, int d, float[] x, int xOff, float[] w, float[] rstd, int rOff,
+                                        float[] dy, int dyOff, float[] dx, int dxOff, float[] dw, int dwOff, boolean accDx) {
         int ub = S.loopBound(d);
         float[] tmp = REDUCE.get();
-        for (int r = 0; r < rows; r++) {
+        for (int r = r0; r < r1; r++) {
             int xo = xOff + r * d, go = dyOff + r * d, dxo = dxOff + r * d;
             float rs = rstd[rOff + r];
             FloatVector s0 = FloatVector.zero(S);
@@ -607,13 +645,13 @@ public class VectorKernels extends ScalarKernels {
                 FloatVector v = xv.fma(cv, gw.mul(rv));
                 if (accDx) v = v.add(FloatVector.fromArray(S, dx, dxo + i));
                 v.intoArray(dx, dxo + i);
-                if (dw != null) g.mul(xv).fma(rv, FloatVector.fromArray(S, dw, i)).intoArray(dw, i);
+                if (dw != null) g.mul(xv).fma(rv, FloatVector.fromArray(S, dw, dwOff + i)).intoArray(dw, dwOff + i);
             }
             for (; i < d; i++) {
                 float g = dy[go + i], xv = x[xo + i];
                 float v = Math.fma(xv, -coef, (w == null ? g : g * w[i]) * rs);
                 dx[dxo + i] = accDx ? dx[dxo + i] + v : v;
-                if (dw != null) dw[i] = Math.fma(g * xv, rs, dw[i]);
+                if (dw != null) dw[dwOff + i] = Math.fma(g * xv, rs, dw[dwOff + i]);
             }
         }
     }

@@ -173,8 +173,7 @@ class KernelsTest {
     @Test
     void rmsnormForwardAndBackward() {
         Random r = new Random(11);
-        for (int d : TAILS) {
-            int rows = 3;
+        for (int d : TAILS) for (int rows : new int[] {3, VectorKernels.PARALLEL_ELEMENTS / d + 17}) {  // serial, split over threads
             float[] x = rand(r, 2 + rows * d), w = rand(r, d), dy = rand(r, 1 + rows * d);
             for (float[] wt : new float[][] {w, null}) {
                 float[] y1 = new float[4 + rows * d], y2 = y1.clone(), rs1 = new float[rows + 1], rs2 = rs1.clone();
@@ -209,6 +208,28 @@ class KernelsTest {
                 }
             }
         }
+    }
+
+    @Test
+    void rmsnormSplitOverThreadsIsBitIdenticalToOneThread() {
+        int d = 96, rows = 2 * VectorKernels.PARALLEL_ELEMENTS / d + 5;
+        Random r = new Random(23);
+        float[] x = rand(r, rows * d), w = rand(r, d), dy = rand(r, rows * d);
+        float[][] y = new float[3][rows * d], rs = new float[3][rows], dx = new float[3][rows * d], dw = new float[3][d];
+        int saved = Parallel.threads();
+        try {
+            for (int t = 1; t <= 2; t++) {
+                Parallel.setThreads(t);
+                vk.rmsnormForward(rows, d, x, 0, w, 1e-5f, y[t], 0, rs[t], 0);
+                vk.rmsnormBackward(rows, d, x, 0, w, rs[t], 0, dy, 0, dx[t], 0, dw[t], false);
+            }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+        assertArrayEquals(y[1], y[2]);
+        assertArrayEquals(rs[1], rs[2]);
+        assertArrayEquals(dx[1], dx[2]);
+        assertArrayEquals(dw[1], dw[2]);
     }
 
     @Test
