@@ -21,9 +21,7 @@ public final class FamilyCosts {
         out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (String name : PresetFamily.NAMES) {
             ModelConfig cfg = PresetFamily.modelConfig(name);
-            Model m = new Model(cfg);
-            m.initialize(1);
-            m.setTraining(false);
+            Model m = ModelCosts.forCounting(cfg);
             ModelCosts c = ModelCosts.of(m, contextLen);
             long b1 = ModelCosts.measuredParamBytesPerToken(m, 1);
             long b64 = ModelCosts.measuredParamBytesPerToken(m, 64);

@@ -93,12 +93,12 @@ public final class LayerBench {
         return best;
     }
 
-    public static void run(PrintStream out, boolean quick) { run(out, quick, 4096); }
+    /** Timed with 1 thread and with {@code threads} threads. */
+    public static void run(PrintStream out, boolean quick, int threads) { run(out, quick, 4096, threads); }
 
-    /** As {@link #run(PrintStream, boolean)} with n tokens per timed call (small n for smoke tests). */
-    static void run(PrintStream out, boolean quick, int tokens) {
+    /** As {@link #run(PrintStream, boolean, int)} with n tokens per timed call (small n for smoke tests). */
+    static void run(PrintStream out, boolean quick, int tokens, int threads) {
         int saved = Parallel.threads();
-        int threads = Runtime.getRuntime().availableProcessors();
         int warm = quick ? 1 : 2, samples = quick ? 2 : 5;
         Rng rng = new Rng(42);
         String[][] rows = {
@@ -164,6 +164,6 @@ public final class LayerBench {
     }
 
     public static void main(String[] args) {
-        run(System.out, args.length > 0 && args[0].equals("quick"));
+        run(System.out, args.length > 0 && args[0].equals("quick"), Runtime.getRuntime().availableProcessors());
     }
 }

@@ -63,7 +63,7 @@ final class BenchCommand implements Callable<Integer> {
         if (batch < 1 || seq < 1 || decodeTokens < 1) throw new UserError("--batch, --seq and --decode-tokens must be >= 1");
         int nThreads = Parallel.threads();
         if (!skipKernels) kernelBench(o, nThreads);
-        if (!skipLayers) layerBench(o);
+        if (!skipLayers) layerBench(o, nThreads);
         List<String> sets = new ArrayList<>(overrides);
         sets.add("train.batch_size=" + batch);
         sets.add("train.seq_len=" + seq);
@@ -123,10 +123,10 @@ final class BenchCommand implements Callable<Integer> {
         System.out.flush();
     }
 
-    private void layerBench(PrintWriter o) {
+    private void layerBench(PrintWriter o, int nThreads) {
         o.println("== memory and FFN layers at the matched family settings");
         o.flush();
-        LayerBench.run(System.out, quick);
+        LayerBench.run(System.out, quick, nThreads);
         System.out.flush();
     }
 }

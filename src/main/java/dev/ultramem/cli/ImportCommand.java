@@ -3,6 +3,7 @@ package dev.ultramem.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
+import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.io.OfficialWeights;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
@@ -19,6 +20,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -40,9 +42,14 @@ final class ImportCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", description = "run folder to write latest.safetensors into (default: ${DEFAULT-VALUE})")
     Path out = Path.of("runs", "imported");
 
+    @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
+    boolean force;
+
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
+        if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
+            throw new UserError(out + " already holds a checkpoint; choose another --out or pass --force to overwrite it");
         try (Safetensors st = Safetensors.open(weights)) {
             ModelConfig cfg = OfficialWeights.configFromOfficial(officialConfig(st));
             Model model = new Model(cfg);
@@ -58,6 +65,9 @@ final class ImportCommand implements Callable<Integer> {
             o.printf("imported %s: %s, %d layers, d_model %d, memory %s; %,d parameters%n", weights, cfg.ffnType,
                     cfg.nLayers, cfg.dModel, cfg.memType, k.totalParams());
             o.println("checkpoint: " + file);
+            if (cfg.vocabSize < ByteTokenizer.VOCAB_SIZE)
+                o.println("note: its vocabulary (" + cfg.vocabSize + ") is smaller than the byte tokenizer's " + ByteTokenizer.VOCAB_SIZE
+                        + ", so info works on it but generate, eval and resume on text do not");
         }
         return 0;
     }

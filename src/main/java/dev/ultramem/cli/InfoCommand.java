@@ -60,7 +60,7 @@ final class InfoCommand implements Callable<Integer> {
         } else {
             String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
             job = JobConfig.build(p, config, overrides);
-            model = new Model(job.model);
+            model = ModelCosts.forCounting(job.model);
             o.println("config: " + (p != null ? "preset " + p : "") + (config != null ? " " + config : ""));
         }
         print(model, job.train.seqLen, o);

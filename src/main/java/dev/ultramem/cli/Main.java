@@ -129,6 +129,12 @@ public final class Main implements Callable<Integer> {
         boolean debug = Boolean.getBoolean("ultramem.debug") || Arrays.asList(args).contains("--debug");
         try {
             return commandLine(out, err, debug).execute(args);
+        } catch (ExceptionInInitializerError e) {
+            // a bad -D setting read in a static initializer (e.g. -Dultramem.kernels=...): report it as bad input
+            if (!(e.getCause() instanceof IllegalArgumentException bad)) throw e;
+            err.println("error: " + oneLine(bad.getMessage()));
+            if (debug) e.printStackTrace(err);
+            return 2;
         } finally {
             out.flush();
             err.flush();

@@ -37,6 +37,17 @@ public record ModelCosts(int contextLen, long totalParams, long denseParams, lon
                          long memoryMacsPerToken, long logitMacsPerToken, long forwardMacsPerToken,
                          long trainingFlopsPerToken) {
 
+    /**
+     * A model to count costs on: which experts and table rows a token reads depends on the weights, so counts are
+     * taken on an initialised model (seed 1), which makes them reproducible (docs/PRESETS.md).
+     */
+    public static Model forCounting(ModelConfig cfg) {
+        Model m = new Model(cfg);
+        m.initialize(1);
+        m.setTraining(false);
+        return m;
+    }
+
     public static ModelCosts of(Model m, int contextLen) {
         if (contextLen <= 0) throw new UserError("costs: context length must be > 0, got " + contextLen);
         ModelConfig c = m.config();

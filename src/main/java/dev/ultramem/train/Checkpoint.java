@@ -12,6 +12,7 @@ import dev.ultramem.model.Model;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -79,6 +80,15 @@ public final class Checkpoint {
             Safetensors.write(file, outs, meta);
         } catch (IOException e) {
             throw new UserError(file + ": cannot write checkpoint (" + e.getMessage() + ")");
+        }
+        // a run folder's config.json always describes the latest checkpoint beside it
+        if (file.getFileName().toString().equals(LATEST)) {
+            Path cfg = file.resolveSibling("config.json");
+            try {
+                Files.writeString(cfg, Configs.JSON.writeValueAsString(job.toTree()) + "\n", StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw new UserError(cfg + ": cannot write (" + e.getMessage() + ")");
+            }
         }
     }
 

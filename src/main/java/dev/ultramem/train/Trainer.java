@@ -4,7 +4,6 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
 import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
-import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.StepProfile;
 
@@ -324,12 +323,6 @@ public final class Trainer {
     public Path save() {
         Path f = outDir.resolve(Checkpoint.LATEST);
         Checkpoint.save(f, job, model, optimizer, progress());
-        // config.json always describes the checkpoint beside it
-        try {
-            Files.writeString(outDir.resolve("config.json"), Configs.JSON.writeValueAsString(job.toTree()) + "\n", StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UserError(outDir + ": cannot write config.json (" + e.getMessage() + ")");
-        }
         return f;
     }
 

@@ -14,7 +14,7 @@ class LayerBenchTest {
     @Test
     void printsEveryLayerAndTheMemoryVersusFfnLine() {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        LayerBench.run(new PrintStream(buf, true, StandardCharsets.UTF_8), true, 32);
+        LayerBench.run(new PrintStream(buf, true, StandardCharsets.UTF_8), true, 32, 2);
         String out = buf.toString(StandardCharsets.UTF_8);
         for (String label : new String[]{"dense FFN", "MoE 2/16", "MoE 8/64", "PKM", "Memory+", "UltraMem v1", "UltraMemV2"})
             assertTrue(out.lines().anyMatch(l -> l.startsWith(label + " ")), label + " missing:\n" + out);

@@ -30,6 +30,15 @@ class ImportCommandTest {
             int code = cl.execute("import", f.toString(), "--out", out.toString());
             assertEquals(0, code, serr.toString());
 
+            assertTrue(java.nio.file.Files.exists(out.resolve("config.json")), "config.json beside the checkpoint");
+            byte[] before = java.nio.file.Files.readAllBytes(out.resolve(Checkpoint.LATEST));
+            StringWriter again = new StringWriter();
+            int refused = Main.commandLine(new PrintWriter(new StringWriter()), new PrintWriter(again), false)
+                    .execute("import", f.toString(), "--out", out.toString());
+            assertEquals(2, refused, "a second import into the same folder needs --force");
+            assertTrue(again.toString().contains("--force"), again.toString());
+            assertArrayEquals(before, java.nio.file.Files.readAllBytes(out.resolve(Checkpoint.LATEST)));
+
             Model m = Checkpoint.load(out, true).model();
             try (Safetensors st = Safetensors.open(f)) {
                 var meta = st.metadataJson("config");
