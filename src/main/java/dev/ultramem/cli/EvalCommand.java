@@ -52,9 +52,8 @@ final class EvalCommand implements Callable<Integer> {
             text = Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, ck.job().train.valFraction).val();
             what = "built-in corpus, validation split";
         } else {
-            var was = ck.progress().dataSource();
-            Corpus corpus = Corpus.fromSource(was, ck.job().train.valFraction);
-            if (was.has("crc32") && was.get("crc32").asLong() != corpus.source().get("crc32").asLong())
+            Corpus corpus = Corpus.fromSource(ck.progress().dataSource(), ck.job().train.valFraction);
+            if (!corpus.sameBytesAs(ck.progress().dataSource()))
                 throw new UserError("the training data changed since the checkpoint was written, so its validation split moved; pass the text with --data");
             text = corpus.val();
             what = "validation split of the training data";

@@ -59,21 +59,21 @@ final class ResumeCommand implements Callable<Integer> {
         Corpus corpus;
         if (data.isEmpty()) {
             corpus = Corpus.fromSource(ck.progress().dataSource(), job.train.valFraction);
-            var was = ck.progress().dataSource();
-            if (was.has("crc32") && was.get("crc32").asLong() != corpus.source().get("crc32").asLong())
+            if (!corpus.sameBytesAs(ck.progress().dataSource()))
                 throw new UserError("the training data changed since the checkpoint was written; pass it with --data to continue on the new text");
         } else {
             corpus = Corpus.load(data, job.train.valFraction);
         }
         Path dir = out != null ? out : ck.file().toAbsolutePath().getParent();
         Path target = dir.resolve(Checkpoint.LATEST);
-        if (!force && Files.exists(target) && !sameFile(target, ck.file()))
+        boolean ownFolder = sameFile(target, ck.file());
+        if (!force && Files.exists(target) && !ownFolder)
             throw new UserError(dir + " already holds another run's checkpoint; choose another --out or pass --force to overwrite it");
         o.println("resuming " + ck.file() + " at step " + ck.progress().step() + " of " + job.train.steps);
         o.println("output folder: " + dir.normalize());
         Runs.checkWritable(dir);
         Trainer t = Trainer.resume(ck, job, corpus, dir);
-        if (!sameFile(target, ck.file())) t.dropStaleDiagnostics();  // another run's folder, or a new one
+        if (!ownFolder) t.dropStaleDiagnostics();  // another run's folder, or a new one
         Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
         Runs.printRunFiles(dir, o);
         return 0;

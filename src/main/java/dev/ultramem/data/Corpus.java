@@ -61,6 +61,11 @@ public record Corpus(byte[] train, byte[] val, ObjectNode source) {
         };
     }
 
+    /** Whether this corpus holds the bytes a stored source described (by its CRC-32, where it recorded one). */
+    public boolean sameBytesAs(ObjectNode stored) {
+        return !stored.has("crc32") || stored.get("crc32").asLong() == source.get("crc32").asLong();
+    }
+
     /** Concatenated bytes of the inputs, each validated as UTF-8. */
     public static byte[] readAll(List<Path> inputs) {
         if (inputs.isEmpty()) throw new UserError("no input files given");

@@ -693,12 +693,13 @@ public class VectorKernels extends ScalarKernels {
      */
     static final int PARALLEL_ELEMENTS = 1 << 15;
 
-    /** Runs body over [0, n) in vector-aligned chunks over the threads when n is large, else on the caller. */
+    private static boolean splitElementwise(int n) { return n >= PARALLEL_ELEMENTS && Parallel.threads() > 1; }
+
+    /**
+     * Runs body over [0, n) in vector-aligned chunks over the threads. Callers test {@link #splitElementwise} first
+     * and call their range directly otherwise, so small calls (decoding) build no lambda.
+     */
     private static void elementwise(int n, Parallel.RangeBody body) {
-        if (n < PARALLEL_ELEMENTS || Parallel.threads() == 1) {
-            body.run(0, n);
-            return;
-        }
         int vectors = n / L;
         Parallel.forRange(vectors, PARALLEL_ELEMENTS / (2 * L), (s, e) -> body.run(s * L, e == vectors ? n : e * L));
     }
@@ -706,7 +707,8 @@ public class VectorKernels extends ScalarKernels {
     /** out = silu(g)·a with silu(g) = g/(1+exp(−g)); ≈ 3 ulp per element (vector exp ≤ 1 ulp, one divide). */
     @Override
     public void swigluForward(int n, float[] a, int aOff, float[] g, int gOff, float[] out, int outOff) {
-        elementwise(n, (s, e) -> swigluForward(s, e, a, aOff, g, gOff, out, outOff));
+        if (!splitElementwise(n)) swigluForward(0, n, a, aOff, g, gOff, out, outOff);
+        else elementwise(n, (s, e) -> swigluForward(s, e, a, aOff, g, gOff, out, outOff));
     }
 
     private static void swigluForward(int s, int e, float[] a, int aOff, float[] g, int gOff, float[] out, int outOff) {
@@ -724,7 +726,8 @@ public class VectorKernels extends ScalarKernels {
     @Override
     public void swigluBackward(int n, float[] a, int aOff, float[] g, int gOff, float[] dout, int dOff,
                                float[] da, int daOff, float[] dg, int dgOff) {
-        elementwise(n, (s, e) -> swigluBackward(s, e, a, aOff, g, gOff, dout, dOff, da, daOff, dg, dgOff));
+        if (!splitElementwise(n)) swigluBackward(0, n, a, aOff, g, gOff, dout, dOff, da, daOff, dg, dgOff);
+        else elementwise(n, (s, e) -> swigluBackward(s, e, a, aOff, g, gOff, dout, dOff, da, daOff, dg, dgOff));
     }
 
     private static void swigluBackward(int s, int e, float[] a, int aOff, float[] g, int gOff, float[] dout, int dOff,

@@ -81,6 +81,11 @@ public final class Configs {
         }
     }
 
+    /** A config value that must be a finite number (NaN and ±Infinity parse as doubles but train nothing). */
+    public static void requireFinite(String key, double v) {
+        if (!Double.isFinite(v)) throw new UserError("config: " + key + " must be a finite number, got " + v);
+    }
+
     public static ObjectNode toTree(Object o) { return JSON.valueToTree(o); }
 
     public static String toJson(Object o) {

@@ -96,13 +96,12 @@ public final class ModelConfig {
 
     /** Checks every value; throws a one-line {@link UserError} naming the key. */
     public ModelConfig validate() {
-        for (var e : java.util.Map.of("rope_theta", ropeTheta, "norm_eps", normEps, "init_std", initStd,
-                "init_cutoff_factor", initCutoffFactor, "moe_lb_weight", moeLbWeight, "moe_zweight", moeZWeight,
-                "mem_share_ratio", memShareRatio, "mem_tucker_tau", memTuckerTau, "mem_key_balance_coef", memKeyBalanceCoef,
-                "mem_output_dropout", memOutputDropout).entrySet())
-            if (!Double.isFinite(e.getValue())) throw new UserError("config: " + e.getKey() + " must be a finite number, got " + e.getValue());
-        if (memTuckerPenalty != null && !Double.isFinite(memTuckerPenalty))
-            throw new UserError("config: mem_tucker_penalty must be a finite number, got " + memTuckerPenalty);
+        Configs.requireFinite("rope_theta", ropeTheta); Configs.requireFinite("norm_eps", normEps);
+        Configs.requireFinite("init_std", initStd); Configs.requireFinite("init_cutoff_factor", initCutoffFactor);
+        Configs.requireFinite("moe_lb_weight", moeLbWeight); Configs.requireFinite("moe_zweight", moeZWeight);
+        Configs.requireFinite("mem_share_ratio", memShareRatio); Configs.requireFinite("mem_tucker_tau", memTuckerTau);
+        Configs.requireFinite("mem_key_balance_coef", memKeyBalanceCoef); Configs.requireFinite("mem_output_dropout", memOutputDropout);
+        if (memTuckerPenalty != null) Configs.requireFinite("mem_tucker_penalty", memTuckerPenalty);
         positive("vocab_size", vocabSize);
         positive("d_model", dModel);
         positive("n_layers", nLayers);

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.ultramem.core.UserError;
 
+import static dev.ultramem.model.Configs.requireFinite;
+
 /** Optimiser, schedule and loop settings (snake_case keys in config files). */
 @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
 public final class TrainConfig {
@@ -36,10 +38,10 @@ public final class TrainConfig {
     public double valFraction = 0.05;
 
     public TrainConfig validate() {
-        finite("lr", lr); finite("final_lr_ratio", finalLrRatio); finite("beta1", beta1); finite("beta2", beta2);
-        finite("eps", eps); finite("weight_decay", weightDecay); finite("grad_clip", gradClip);
-        finite("mem_value_lr_times", memValueLrTimes); finite("mem_value_lr_max_steps_rate", memValueLrMaxStepsRate);
-        finite("memory_plus_value_lr", memoryPlusValueLr); finite("val_fraction", valFraction);
+        requireFinite("lr", lr); requireFinite("final_lr_ratio", finalLrRatio); requireFinite("beta1", beta1); requireFinite("beta2", beta2);
+        requireFinite("eps", eps); requireFinite("weight_decay", weightDecay); requireFinite("grad_clip", gradClip);
+        requireFinite("mem_value_lr_times", memValueLrTimes); requireFinite("mem_value_lr_max_steps_rate", memValueLrMaxStepsRate);
+        requireFinite("memory_plus_value_lr", memoryPlusValueLr); requireFinite("val_fraction", valFraction);
         pos("steps", steps); pos("batch_size", batchSize); pos("seq_len", seqLen);
         if (!(lr > 0)) throw new UserError("config: lr must be > 0");
         if (warmupSteps < 0) throw new UserError("config: warmup_steps must be >= 0");
@@ -53,10 +55,6 @@ public final class TrainConfig {
         pos("eval_every", evalEvery); pos("eval_batches", evalBatches); pos("checkpoint_every", checkpointEvery); pos("log_every", logEvery);
         if (!(valFraction > 0 && valFraction < 0.5)) throw new UserError("config: val_fraction must be in (0, 0.5)");
         return this;
-    }
-
-    static void finite(String k, double v) {
-        if (!Double.isFinite(v)) throw new UserError("config: " + k + " must be a finite number, got " + v);
     }
 
     private static void pos(String k, int v) { if (v <= 0) throw new UserError("config: " + k + " must be > 0, got " + v); }
