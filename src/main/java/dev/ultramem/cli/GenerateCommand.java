@@ -10,7 +10,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -24,6 +27,9 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--prompt", description = "text to continue (default: empty)")
     String prompt = "";
+
+    @Option(names = "--prompt-file", paramLabel = "FILE", description = "continue the bytes of this file, used as they are (any bytes, not only UTF-8)")
+    Path promptFile;
 
     @Option(names = "--max-tokens", description = "tokens (bytes) to generate (default: ${DEFAULT-VALUE})")
     int maxTokens = 200;
@@ -50,14 +56,41 @@ final class GenerateCommand implements Callable<Integer> {
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         ck.model().setTraining(false);
-        int[] ids = new ByteTokenizer().encode(prompt);
+        int[] ids = promptTokens();
         if (ids.length > 0 && ck.job().model.vocabSize < 256)
             throw new UserError("the model's vocabulary (" + ck.job().model.vocabSize + ") is smaller than the byte tokenizer's (256)");
-        o.print(prompt);
         Runs.Utf8Printer p = new Runs.Utf8Printer(o);
+        for (int id : ids) p.accept(id);
         Generator.generate(ck.model(), ids, maxTokens, sampler, p::accept);
         p.finish();
         o.println();
         return 0;
+    }
+
+    /**
+     * The prompt's byte tokens. Java decodes the command line with the locale's charset and replaces
+     * bytes that are not valid there with U+FFFD, so a U+FFFD in --prompt means the prompt was changed
+     * before it arrived: it is refused (--prompt-file passes any bytes through unchanged).
+     */
+    private int[] promptTokens() {
+        if (promptFile != null) {
+            if (!prompt.isEmpty()) throw new UserError("give either --prompt or --prompt-file, not both");
+            UserError.requireRegularFile(promptFile);
+            byte[] b;
+            try {
+                b = Files.readAllBytes(promptFile);
+            } catch (IOException e) {
+                throw UserError.cannotRead(promptFile, e);
+            }
+            int[] ids = new int[b.length];
+            for (int i = 0; i < b.length; i++) ids[i] = b[i] & 0xFF;
+            return ids;
+        }
+        int bad = prompt.indexOf('\uFFFD');
+        if (bad >= 0)
+            throw new UserError("--prompt holds bytes that are not UTF-8 (replaced by U+FFFD at byte offset "
+                    + prompt.substring(0, bad).getBytes(StandardCharsets.UTF_8).length
+                    + "); pass such a prompt with --prompt-file FILE, whose bytes are used as they are");
+        return new ByteTokenizer().encode(prompt);
     }
 }

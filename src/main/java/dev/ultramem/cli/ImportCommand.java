@@ -12,6 +12,7 @@ import dev.ultramem.model.ModelConfig;
 import dev.ultramem.model.ModelCosts;
 import dev.ultramem.train.AdamW;
 import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.RunLock;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.TrainConfig;
 import picocli.CommandLine;
@@ -48,9 +49,9 @@ final class ImportCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
-        if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
-            throw new UserError(out + " already holds a checkpoint; choose another --out or pass --force to overwrite it");
-        try (Safetensors st = Safetensors.open(weights)) {
+        try (RunLock lock = Runs.lock(out, o); Safetensors st = Safetensors.open(weights)) {
+            if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
+                throw new UserError(out + " already holds a checkpoint; choose another --out or pass --force to overwrite it");
             ModelConfig cfg = OfficialWeights.configFromOfficial(officialConfig(st));
             Model model = new Model(cfg);
             OfficialWeights.load(model, st);

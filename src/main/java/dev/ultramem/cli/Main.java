@@ -5,6 +5,7 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.data.SyntheticCorpus;
 import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.RunLock;
 import dev.ultramem.train.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -69,19 +70,27 @@ public final class Main implements Callable<Integer> {
         o.println("ultramem default job: preset " + preset + ", built-in synthetic corpus (" + corpus.totalBytes() + " bytes), "
                 + Parallel.threads() + " threads, up to " + maxMinutes + " min");
         o.println("output folder: " + out.toAbsolutePath().normalize());
-        Runs.checkWritable(out);
-        Trainer t = Trainer.fresh(job, corpus, out);
-        if (steps == null && budget > 0) {
+        try (RunLock lock = Runs.lock(out, o); StopSignals signals = StopSignals.install(System.err)) {
+            Trainer t = Trainer.fresh(job, corpus, out);
+            t.setStopRequest(signals::requested);
             long t0 = System.currentTimeMillis();
-            // the first steps measure the speed of this machine; the run is then sized to the time budget
-            int fitted = t.fitStepsToTime(budget, new Trainer.Listener() {});
-            o.println("speed probe: " + fitted + " steps fit in " + maxMinutes + " min on this machine");
-            job.train.evalEvery = Math.max(10, Math.min(job.train.evalEvery, fitted / 6));  // a few points on the validation curve
-            limit = Math.max(1, budget + budget / 4 - (System.currentTimeMillis() - t0));  // safety net only
+            if (steps == null && budget > 0) {
+                // the first steps measure the speed of this machine; the run is then sized to the time budget
+                int fitted = t.fitStepsToTime(budget, new Trainer.Listener() {});
+                o.println("speed probe: " + fitted + " steps fit in " + maxMinutes + " min on this machine"
+                        + (job.train.warmupSteps - 1 > t.step() ? " (fitted again from the measured speed at step " + (job.train.warmupSteps - 1) + ")" : ""));
+                job.train.evalEvery = Math.max(10, Math.min(job.train.evalEvery, fitted / 6));  // a few points on the validation curve
+                limit = Math.max(1, budget + budget / 4 - (System.currentTimeMillis() - t0));  // safety net only
+            }
+            int code = Runs.train(t, o, e, quiet, limit, null, signals);
+            if (code != 0) return code;
+            long secs = (System.currentTimeMillis() - t0) / 1000;
+            o.println(t.step() == job.train.steps
+                    ? "schedule: all " + job.train.steps + " planned steps done in " + Runs.clock(secs) + " (budget " + Runs.clock(budget / 1000.0) + ")"
+                    : "schedule: stopped by the time limit at step " + t.step() + " of " + job.train.steps + " after " + Runs.clock(secs));
+            Runs.printRunFiles(out, o);
+            Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
         }
-        Runs.train(t, o, e, quiet, limit, null);
-        Runs.printRunFiles(out, o);
-        Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
         return 0;
     }
 

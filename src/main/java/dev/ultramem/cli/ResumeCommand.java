@@ -4,6 +4,7 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.RunLock;
 import dev.ultramem.train.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -47,35 +48,41 @@ final class ResumeCommand implements Callable<Integer> {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
         threads.apply();
         long maxMillis = run.maxMillis();
-        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, true);
-        JobConfig job = ck.job();
-        if (steps != null) {
-            if (steps <= ck.progress().step())
-                throw new UserError("--steps " + steps + " is not beyond the checkpoint's step " + ck.progress().step());
-            job.train.steps = steps;
+        Path file = Checkpoint.resolve(checkpoint);
+        Path dir = out != null ? out : file.toAbsolutePath().getParent();
+        // locked before the checkpoint is read, so a run still writing it cannot hand over an older one
+        try (RunLock lock = Runs.lock(dir, o)) {
+            Checkpoint.Loaded ck = Checkpoint.load(file, true);
+            JobConfig job = ck.job();
+            if (steps != null) {
+                if (steps <= ck.progress().step())
+                    throw new UserError("--steps " + steps + " is not beyond the checkpoint's step " + ck.progress().step());
+                job.train.steps = steps;
+            }
+            if (ck.progress().step() >= job.train.steps)
+                throw new UserError(ck.file() + ": training already finished at step " + ck.progress().step() + "; pass --steps N to train further");
+            Corpus corpus;
+            if (data.isEmpty()) {
+                corpus = Corpus.fromSource(ck.progress().dataSource(), job.train.valFraction);
+                if (!corpus.sameBytesAs(ck.progress().dataSource()))
+                    throw new UserError("the training data changed since the checkpoint was written; pass it with --data to continue on the new text");
+            } else {
+                corpus = Corpus.load(data, job.train.valFraction);
+            }
+            Path target = dir.resolve(Checkpoint.LATEST);
+            boolean ownFolder = sameFile(target, ck.file());
+            if (!force && Files.exists(target) && !ownFolder)
+                throw new UserError(dir + " already holds another run's checkpoint; choose another --out or pass --force to overwrite it");
+            o.println("resuming " + ck.file() + " at step " + ck.progress().step() + " of " + job.train.steps);
+            o.println("output folder: " + dir.normalize());
+            Trainer t = Trainer.resume(ck, job, corpus, dir);
+            if (!ownFolder) t.dropStaleDiagnostics();  // another run's folder, or a new one
+            try (StopSignals signals = StopSignals.install(System.err)) {
+                int code = Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt, signals);
+                if (code != 0) return code;
+            }
+            Runs.printRunFiles(dir, o);
         }
-        if (ck.progress().step() >= job.train.steps)
-            throw new UserError(ck.file() + ": training already finished at step " + ck.progress().step() + "; pass --steps N to train further");
-        Corpus corpus;
-        if (data.isEmpty()) {
-            corpus = Corpus.fromSource(ck.progress().dataSource(), job.train.valFraction);
-            if (!corpus.sameBytesAs(ck.progress().dataSource()))
-                throw new UserError("the training data changed since the checkpoint was written; pass it with --data to continue on the new text");
-        } else {
-            corpus = Corpus.load(data, job.train.valFraction);
-        }
-        Path dir = out != null ? out : ck.file().toAbsolutePath().getParent();
-        Path target = dir.resolve(Checkpoint.LATEST);
-        boolean ownFolder = sameFile(target, ck.file());
-        if (!force && Files.exists(target) && !ownFolder)
-            throw new UserError(dir + " already holds another run's checkpoint; choose another --out or pass --force to overwrite it");
-        o.println("resuming " + ck.file() + " at step " + ck.progress().step() + " of " + job.train.steps);
-        o.println("output folder: " + dir.normalize());
-        Runs.checkWritable(dir);
-        Trainer t = Trainer.resume(ck, job, corpus, dir);
-        if (!ownFolder) t.dropStaleDiagnostics();  // another run's folder, or a new one
-        Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
-        Runs.printRunFiles(dir, o);
         return 0;
     }
 

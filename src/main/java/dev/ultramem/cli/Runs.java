@@ -7,6 +7,7 @@ import dev.ultramem.infer.Sampler;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelCosts;
 import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.RunLock;
 import dev.ultramem.train.Trainer;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
@@ -33,18 +34,29 @@ final class Runs {
         return c != null && c.isTerminal();
     }
 
-    /** Fails early, before any training, when the run folder cannot be created or written. */
-    static void checkWritable(Path out) {
+    /**
+     * Locks a run folder for this process (creating it; see {@link RunLock}) and removes the temporary
+     * files a killed run left there. Fails early, before any training, when the folder cannot be written.
+     */
+    static RunLock lock(Path out, PrintWriter o) {
+        RunLock lock = RunLock.acquire(out);
         try {
-            Files.createDirectories(out);
+            for (Path p : lock.removeStaleTempFiles()) o.println("removed a temporary file left by an interrupted run: " + p);
             Files.delete(Files.createTempFile(out, ".write-test", ".tmp"));
-        } catch (IOException e) {
+            return lock;
+        } catch (IOException | RuntimeException e) {
+            lock.close();
+            if (e instanceof RuntimeException r) throw r;
             throw new UserError(out + ": cannot write to the output folder (" + e.getMessage() + ")");
         }
     }
 
-    /** Runs the trainer with a progress bar (terminal) or periodic status lines, then prints a summary. */
-    static void train(Trainer t, PrintWriter o, PrintWriter e, boolean quiet, long maxMillis, Long stopAt) {
+    /**
+     * Runs the trainer with a progress bar (terminal) or periodic status lines, then prints a summary.
+     * Returns the process's exit status: 0, or 128 + the signal's number when SIGINT/SIGTERM stopped it
+     * (after the step in progress, with a checkpoint, metrics and plot written).
+     */
+    static int train(Trainer t, PrintWriter o, PrintWriter e, boolean quiet, long maxMillis, Long stopAt, StopSignals signals) {
         if (stopAt != null && (stopAt <= t.step() || stopAt > t.job.train.steps))
             throw new UserError("--stop-at must be between step " + (t.step() + 1) + " and train.steps (" + t.job.train.steps + "), got " + stopAt);
         long total = stopAt != null ? stopAt : t.job.train.steps, start = t.step();
@@ -62,17 +74,20 @@ final class Runs {
         long t0 = System.nanoTime();
         final float[] lastVal = {Float.NaN};
         final java.util.Map<String, Double> lastMem = new java.util.LinkedHashMap<>();
+        t.setStopRequest(signals::requested);
         try {
             t.run(total, maxMillis, new Trainer.Listener() {
+                /** The step this run ends at (a time-fitted schedule may change it). */
+                long end() { return stopAt != null ? stopAt : t.job.train.steps; }
                 @Override public void onStep(long step, float loss, double lr, double tps) {
                     if (pb != null) {
                         pb.stepTo(step);
                         pb.setExtraMessage(String.format(" loss %.3f  %s tok/s%s", loss, human(tps),
                                 Float.isNaN(lastVal[0]) ? "" : String.format("  val %.3f", lastVal[0])));
-                    } else if (!quiet && (step % every == 0 || step == total)) {
+                    } else if (!quiet && (step % every == 0 || step == end())) {
                         double secs = (System.nanoTime() - t0) / 1e9;
-                        double eta = secs / (step - start) * (total - step);
-                        o.printf("step %d/%d  loss %.4f  %s tok/s  elapsed %s  eta %s%n", step, total, loss, human(tps), clock(secs), clock(eta));
+                        double eta = secs / (step - start) * (end() - step);
+                        o.printf("step %d/%d  loss %.4f  %s tok/s  elapsed %s  eta %s%n", step, end(), loss, human(tps), clock(secs), clock(eta));
                         o.flush();
                     }
                 }
@@ -80,6 +95,10 @@ final class Runs {
                     lastMem.clear();
                     lastMem.putAll(mean);
                     if (pb == null && !quiet) { o.printf("step %d  memory: %s%n", step, formatDiagnostics(mean)); o.flush(); }
+                }
+                @Override public void onPlan(long step, long totalSteps) {
+                    if (pb != null) pb.maxHint(totalSteps);
+                    else if (!quiet) { o.printf("step %d  schedule fitted again to the measured speed: %d steps%n", step, totalSteps); o.flush(); }
                 }
                 @Override public void onEval(long step, float v) {
                     lastVal[0] = v;
@@ -91,8 +110,10 @@ final class Runs {
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         long done = t.step() - start;
+        String resume = " (continue with: ultramem resume " + t.outDir() + ")";
         o.printf("trained %d steps in %s (%s tok/s)%s%n", done, clock(secs), human(done * B * (double) T / Math.max(secs, 1e-9)),
-                t.step() < t.job.train.steps ? ", paused at step " + t.step() + " of " + t.job.train.steps + " (continue with: ultramem resume " + t.outDir() + ")" : "");
+                signals.requested() ? ", stopped by " + signals.signalName() + " at step " + t.step() + " of " + t.job.train.steps + resume
+                        : t.step() < t.job.train.steps ? ", paused at step " + t.step() + " of " + t.job.train.steps + resume : "");
         float[] vl = t.valLossHistory();
         if (vl.length > 0) {
             float v = vl[vl.length - 1];
@@ -101,7 +122,13 @@ final class Runs {
         float[] tl = t.trainLossHistory();
         if (tl.length > 0) o.printf("training loss: first step %.4f, last step %.4f%n", tl[0], tl[tl.length - 1]);
         if (!lastMem.isEmpty()) o.println("memory layers (mean over layers, last interval): " + formatDiagnostics(lastMem));
+        if (signals.requested()) {
+            printRunFiles(t.outDir(), o);
+            o.flush();
+            return signals.exitCode();
+        }
         o.flush();
+        return 0;
     }
 
     static String formatDiagnostics(java.util.Map<String, Double> m) {

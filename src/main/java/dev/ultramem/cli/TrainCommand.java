@@ -6,6 +6,7 @@ import dev.ultramem.data.Corpus;
 import dev.ultramem.data.SyntheticCorpus;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.RunLock;
 import dev.ultramem.train.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -62,21 +63,26 @@ final class TrainCommand implements Callable<Integer> {
         if (steps != null) sets.add("train.steps=" + steps);
         String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
         JobConfig job = JobConfig.build(p, config, sets);
-        if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
-            throw new UserError(out + " already holds a checkpoint; continue it with 'ultramem resume " + out
-                    + "' or pass --force to start over");
-        Corpus corpus = inputs.isEmpty()
-                ? Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, job.train.valFraction)
-                : Corpus.load(inputs, job.train.valFraction);
-        corpus.requireWindows(job.train.seqLen);
-        o.println("data: " + (inputs.isEmpty() ? "built-in synthetic corpus" : inputs.toString()) + ", "
-                + corpus.train().length + " training bytes, " + corpus.val().length + " validation bytes");
-        o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
-        Runs.checkWritable(out);
-        Trainer t = Trainer.fresh(job, corpus, out);
-        Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt);
-        Runs.printRunFiles(out, o);
-        if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
+        // held from the checkpoint check to the end, so no second run can write into the folder meanwhile
+        try (RunLock lock = Runs.lock(out, o)) {
+            if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
+                throw new UserError(out + " already holds a checkpoint; continue it with 'ultramem resume " + out
+                        + "' or pass --force to start over");
+            Corpus corpus = inputs.isEmpty()
+                    ? Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, job.train.valFraction)
+                    : Corpus.load(inputs, job.train.valFraction);
+            corpus.requireWindows(job.train.seqLen);
+            o.println("data: " + (inputs.isEmpty() ? "built-in synthetic corpus" : inputs.toString()) + ", "
+                    + corpus.train().length + " training bytes, " + corpus.val().length + " validation bytes");
+            o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
+            Trainer t = Trainer.fresh(job, corpus, out);
+            try (StopSignals signals = StopSignals.install(System.err)) {
+                int code = Runs.train(t, o, e, run.quiet, maxMillis, run.stopAt, signals);
+                if (code != 0) return code;
+            }
+            Runs.printRunFiles(out, o);
+            if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
+        }
         return 0;
     }
 }

@@ -8,6 +8,17 @@ public class UserError extends RuntimeException {
     public UserError(String message) { super(message); }
     public UserError(String message, Throwable cause) { super(message, cause); }
 
+    /**
+     * Checks that a path names a regular file before it is opened: opening a FIFO blocks until a
+     * writer appears, and a device may never end.
+     */
+    public static void requireRegularFile(java.nio.file.Path file) {
+        if (java.nio.file.Files.isRegularFile(file)) return;
+        if (!java.nio.file.Files.exists(file)) throw new UserError(file + ": file not found");
+        if (java.nio.file.Files.isDirectory(file)) throw new UserError(file + ": is a folder, not a file");
+        throw new UserError(file + ": not a regular file (a pipe, device or socket cannot be read here)");
+    }
+
     /** The one-line error for a file that could not be read, naming the cause a user can act on. */
     public static UserError cannotRead(java.nio.file.Path file, java.io.IOException e) {
         if (e instanceof java.nio.file.NoSuchFileException) return new UserError(file + ": file not found");

@@ -81,10 +81,9 @@ public record Corpus(byte[] train, byte[] val, ObjectNode source) {
                     throw new UserError(p + ": cannot read folder (" + e.getMessage() + ")");
                 }
                 if (files.isEmpty()) throw new UserError(p + ": folder contains no files");
-            } else if (Files.exists(p)) {
-                files.add(p);
             } else {
-                throw new UserError(p + ": file not found");
+                UserError.requireRegularFile(p);
+                files.add(p);
             }
         }
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();

@@ -46,6 +46,7 @@ public final class Configs {
     public static JsonNode readTree(Path file) {
         String n = file.getFileName().toString().toLowerCase();
         ObjectMapper m = (n.endsWith(".yml") || n.endsWith(".yaml")) ? YAML : JSON;
+        UserError.requireRegularFile(file);
         try {
             JsonNode node = m.readTree(Files.readAllBytes(file));
             if (node == null || !node.isObject()) throw new UserError(file + ": config must be a JSON/YAML object");

@@ -49,6 +49,7 @@ public final class Checkpoint {
             return f;
         }
         if (!Files.exists(p)) throw new UserError(p + ": checkpoint not found");
+        UserError.requireRegularFile(p);
         return p;
     }
 

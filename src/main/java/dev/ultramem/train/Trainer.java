@@ -4,6 +4,7 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
 import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
+import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.StepProfile;
 
@@ -26,6 +27,8 @@ public final class Trainer {
         default void onStep(long step, float loss, double lr, double tokensPerSecond) {}
         default void onEval(long step, float valLoss) {}
         default void onCheckpoint(long step, Path file) {}
+        /** A time-fitted schedule's total was fitted again at this step. */
+        default void onPlan(long step, long totalSteps) {}
         /** Memory-layer diagnostics of the training batches since the last evaluation, averaged over memory layers. */
         default void onMemoryDiagnostics(long step, java.util.Map<String, Double> mean) {}
     }
@@ -50,6 +53,12 @@ public final class Trainer {
     private float[] valSteps, valLoss;
     private int nVal;
     private double lastGradNorm;
+    /** Asked between steps: true once the user wants the run to stop (the CLI sets it from SIGINT/SIGTERM). */
+    private java.util.function.BooleanSupplier stopRequest = () -> false;
+    /** The step the last checkpoint in outDir was written at (-1: none by this trainer). */
+    private long savedStep = -1;
+    /** metrics.csv while training runs: rows are appended as steps finish and flushed at every checkpoint. */
+    private java.io.Writer metricsLog;
 
     private Trainer(JobConfig job, Model model, AdamW opt, Corpus corpus, Path outDir) {
         // not a config rule: imported models may have any vocabulary, but training text is bytes
@@ -67,7 +76,8 @@ public final class Trainer {
         this.targets = new int[B * T];
         this.sampler = new BatchSampler(corpus.train(), samplerSeed(job.train.seed));
         this.outDir = outDir;
-        this.trainLoss = new float[Math.max(16, job.train.steps)];
+        // grown as steps complete: a long planned schedule must not allocate per planned step
+        this.trainLoss = new float[(int) Math.min(1024, Math.max(16, job.train.steps))];
         this.valSteps = new float[16];
         this.valLoss = new float[16];
     }
@@ -101,7 +111,7 @@ public final class Trainer {
         Checkpoint.Progress p = ck.progress();
         t.step = p.step();
         t.sampler.setState(p.dataRng());
-        t.trainLoss = Arrays.copyOf(p.trainLoss(), Math.max(job.train.steps, p.trainLoss().length) + 1);
+        t.trainLoss = Arrays.copyOf(p.trainLoss(), p.trainLoss().length + 1024);
         t.nVal = p.valLoss().length;
         t.valSteps = Arrays.copyOf(p.valSteps(), t.nVal + 16);
         t.valLoss = Arrays.copyOf(p.valLoss(), t.nVal + 16);
@@ -109,6 +119,11 @@ public final class Trainer {
     }
 
     public long step() { return step; }
+
+    /** Sets what the loop asks between steps whether to stop early (with a checkpoint, metrics and plot). */
+    public void setStopRequest(java.util.function.BooleanSupplier stop) { this.stopRequest = stop; }
+
+    private boolean stopRequested() { return stopRequest.getAsBoolean(); }
 
     /**
      * Changes train.steps while still inside the warmup (where the LR does not depend on the total),
@@ -123,8 +138,11 @@ public final class Trainer {
     }
 
     /**
-     * Trains a few warmup steps, measures their speed and sets train.steps so that the run takes about
-     * budgetMillis (never more than the configured steps). Returns the new total.
+     * Trains a few warmup steps, measures their speed and sets train.steps so that the whole schedule
+     * ends within {@link #TIME_FIT_SHARE} of budgetMillis (never more than the configured steps). The
+     * total is fitted again at the last warmup step, from the speed of every step since the probe
+     * (evaluations and checkpoints included), so a machine slower than the probe suggested still
+     * finishes its schedule. Returns the new total.
      */
     public int fitStepsToTime(long budgetMillis, Listener listener) {
         // The first steps run while the JIT compiles (the memory layers' kernels are compiled last), so
@@ -132,23 +150,26 @@ public final class Trainer {
         // warmup, where the total may still change, and stops after the step that passes an eighth of
         // the budget (at least four steps).
         int maxProbe = (int) Math.max(1, Math.min(24, Math.min(job.train.warmupSteps - 1, job.train.steps - 1)));
-        long start = System.nanoTime();
+        long start = clock.getAsLong();
         double[] ms = new double[maxProbe];
         int probed = 0;
-        for (int i = 0; i < maxProbe; i++) {
-            long ts = System.nanoTime();
+        for (int i = 0; i < maxProbe && !stopRequested(); i++) {
+            long ts = clock.getAsLong();
             float loss = trainStep();
-            ms[probed++] = (System.nanoTime() - ts) / 1e6;
+            ms[probed++] = (clock.getAsLong() - ts) / 1e6;
             listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T / (ms[probed - 1] / 1e3));
-            if (i >= 3 && (System.nanoTime() - start) / 1e6 > budgetMillis / 8.0) break;
+            if (i >= 3 && (clock.getAsLong() - start) / 1e6 > budgetMillis / 8.0) break;
         }
+        if (probed == 0) return job.train.steps;
         double[] late = Arrays.copyOfRange(ms, probed / 2, probed);
         Arrays.sort(late);
         double perStep = late[late.length / 2];
-        double spent = (System.nanoTime() - start) / 1e6;
+        double spent = (clock.getAsLong() - start) / 1e6;
         // evaluation passes cost about a third of a training step per batch
         double evalShare = 1 + job.train.evalBatches / 3.0 / job.train.evalEvery;
-        long fit = step + (long) (Math.max(0, budgetMillis - spent) / (perStep * evalShare));
+        long fit = step + (long) (Math.max(0, budgetMillis * TIME_FIT_SHARE - spent) / (perStep * evalShare));
+        fittedMaxSteps = job.train.steps;
+        deadline = start + (long) (budgetMillis * 1e6 * TIME_FIT_SHARE);
         int steps = (int) Math.min(job.train.steps, Math.max(step + 1, fit));
         if (step < job.train.warmupSteps && steps > step) {
             setTotalSteps(steps);
@@ -161,6 +182,37 @@ public final class Trainer {
             }
         }
         return job.train.steps;
+    }
+
+    /** The share of a time budget that a time-fitted schedule plans for (the rest: final evaluation, sample, plot, drift). */
+    public static final double TIME_FIT_SHARE = 0.9;
+
+    /** Deadline (clock nanos) of a time-fitted schedule, 0 without one; the configured steps bound its re-fit. */
+    private long deadline;
+    private int fittedMaxSteps;
+    /** Time spent in evaluations, for the re-fit. */
+    private long evalNanos;
+    private int evalCount;
+    private java.util.function.LongSupplier clock = System::nanoTime;
+
+    /** The clock the loop's timing reads (tests use a simulated one). */
+    public void setClock(java.util.function.LongSupplier nanoClock) { this.clock = nanoClock; }
+
+    /**
+     * The re-fit of a time-fitted schedule at the last warmup step (the last step where the total may
+     * change): the steps that fit between now and the deadline at the speed measured since loopStart
+     * (loopSteps steps), with the evaluations still to come at their measured cost.
+     */
+    private void refitToDeadline(long loopStart, long loopSteps, long evalNanosAtStart) {
+        long now = clock.getAsLong();
+        double windowEval = evalNanos - evalNanosAtStart;
+        double perStep = Math.max(1, (now - loopStart - windowEval) / loopSteps);
+        double perEval = evalCount > 0 ? (double) evalNanos / evalCount : perStep * job.train.evalBatches / 3.0;
+        double perPlannedStep = perStep + perEval / job.train.evalEvery;
+        long fit = step + (long) (Math.max(0, deadline - now) / perPlannedStep);
+        int steps = (int) Math.min(fittedMaxSteps, Math.max(step + 1, fit));
+        if (steps != job.train.steps) setTotalSteps(steps);
+        deadline = 0;
     }
 
     public float[] trainLossHistory() { return Arrays.copyOf(trainLoss, (int) step); }
@@ -181,7 +233,11 @@ public final class Trainer {
      */
     public long run(long maxMillis, Listener listener) { return run(job.train.steps, maxMillis, listener); }
 
-    /** As {@link #run(long, Listener)} but stops at stopStep (a checkpoint is written there). */
+    /**
+     * As {@link #run(long, Listener)} but stops at stopStep (a checkpoint is written there). A stop
+     * request ends the run after the current step, with a checkpoint there; metrics.csv and loss.png
+     * are written in every case, a non-finite loss included.
+     */
     public long run(long stopStep, long maxMillis, Listener listener) {
         long target = Math.min(stopStep, job.train.steps);
         try {
@@ -201,23 +257,38 @@ public final class Trainer {
     }
 
     private void trainUntil(long target, long maxMillis, Listener listener) {
-        long t0 = System.nanoTime();
+        long t0 = clock.getAsLong(), step0 = step, eval0 = evalNanos;
         long tokens = 0;
-        while (step < target) {
-            float loss = trainStep();
-            tokens += (long) B * T;
-            double secs = (System.nanoTime() - t0) / 1e9;
-            listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
-            boolean last = step == target;
-            boolean timeUp = maxMillis > 0 && (System.nanoTime() - t0) / 1e6 >= maxMillis && !last;
-            boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
-            // a run stopped by the time limit also gets a validation point where it stops
-            if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) evalAndRecord(listener);
-            if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp)) {
-                Path f = save();
-                listener.onCheckpoint(step, f);
+        boolean toEnd = target == job.train.steps;
+        if (outDir != null) openMetricsLog();
+        try {
+            while (step < target && !stopRequested()) {
+                float loss = trainStep();
+                tokens += (long) B * T;
+                double secs = (clock.getAsLong() - t0) / 1e9;
+                listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
+                if (deadline != 0 && step == job.train.warmupSteps - 1 && step < target) {
+                    refitToDeadline(t0, step - step0, eval0);
+                    if (toEnd) target = job.train.steps;
+                    listener.onPlan(step, job.train.steps);
+                }
+                boolean last = step == target;
+                boolean stop = !last && stopRequested();
+                boolean timeUp = maxMillis > 0 && (clock.getAsLong() - t0) / 1e6 >= maxMillis && !last;
+                boolean evalNow = step % job.train.evalEvery == 0 || step == job.train.steps;
+                // a run stopped by the time limit also gets a validation point where it stops
+                // (one stopped by a signal does not: it should end quickly)
+                if (evalNow || (timeUp && (nVal == 0 || valSteps[nVal - 1] != step))) evalAndRecord(listener);
+                appendMetricsRow((int) step - 1);
+                if (outDir != null && (step % job.train.checkpointEvery == 0 || last || timeUp || stop)) {
+                    listener.onCheckpoint(step, save());
+                }
+                if (timeUp || stop) break;
             }
-            if (timeUp) break;
+            // stopped before the loop's first step (e.g. during the speed probe), after steps not yet saved
+            if (outDir != null && stopRequested() && step > 0 && savedStep != step) listener.onCheckpoint(step, save());
+        } finally {
+            closeMetricsLog();
         }
     }
 
@@ -225,7 +296,10 @@ public final class Trainer {
     private void evalAndRecord(Listener listener) {
         var diag = memoryDiagnostics();
         if (!diag.isEmpty()) listener.onMemoryDiagnostics(step, diag);
+        long e0 = clock.getAsLong();
         float v = evaluate();
+        evalNanos += clock.getAsLong() - e0;
+        evalCount++;
         if (!Float.isFinite(v)) throw nonFinite("validation loss", v);
         recordVal(step, v);
         listener.onEval(step, v);
@@ -319,10 +393,15 @@ public final class Trainer {
         valLoss[nVal++] = v;
     }
 
-    /** Writes latest.safetensors in the run folder. */
+    /**
+     * Writes latest.safetensors in the run folder. The metrics.csv rows up to this step are flushed
+     * first, so a process killed at any moment leaves at least the rows of its last checkpoint.
+     */
     public Path save() {
+        flushMetricsLog();
         Path f = outDir.resolve(Checkpoint.LATEST);
         Checkpoint.save(f, job, model, optimizer, progress());
+        savedStep = step;
         return f;
     }
 
@@ -332,19 +411,67 @@ public final class Trainer {
 
     /** metrics.csv: one row per step (train loss, LR) with the validation loss where it was measured. */
     public void writeMetrics() {
-        StringBuilder sb = new StringBuilder("step,train_loss,val_loss,lr\n");
+        StringBuilder sb = new StringBuilder(METRICS_HEADER);
         int vi = 0;
         for (int s = 0; s < step; s++) {
             while (vi < nVal && valSteps[vi] < s + 1) vi++;
-            String v = vi < nVal && valSteps[vi] == s + 1 ? Float.toString(valLoss[vi]) : "";
-            sb.append(s + 1).append(',').append(trainLoss[s]).append(',').append(v).append(',')
-                    .append((float) schedule.lr(s)).append('\n');
+            appendRow(sb, s, vi < nVal && valSteps[vi] == s + 1 ? valLoss[vi] : Float.NaN);
         }
+        Path f = outDir.resolve("metrics.csv");
         try {
-            Files.createDirectories(outDir);
-            Files.writeString(outDir.resolve("metrics.csv"), sb, StandardCharsets.UTF_8);
+            AtomicFiles.write(f, sb);
         } catch (IOException e) {
-            throw new UserError(outDir + ": cannot write metrics.csv (" + e.getMessage() + ")");
+            throw AtomicFiles.writeError(f, e);
+        }
+    }
+
+    private static final String METRICS_HEADER = "step,train_loss,val_loss,lr\n";
+
+    /** Row of step s+1; a NaN val means no validation point at that step. */
+    private void appendRow(StringBuilder sb, int s, float val) {
+        sb.append(s + 1).append(',').append(trainLoss[s]).append(',').append(Float.isNaN(val) ? "" : Float.toString(val)).append(',')
+                .append((float) schedule.lr(s)).append('\n');
+    }
+
+    /** Rewrites metrics.csv from the history so far (a killed run may have left rows past its checkpoint), then appends. */
+    private void openMetricsLog() {
+        writeMetrics();
+        Path f = outDir.resolve("metrics.csv");
+        try {
+            metricsLog = Files.newBufferedWriter(f, StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw AtomicFiles.writeError(f, e);
+        }
+    }
+
+    private void appendMetricsRow(int s) {
+        if (metricsLog == null) return;
+        StringBuilder sb = new StringBuilder(64);
+        appendRow(sb, s, nVal > 0 && valSteps[nVal - 1] == s + 1 ? valLoss[nVal - 1] : Float.NaN);
+        try {
+            metricsLog.append(sb);
+        } catch (IOException e) {
+            throw AtomicFiles.writeError(outDir.resolve("metrics.csv"), e);
+        }
+    }
+
+    private void flushMetricsLog() {
+        if (metricsLog == null) return;
+        try {
+            metricsLog.flush();
+        } catch (IOException e) {
+            throw AtomicFiles.writeError(outDir.resolve("metrics.csv"), e);
+        }
+    }
+
+    private void closeMetricsLog() {
+        if (metricsLog == null) return;
+        java.io.Writer w = metricsLog;
+        metricsLog = null;
+        try {
+            w.close();
+        } catch (IOException ignored) {
+            // the whole file is rewritten from the history right after (and a failure there is reported)
         }
     }
 }

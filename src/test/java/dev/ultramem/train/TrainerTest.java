@@ -142,4 +142,90 @@ class TrainerTest {
         Trainer big = Trainer.fresh(TestModels.tinyJob(12), corpus(job), null);
         assertEquals(12, big.fitStepsToTime(3_600_000, NONE), "never more than the configured steps");
     }
+
+    @Test
+    void aStopRequestEndsTheRunAfterTheStepWithCheckpointMetricsAndPlot() throws Exception {
+        JobConfig job = TestModels.tinyJob(20);
+        job.train.checkpointEvery = 8;
+        Path out = dir.resolve("stopped");
+        Trainer t = Trainer.fresh(job, corpus(job), out);
+        t.setStopRequest(() -> t.step() >= 5);
+        assertEquals(5, t.run(0, NONE));
+        Checkpoint.Loaded ck = Checkpoint.load(out, true);
+        assertEquals(5, ck.progress().step(), "checkpoint at the stop, not at the last scheduled one (none yet)");
+        assertEquals(6, Files.readAllLines(out.resolve("metrics.csv")).size());
+        assertTrue(Files.size(out.resolve("loss.png")) > 0);
+    }
+
+    @Test
+    void metricsRowsReachTheDiskWithEveryCheckpoint() throws Exception {
+        JobConfig job = TestModels.tinyJob(20);
+        job.train.checkpointEvery = 4;
+        Path out = dir.resolve("metrics");
+        Trainer t = Trainer.fresh(job, corpus(job), out);
+        List<Long> rowsAtCheckpoint = new java.util.ArrayList<>();
+        t.run(10, 0, new Trainer.Listener() {
+            @Override public void onCheckpoint(long step, Path file) {
+                try {
+                    rowsAtCheckpoint.add(Files.readAllLines(out.resolve("metrics.csv")).size() - 1L);
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }
+        });
+        // what a kill -9 right after each checkpoint would leave: the rows up to that checkpoint
+        assertEquals(List.of(4L, 8L, 10L), rowsAtCheckpoint);
+        List<String> appended = Files.readAllLines(out.resolve("metrics.csv"));
+        t.writeMetrics();
+        assertEquals(Files.readAllLines(out.resolve("metrics.csv")), appended, "appended rows equal the full rewrite");
+    }
+
+    @Test
+    void aLongPlannedScheduleAllocatesOnlyForTheStepsRun() {
+        // 2e9 planned steps: a history sized by the plan would need 8 GB before the first step
+        JobConfig job = TestModels.tinyJob(2_000_000_000);
+        Trainer t = Trainer.fresh(job, corpus(job), dir.resolve("long"));
+        assertEquals(2, t.run(2, 0, NONE));
+        Checkpoint.Loaded ck = Checkpoint.load(dir.resolve("long"), true);
+        Trainer r = Trainer.resume(ck, ck.job(), corpus(job), dir.resolve("long"));
+        assertEquals(3, r.run(3, 0, NONE));
+    }
+
+    /**
+     * A machine that gets 40% slower right after the speed probe (seen: the VM's speed drifts that
+     * much within minutes) still finishes the whole fitted schedule inside the budget. The clock is
+     * simulated: each training step costs 10 ms, 14 ms after the probe, evaluations 2 ms per batch.
+     */
+    @Test
+    void aTimeFittedScheduleFinishesInsideItsBudgetOnAMachineSlowerThanTheProbe() {
+        JobConfig job = TestModels.tinyJob(5000);
+        job.train.warmupSteps = 60;
+        job.train.evalEvery = 50;
+        Trainer t = Trainer.fresh(job, corpus(job), null);
+        long budgetMs = 5_000;
+        SimulatedClock clock = new SimulatedClock(t, 24);
+        t.setClock(clock);
+        int planned = t.fitStepsToTime(budgetMs, NONE);
+        assertTrue(planned > 100 && planned < 5000, "planned " + planned);
+        t.run(0, NONE);
+        assertEquals(t.job.train.steps, t.step(), "the whole schedule ran");
+        assertTrue(clock.read() <= budgetMs * 1_000_000L, "finished at " + clock.read() / 1e6 + " ms of " + budgetMs);
+        assertTrue(t.step() >= 0.7 * 5_000 / 14.0 * Trainer.TIME_FIT_SHARE, "used most of the budget: " + t.step() + " steps");
+    }
+
+    /** Simulated time: the sum of the costs of the steps and evaluations done so far. */
+    static final class SimulatedClock implements java.util.function.LongSupplier {
+        private final Trainer t;
+        private final int probeSteps;
+        SimulatedClock(Trainer t, int probeSteps) { this.t = t; this.probeSteps = probeSteps; }
+
+        long read() {
+            long ns = 0;
+            for (long s = 1; s <= t.step(); s++) ns += s <= probeSteps ? 10_000_000L : 14_000_000L;
+            ns += (long) t.valStepHistory().length * t.job.train.evalBatches * 2_000_000L;
+            return ns;
+        }
+
+        @Override public long getAsLong() { return read(); }
+    }
 }
