@@ -25,7 +25,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt", description = "text to continue (default: empty)")
     String prompt = "";
 
-    @Option(names = "--max-tokens", description = "tokens (bytes) to generate (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", description = {"tokens (bytes) to generate (default: ${DEFAULT-VALUE}); printed as they come,",
+            "past max_seq_len the model continues from the last half of its window"})
     int maxTokens = 200;
 
     @Option(names = "--temperature", description = "0 = greedy (default: ${DEFAULT-VALUE})")
@@ -55,7 +56,7 @@ final class GenerateCommand implements Callable<Integer> {
             throw new UserError("the model's vocabulary (" + ck.job().model.vocabSize + ") is smaller than the byte tokenizer's (256)");
         o.print(prompt);
         Runs.Utf8Printer p = new Runs.Utf8Printer(o);
-        Generator.generate(ck.model(), ids, maxTokens, sampler, p::accept);
+        Generator.stream(ck.model(), ids, maxTokens, sampler, p::accept);
         p.finish();
         o.println();
         return 0;
