@@ -4,6 +4,7 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.infer.Generator;
 import dev.ultramem.infer.Sampler;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -49,6 +50,7 @@ final class GenerateCommand implements Callable<Integer> {
         threads.apply();
         if (maxTokens < 1) throw new UserError("--max-tokens must be >= 1, got " + maxTokens);
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
+        Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.GENERATE, j -> {});
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         ck.model().setTraining(false);
         int[] ids = new ByteTokenizer().encode(prompt);

@@ -2,6 +2,7 @@ package dev.ultramem.cli;
 
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.Trainer;
@@ -47,6 +48,7 @@ final class ResumeCommand implements Callable<Integer> {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
         threads.apply();
         long maxMillis = run.maxMillis();
+        Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.TRAIN, j -> { if (steps != null) j.train.steps = steps; });
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, true);
         JobConfig job = ck.job();
         if (steps != null) {
