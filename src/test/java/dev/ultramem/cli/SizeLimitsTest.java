@@ -89,6 +89,21 @@ class SizeLimitsTest {
         assertTrue(info.out().contains("more than this machine offers"), info.out());
     }
 
+    /** info on a config too large to build here counts it from the config instead of allocating it. */
+    @Test
+    void infoCountsAModelTooLargeToBuildFromItsConfig() {
+        String[] sets = {"model.mem_knum=40000", "train.batch_size=1"};
+        MainTest.Result r = run("info", "--preset", "family-pkm", "--set", sets[0], "--set", sets[1]);
+        assertEquals(0, r.code(), r.err());
+        JobConfig job = JobConfig.build("family-pkm", null, java.util.List.of(sets));
+        ModelCosts k = ModelCosts.of(job.model, job.train.seqLen);
+        assertTrue(r.out().contains(String.format("parameters: %,d total", k.totalParams())), r.out());
+        assertTrue(r.out().contains(String.format("activated parameters per token: %,d", k.activatedParamsPerToken())), r.out());
+        assertTrue(r.out().contains("skipped, the model is too large to build here"), r.out());
+        assertTrue(r.out().contains("memory for training (batch 1 x 256 tokens"), r.out());
+        assertTrue(r.out().contains("value tables 3.0 TB memory-mapped from the checkpoint"), r.out());
+    }
+
     /** Tables larger than RAM are fine for inference: they are memory-mapped, so only training refuses them. */
     @Test
     void mappedTablesLargerThanMemoryAreNotRefusedForInference() throws Exception {
