@@ -3,6 +3,7 @@ package dev.ultramem.cli;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.data.SyntheticCorpus;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.Trainer;
 import picocli.CommandLine;
@@ -41,6 +42,7 @@ final class EvalCommand implements Callable<Integer> {
         threads.apply();
         if (maxBatches < 1) throw new UserError("--max-batches must be >= 1");
         if (builtin && !data.isEmpty()) throw new UserError("--builtin and --data choose different texts; pass one of them");
+        Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.EVAL, j -> {});
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         int B = ck.job().train.batchSize, T = ck.job().train.seqLen;
         byte[] text;

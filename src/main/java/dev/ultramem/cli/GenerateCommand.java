@@ -4,6 +4,7 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.infer.Generator;
 import dev.ultramem.infer.Sampler;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -31,7 +32,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt-file", paramLabel = "FILE", description = "continue the bytes of this file, used as they are (any bytes, not only UTF-8)")
     Path promptFile;
 
-    @Option(names = "--max-tokens", description = "tokens (bytes) to generate (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", description = {"tokens (bytes) to generate (default: ${DEFAULT-VALUE}); printed as they come,",
+            "past max_seq_len the model continues from the last half of its window"})
     int maxTokens = 200;
 
     @Option(names = "--temperature", description = "0 = greedy (default: ${DEFAULT-VALUE})")
@@ -54,6 +56,7 @@ final class GenerateCommand implements Callable<Integer> {
         threads.apply();
         if (maxTokens < 1) throw new UserError("--max-tokens must be >= 1, got " + maxTokens);
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
+        Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.GENERATE, j -> {});
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         ck.model().setTraining(false);
         int[] ids = promptTokens();
@@ -61,7 +64,7 @@ final class GenerateCommand implements Callable<Integer> {
             throw new UserError("the model's vocabulary (" + ck.job().model.vocabSize + ") is smaller than the byte tokenizer's (256)");
         Runs.Utf8Printer p = new Runs.Utf8Printer(o);
         for (int id : ids) p.accept(id);
-        Generator.generate(ck.model(), ids, maxTokens, sampler, p::accept);
+        Generator.stream(ck.model(), ids, maxTokens, sampler, p::accept);
         p.finish();
         o.println();
         return 0;

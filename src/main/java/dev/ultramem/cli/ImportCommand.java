@@ -7,6 +7,7 @@ import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.io.OfficialWeights;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelConfig;
 import dev.ultramem.model.ModelCosts;
@@ -53,11 +54,12 @@ final class ImportCommand implements Callable<Integer> {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
                 throw new UserError(out + " already holds a checkpoint; choose another --out or pass --force to overwrite it");
             ModelConfig cfg = OfficialWeights.configFromOfficial(officialConfig(st));
-            Model model = new Model(cfg);
-            OfficialWeights.load(model, st);
             TrainConfig train = new TrainConfig();
             train.seqLen = Math.min(train.seqLen, cfg.maxSeqLen);
             JobConfig job = new JobConfig(cfg, train.validate());
+            Capacity.require(MemoryPlan.Use.IMPORT, job);
+            Model model = new Model(cfg);
+            OfficialWeights.load(model, st);
             Path file = out.resolve(Checkpoint.LATEST);
             // fresh optimizer state, so the imported model can be fine-tuned with `resume`
             Checkpoint.save(file, job, model, new AdamW(model.params(), train),

@@ -1,8 +1,10 @@
 package dev.ultramem.cli;
 
+import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelCosts;
 import dev.ultramem.model.ModelConfig;
@@ -22,7 +24,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "info", mixinStandardHelpOptions = true,
-        description = "Model shape, total and activated parameter counts and FLOPs per token of a checkpoint or config.")
+        description = {"Model shape, total and activated parameter counts, FLOPs per token and the memory plan of a checkpoint or config.",
+                "A model too large to build here is counted from its config (the measured bytes per token are then skipped)."})
 final class InfoCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -49,26 +52,37 @@ final class InfoCommand implements Callable<Integer> {
             return 0;
         }
         JobConfig job;
-        Model model;
+        Model model = null;
         if (checkpoint != null) {
             if (preset != null || config != null || !overrides.isEmpty())
                 throw new UserError("--preset, --config and --set describe a new model; they cannot be combined with a checkpoint");
-            Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
-            job = ck.job();
-            model = ck.model();
-            o.println("checkpoint: " + ck.file() + " (step " + ck.progress().step() + ")");
+            job = Capacity.peek(checkpoint);
+            if (job == null || MemoryPlan.of(MemoryPlan.Use.COUNT_CHECKPOINT, job.model, job.train).fitsComfortably()) {
+                Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
+                job = ck.job();
+                model = ck.model();
+                o.println("checkpoint: " + ck.file() + " (step " + ck.progress().step() + ")");
+            } else {
+                o.println("checkpoint: " + Checkpoint.resolve(checkpoint) + " (header only: the model is too large to load here)");
+            }
         } else {
             String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
             job = JobConfig.build(p, config, overrides);
-            model = ModelCosts.forCounting(job.model);
+            // counting builds and initialises the model: only when it fits with room to spare
+            if (MemoryPlan.of(MemoryPlan.Use.COUNT, job.model, job.train).fitsComfortably()) model = ModelCosts.forCounting(job.model);
             o.println("config: " + (p != null ? "preset " + p : "") + (config != null ? " " + config : ""));
         }
-        print(model, job.train.seqLen, o);
+        print(job, model, o);
         return 0;
     }
 
-    static void print(Model model, int ctx, PrintWriter o) {
-        ModelConfig c = model.config();
+    /**
+     * Shape, counts and memory plan of a job. With a built model the counts are taken on it (and the bytes read
+     * per token measured by real forwards); without one (too large to build here) they are computed from the config.
+     */
+    static void print(JobConfig job, Model model, PrintWriter o) {
+        ModelConfig c = job.model;
+        int ctx = job.train.seqLen;
         o.printf("shape: vocab %d, d_model %d, %d layers, %d heads (head dim %d), max_seq_len %d%n",
                 c.vocabSize, c.dModel, c.nLayers, c.nHeads, c.headDim(), c.maxSeqLen);
         if ("moe".equals(c.ffnType))
@@ -81,20 +95,52 @@ final class InfoCommand implements Callable<Integer> {
         else
             o.println("memory: none");
         Map<Param.Group, Long> byGroup = new EnumMap<>(Param.Group.class);
-        for (Param p : model.params()) if (p.trainable) byGroup.merge(p.group, p.numel(), Long::sum);
-        long idx = 0;
-        for (IndexBuffer b : model.indexBuffers()) idx += b.data().length;
-        ModelCosts k = ModelCosts.of(model, ctx);
+        long buffers = 0, idx;
+        if (model != null) {
+            for (Param p : model.params()) {
+                if (p.trainable) byGroup.merge(p.group, p.numel(), Long::sum);
+                else buffers += p.numel();
+            }
+            idx = 0;
+            for (IndexBuffer b : model.indexBuffers()) idx += b.data().length;
+        } else {
+            MemoryPlan shape = MemoryPlan.of(MemoryPlan.Use.MODEL, c, null);
+            for (MemoryPlan.Tensor t : shape.tensors()) {
+                if (t.trainable()) byGroup.merge(t.group(), t.total(), MemoryPlan::add);
+                else buffers = MemoryPlan.add(buffers, t.total());
+            }
+            idx = shape.indexEntries();
+        }
+        ModelCosts k = model != null ? ModelCosts.of(model, ctx) : ModelCosts.of(c, ctx);
         o.printf("parameters: %,d total (%s)%n", k.totalParams(), byGroup.toString().replace("{", "").replace("}", ""));
-        long buffers = 0;
-        for (Param p : model.params()) if (!p.trainable) buffers += p.numel();
         o.printf("buffers: %,d floats, %,d indices%n", buffers, idx);
         o.printf("activated parameters per token: %,d (dense part %,d)%n", k.activatedParamsPerToken(), k.denseParams());
         o.printf("forward multiply-adds per token (context %d): %,d (attention %,d, FFN %,d, memory %,d, logits %,d)%n", ctx,
                 k.forwardMacsPerToken(), k.attentionMacsPerToken(), k.ffnMacsPerToken(), k.memoryMacsPerToken(), k.logitMacsPerToken());
         o.printf("training FLOPs per token: %,d (6 x multiply-adds)%n", k.trainingFlopsPerToken());
-        // counted by the engine: a real forward at each batch size, distinct rows and experts it touched
-        for (int b : new int[]{1, 8, 64, 512})
-            o.printf("parameter bytes read per token at batch %d (fp32, counted): %,d%n", b, ModelCosts.measuredParamBytesPerToken(model, b));
+        if (model != null) {
+            // counted by the engine: a real forward at each batch size, distinct rows and experts it touched
+            for (int b : new int[]{1, 8, 64, MemoryPlan.COUNT_TOKENS})
+                o.printf("parameter bytes read per token at batch %d (fp32, counted): %,d%n", b, ModelCosts.measuredParamBytesPerToken(model, b));
+        } else {
+            o.println("parameter bytes read per token (counted): skipped, the model is too large to build here; the counts above are computed from the config");
+        }
+        printMemory(job, o);
+    }
+
+    /** The memory plan for training and for generation, and what this machine offers. */
+    static void printMemory(JobConfig job, PrintWriter o) {
+        MemoryPlan train = MemoryPlan.of(MemoryPlan.Use.TRAIN, job.model, job.train);
+        o.printf("memory for training (batch %d x %d tokens, %d threads): heap %s (%s)%s%s%n", job.train.batchSize, job.train.seqLen,
+                Parallel.threads(), MemoryPlan.human(train.heapBytes()), train.partsOf(true),
+                train.offHeapBytes() > 0 ? "; off-heap " + MemoryPlan.human(train.offHeapBytes()) + " (" + train.partsOf(false) + ")" : "",
+                train.fits() ? "" : "; more than this machine offers");
+        MemoryPlan gen = MemoryPlan.of(MemoryPlan.Use.GENERATE, job.model, job.train);
+        o.printf("memory for generation (KV cache per sequence at max_seq_len %d): heap %s (%s)%s%s%n", job.model.maxSeqLen,
+                MemoryPlan.human(gen.heapBytes()), gen.partsOf(true),
+                gen.mappedBytes() > 0 ? "; value tables " + MemoryPlan.human(gen.mappedBytes()) + " memory-mapped from the checkpoint" : "",
+                gen.fits() ? "" : "; more than this machine offers");
+        o.printf("available here: heap %s (-Xmx), direct memory %s, physical memory %s%n", MemoryPlan.human(Runtime.getRuntime().maxMemory()),
+                MemoryPlan.human(MemoryPlan.maxDirectMemory()), MemoryPlan.human(MemoryPlan.physicalMemory()));
     }
 }

@@ -4,6 +4,7 @@ import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.data.SyntheticCorpus;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.RunLock;
 import dev.ultramem.train.Trainer;
@@ -66,6 +67,7 @@ public final class Main implements Callable<Integer> {
         List<String> sets = new ArrayList<>(overrides);
         if (steps != null) sets.add("train.steps=" + steps);
         JobConfig job = JobConfig.build(preset, null, sets);
+        Capacity.require(MemoryPlan.Use.TRAIN, job);
         Corpus corpus = Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, job.train.valFraction);
         o.println("ultramem default job: preset " + preset + ", built-in synthetic corpus (" + corpus.totalBytes() + " bytes), "
                 + Parallel.threads() + " threads, up to " + maxMinutes + " min");

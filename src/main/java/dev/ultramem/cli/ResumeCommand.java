@@ -2,6 +2,7 @@ package dev.ultramem.cli;
 
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.RunLock;
@@ -50,6 +51,7 @@ final class ResumeCommand implements Callable<Integer> {
         long maxMillis = run.maxMillis();
         Path file = Checkpoint.resolve(checkpoint);
         Path dir = out != null ? out : file.toAbsolutePath().getParent();
+        Capacity.requireForCheckpoint(file, MemoryPlan.Use.TRAIN, j -> { if (steps != null) j.train.steps = steps; });
         // locked before the checkpoint is read, so a run still writing it cannot hand over an older one
         try (RunLock lock = Runs.lock(dir, o)) {
             Checkpoint.Loaded ck = Checkpoint.load(file, true);

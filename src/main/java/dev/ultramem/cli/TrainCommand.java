@@ -4,6 +4,7 @@ import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.data.SyntheticCorpus;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.RunLock;
@@ -63,6 +64,7 @@ final class TrainCommand implements Callable<Integer> {
         if (steps != null) sets.add("train.steps=" + steps);
         String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
         JobConfig job = JobConfig.build(p, config, sets);
+        Capacity.require(MemoryPlan.Use.TRAIN, job);
         // held from the checkpoint check to the end, so no second run can write into the folder meanwhile
         try (RunLock lock = Runs.lock(out, o)) {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))

@@ -38,7 +38,7 @@ public final class Attention {
     private float[] dAtt, dO, dQ, dK, dV, dqkv, dqn, dwQ, dwK;
     private float[][] dProbs = new float[0][];
     // causal row blocks: block r covers query rows [r·QB, ...) and keys [0, end of the block)
-    static final int QB = 64;
+    public static final int QB = 64;
     private int blockT = -1, pairSize;
     private int[] blockOff = new int[0];
 

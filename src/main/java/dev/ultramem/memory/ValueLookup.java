@@ -25,7 +25,7 @@ public final class ValueLookup {
     public int nSeg;
     private int[] tmpOrder = new int[0];
     /** Fixed slices of the sort passes (fixed, so the order never depends on the threads; at most 8 run at once). */
-    private static final int SORT_CHUNKS = 8;
+    public static final int SORT_CHUNKS = 8;
     private int[] count = new int[0];
 
     public ValueLookup(int[] shuffle, long valueNum, long allValueNum, long offset, int vdim, int groups, boolean concat) {

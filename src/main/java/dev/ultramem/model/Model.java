@@ -311,6 +311,8 @@ public final class Model {
         /** Feeds one token at the next position and returns the logits [vocab] for the following token. */
         float[] step(int token);
         int position();
+        /** Starts a new sequence at position 0, reusing the cache (what a new decoder computes, without allocating one). */
+        void reset();
     }
 
     private final class KvDecoder implements Decoder {
@@ -344,5 +346,7 @@ public final class Model {
         }
 
         @Override public int position() { return pos; }
+
+        @Override public void reset() { pos = 0; }
     }
 }

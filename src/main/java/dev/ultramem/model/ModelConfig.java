@@ -94,8 +94,22 @@ public final class ModelConfig {
         return memType.equals("ultramem_v1") ? 0.001 : 0.0;
     }
 
-    /** Checks every value; throws a one-line {@link UserError} naming the key. */
+    /**
+     * Checks every value and their combination, and that the arrays and tables of the model stay within
+     * the engine's limits ({@link MemoryPlan#checkLimits()}); throws a one-line {@link UserError} naming the key.
+     */
     public ModelConfig validate() {
+        validateValues();
+        validateCombination();
+        MemoryPlan.of(MemoryPlan.Use.MODEL, this, null, 1).checkLimits();
+        return this;
+    }
+
+    /**
+     * Checks each value on its own (type-specific keys when their ffn_type or mem_type is selected): what
+     * every layer of a config (preset, file, each override) must satisfy as it is read.
+     */
+    public ModelConfig validateValues() {
         Configs.requireFinite("rope_theta", ropeTheta); Configs.requireFinite("norm_eps", normEps);
         Configs.requireFinite("init_std", initStd); Configs.requireFinite("init_cutoff_factor", initCutoffFactor);
         Configs.requireFinite("moe_lb_weight", moeLbWeight); Configs.requireFinite("moe_zweight", moeZWeight);
@@ -107,8 +121,6 @@ public final class ModelConfig {
         positive("n_layers", nLayers);
         positive("n_heads", nHeads);
         positive("max_seq_len", maxSeqLen);
-        if (dModel % nHeads != 0) throw new UserError("config: n_heads (" + nHeads + ") must divide d_model (" + dModel + ")");
-        if (headDim() % 2 != 0) throw new UserError("config: head dimension d_model/n_heads must be even for RoPE, got " + headDim());
         if (!(normEps > 0)) throw new UserError("config: norm_eps must be > 0");
         if (!(ropeTheta > 0)) throw new UserError("config: rope_theta must be > 0");
         if (initStd < 0) throw new UserError("config: init_std must be >= 0");
@@ -122,20 +134,19 @@ public final class ModelConfig {
                 positive("moe_num_experts", moeNumExperts);
                 positive("moe_top_k", moeTopK);
                 positive("moe_expert_hidden", moeExpertHidden);
-                if (moeTopK > moeNumExperts) throw new UserError("config: moe_top_k (" + moeTopK + ") exceeds moe_num_experts (" + moeNumExperts + ")");
                 if (moeLbWeight < 0 || moeZWeight < 0) throw new UserError("config: moe_lb_weight and moe_zweight must be >= 0");
             }
-            default -> throw new UserError("config: ffn_type must be dense or moe, got '" + ffnType + "'");
+            case null, default -> throw new UserError("config: ffn_type must be dense or moe, got '" + ffnType + "'");
         }
         switch (memType) {
             case "none" -> {}
-            case "ultramem_v1", "ultramem_v2", "pkm", "memory_plus" -> validateMemory();
-            default -> throw new UserError("config: mem_type must be none, ultramem_v1, ultramem_v2, pkm or memory_plus, got '" + memType + "'");
+            case "ultramem_v1", "ultramem_v2", "pkm", "memory_plus" -> validateMemoryValues();
+            case null, default -> throw new UserError("config: mem_type must be none, ultramem_v1, ultramem_v2, pkm or memory_plus, got '" + memType + "'");
         }
         return this;
     }
 
-    private void validateMemory() {
+    private void validateMemoryValues() {
         positive("mem_knum", memKnum);
         positive("mem_kdim", memKdim);
         positive("mem_vdim", memVdim);
@@ -149,15 +160,24 @@ public final class ModelConfig {
         positive("mem_tucker_cores", memTuckerCores);
         int e = (int) Math.round(Math.sqrt(memV1ValueExpandTime));
         if (memV1ValueExpandTime < 1 || e * e != memV1ValueExpandTime) throw new UserError("config: mem_v1_value_expand_time must be a perfect square");
-        if (memValueExpandTime != 1 && memValueExpandTime != memKeyExpandTime * memKeyExpandTime)
-            throw new UserError("config: mem_value_expand_time must be 1 or mem_key_expand_time² (" + memKeyExpandTime * memKeyExpandTime + ")");
-        if (!memQueryMode.equals("released") && !memQueryMode.equals("paper")) throw new UserError("config: mem_query_mode must be released or paper");
-        if (!memInit.equals("released") && !memInit.equals("paper") && !memInit.equals("auto")) throw new UserError("config: mem_init must be auto, released or paper");
+        if (!"released".equals(memQueryMode) && !"paper".equals(memQueryMode)) throw new UserError("config: mem_query_mode must be released or paper");
+        if (!"released".equals(memInit) && !"paper".equals(memInit) && !"auto".equals(memInit)) throw new UserError("config: mem_init must be auto, released or paper");
         if (memOutputDropout < 0 || memOutputDropout >= 1) throw new UserError("config: mem_output_dropout must be in [0, 1)");
         if ((memTuckerPenalty != null && memTuckerPenalty < 0) || memKeyBalanceCoef < 0) throw new UserError("config: loss coefficients must be >= 0");
+        if (memInsertWay == null || memInsertWay.isBlank()) throw new UserError("config: mem_insert_way is empty (use full, no_mem or a:b/c:d/...)");
+    }
+
+    /** The checks that involve several keys (a later layer may still change one of them). */
+    private void validateCombination() {
+        if (dModel % nHeads != 0) throw new UserError("config: n_heads (" + nHeads + ") must divide d_model (" + dModel + ")");
+        if (headDim() % 2 != 0) throw new UserError("config: head dimension d_model/n_heads must be even for RoPE, got " + headDim());
+        if (ffnType.equals("moe") && moeTopK > moeNumExperts)
+            throw new UserError("config: moe_top_k (" + moeTopK + ") exceeds moe_num_experts (" + moeNumExperts + ")");
+        if (!hasMemory()) return;
+        if (memValueExpandTime != 1 && memValueExpandTime != (long) memKeyExpandTime * memKeyExpandTime)
+            throw new UserError("config: mem_value_expand_time must be 1 or mem_key_expand_time² (" + (long) memKeyExpandTime * memKeyExpandTime + ")");
         if (memVdim % memTuckerCores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
         if (memType.equals("memory_plus") && memVdim != dModel) throw new UserError("config: memory_plus needs mem_vdim == d_model");
-        if (memInsertWay == null || memInsertWay.isBlank()) throw new UserError("config: mem_insert_way is empty (use full, no_mem or a:b/c:d/...)");
         MemoryPlacement.parse(memInsertWay, nLayers); // validates
     }
 

@@ -8,6 +8,9 @@ import dev.ultramem.memory.MemoryPlus;
 import dev.ultramem.memory.SharedMemory;
 
 import java.util.Collections;
+
+import static dev.ultramem.model.MemoryPlan.add;
+import static dev.ultramem.model.MemoryPlan.mul;
 import java.util.IdentityHashMap;
 import java.util.Set;
 
@@ -73,6 +76,78 @@ public record ModelCosts(int contextLen, long totalParams, long denseParams, lon
         long logits = d * c.vocabSize;
         long fwd = attn + ffnMacs + memMacs + logits;
         return new ModelCosts(contextLen, total, dense, tables, activated, attn, ffnMacs, memMacs, logits, fwd, 6 * fwd);
+    }
+
+    /**
+     * The same counts from the config alone, without building the model (for models too large to build):
+     * the tensors of {@link MemoryPlan#tensors()} and the layers' per-token formulas. Equal to
+     * {@link #of(Model, int)} on the built model (tested on every preset).
+     */
+    public static ModelCosts of(ModelConfig c, int contextLen) {
+        if (contextLen <= 0) throw new UserError("costs: context length must be > 0, got " + contextLen);
+        long total = 0, tables = 0, dense = 0;
+        for (MemoryPlan.Tensor t : MemoryPlan.of(MemoryPlan.Use.MODEL, c, null, 1).tensors()) {
+            if (!t.trainable()) continue;
+            total = add(total, t.total());
+            if (t.group() == Param.Group.VALUE || t.group() == Param.Group.VALUE_FIXED_LR) tables = add(tables, t.total());
+            if (t.owner() == MemoryPlan.Owner.DENSE) dense = add(dense, t.total());
+        }
+        long d = c.dModel, L = c.nLayers;
+        long[] ffn = ffnPerToken(c), mem = memoryPerToken(c);
+        long M = MemoryPlan.memoryLayers(c);
+        long ffnMacs = mul(L, ffn[1]), memMacs = mul(M, mem[1]);
+        long activated = add(add(dense, mul(L, ffn[0])), mul(M, mem[0]));
+        long attn = mul(L, add(mul(4, d, d), mul(2, d, (contextLen + 1L) / 2)));
+        long logits = mul(d, c.vocabSize);
+        long fwd = add(add(attn, ffnMacs), add(memMacs, logits));
+        return new ModelCosts(contextLen, total, dense, tables, activated, attn, ffnMacs, memMacs, logits, fwd, mul(6, fwd));
+    }
+
+    /** {activated parameters, forward multiply-adds} per token of one FFN slot (DenseFfn, MoeFfn). */
+    private static long[] ffnPerToken(ModelConfig c) {
+        long d = c.dModel;
+        if (c.ffnType.equals("moe")) {
+            long p = add(mul(c.moeNumExperts, d), mul(c.moeTopK, 3, c.moeExpertHidden, d));
+            return new long[]{p, p};
+        }
+        long p = mul(3, c.mlpHiddenSize / 2, d);
+        return new long[]{p, p};
+    }
+
+    /**
+     * {activated parameters, forward multiply-adds} per token of one memory layer: what UltraMemV1,
+     * UltraMemV2, Pkm and MemoryPlus count (Memory+ with the shared-table rows it reads).
+     */
+    private static long[] memoryPerToken(ModelConfig c) {
+        if (!c.hasMemory()) return new long[]{0, 0};
+        MemoryPlan.MemoryShape s = MemoryPlan.memoryShape(c);
+        long d = c.dModel, H = c.memHead, kd = c.memKdim, vd = c.memVdim, knn = c.memKnn, k1 = s.stage1();
+        long rows = mul(H, knn, vd);  // value rows read per token
+        switch (c.memType) {
+            case "ultramem_v1", "ultramem_v2" -> {
+                long r = c.memTuckerRank, C = c.memTuckerCores, kn = s.keyNum();
+                long query = mul(s.querySlots(), kd, d);
+                long retrievalParams = add(add(query, mul(2, kd)), add(mul(H, 2, kn, kd, r), mul(C, H, r, r)));
+                long retrievalMacs = add(add(query, mul(H, 2, r, kn, kd)),
+                        add(mul(H, 2, k1, r, kd), mul(H, C, add(mul(k1, r, r), mul(k1, k1, r)))));
+                boolean v1 = c.memType.equals("ultramem_v1");
+                long proj = mul(d, v1 ? c.memV1ValueExpandTime : c.memValueExpandTime, vd);
+                long params = add(add(retrievalParams, proj), rows), macs = add(add(retrievalMacs, rows), proj);
+                if (!v1 && c.memPreVdim > 0) {
+                    long pre = mul(c.memPreVdim, d), preRows = mul(H, knn, c.memPreVdim);
+                    params = add(params, add(pre, preRows));
+                    macs = add(macs, add(pre, preRows));
+                }
+                return new long[]{params, macs};
+            }
+            case "pkm", "memory_plus" -> {
+                long query = mul(2, kd, H, d), keys = mul(H, 2, c.memKnum, kd), grid = mul(H, k1, k1);
+                if (c.memType.equals("pkm")) return new long[]{add(add(query, keys), rows), add(add(query, keys), add(grid, rows))};
+                long gate = mul(2, vd, d), norms = c.memKeyNorm ? 2 * kd : kd;
+                return new long[]{add(add(query, keys), add(add(gate, norms), rows)), add(add(query, keys), add(grid, add(rows, gate)))};
+            }
+            default -> throw new IllegalStateException("mem_type " + c.memType);
+        }
     }
 
     /**

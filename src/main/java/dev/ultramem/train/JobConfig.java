@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ultramem.core.UserError;
 import dev.ultramem.model.Configs;
+import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.model.ModelConfig;
 
 import java.io.IOException;
@@ -60,18 +61,46 @@ public final class JobConfig {
 
     /**
      * Builds a job from a preset (may be null: the config defaults), an optional config file and
-     * overrides of the form {@code model.d_model=128} or {@code train.lr=1e-3}.
+     * overrides of the form {@code model.d_model=128} or {@code train.lr=1e-3}. Each layer is checked as
+     * it is read ({@link #checkLayer}), so a bad value is reported with its source even when a later
+     * layer overrides it; the combination of keys is checked once all layers are in ({@link #fromTree}).
      */
     public static JobConfig build(String preset, Path configFile, List<String> overrides) {
         ObjectNode tree = JsonNodeFactory.instance.objectNode();
         tree.putObject("model");
         tree.putObject("train");
-        if (preset != null) merge(tree, presetTree(preset), "preset " + preset);
-        if (configFile != null) merge(tree, Configs.readTree(configFile), configFile.toString());
-        if (overrides != null) for (String o : overrides) applyOverride(tree, o);
+        if (preset != null) {
+            String what = "preset " + preset;
+            merge(tree, presetTree(preset), what);
+            checkLayer(tree, what);
+        }
+        if (configFile != null) {
+            String what = configFile.toString();
+            merge(tree, Configs.readTree(configFile), what);
+            checkLayer(tree, what);
+        }
+        if (overrides != null) for (String o : overrides) {
+            applyOverride(tree, o);
+            checkLayer(tree, "--set " + o);
+        }
         return fromTree(tree);
     }
 
+    /**
+     * Checks the values of the layers read so far (types, unknown keys and each value's range; not the
+     * combination of keys, which a later layer may still change) and names the layer that broke them.
+     */
+    static void checkLayer(ObjectNode tree, String source) {
+        try {
+            Configs.convert(tree.get("model"), ModelConfig.class, "model config").validateValues();
+            Configs.convert(tree.get("train"), TrainConfig.class, "train config").validate();
+        } catch (UserError e) {
+            String m = e.getMessage();
+            throw new UserError(source + ": " + (m.startsWith("config: ") ? m.substring("config: ".length()) : m), e);
+        }
+    }
+
+    /** The job of a complete tree; checks the combination of keys and the sizes the model and one training step reach. */
     public static JobConfig fromTree(ObjectNode tree) {
         ModelConfig m = Configs.convert(tree.get("model"), ModelConfig.class, "model config");
         TrainConfig t = Configs.convert(tree.get("train"), TrainConfig.class, "train config");
@@ -79,6 +108,7 @@ public final class JobConfig {
         t.validate();
         if (t.seqLen > m.maxSeqLen)
             throw new UserError("config: train.seq_len (" + t.seqLen + ") exceeds model.max_seq_len (" + m.maxSeqLen + ")");
+        MemoryPlan.of(MemoryPlan.Use.TRAIN, m, t).checkLimits();
         return new JobConfig(m, t);
     }
 

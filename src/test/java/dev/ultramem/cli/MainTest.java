@@ -1,6 +1,7 @@
 package dev.ultramem.cli;
 
 import dev.ultramem.TestModels;
+import dev.ultramem.core.Parallel;
 import dev.ultramem.model.Configs;
 import dev.ultramem.train.Checkpoint;
 import org.junit.jupiter.api.Test;
@@ -74,6 +75,21 @@ class MainTest {
         assertUserError(run("generate", junk.toString(), "--top-p", "0"), "top-p");
         assertUserError(run("info", "--set", "model.n_heads=3"), "n_heads");
         assertUserError(run("train", "--threads", "0"), "threads");
+    }
+
+    @Test
+    void threadsAreBoundedByTheMachine() {
+        int max = Math.min(1024, 4 * Runtime.getRuntime().availableProcessors());
+        Result r = run("train", "--threads", "100000", "--quiet");
+        assertUserError(r, "--threads 100000 is more than this machine can use: at most " + max);
+        assertUserError(run("eval", "--threads", Integer.toString(max + 1), dir.resolve("none").toString()), "at most " + max);
+        // the bound itself is accepted (the command then fails on its missing checkpoint)
+        int saved = Parallel.threads();
+        try {
+            assertUserError(run("eval", "--threads", Integer.toString(max), dir.resolve("none").toString()), "not found");
+        } finally {
+            Parallel.setThreads(saved);
+        }
     }
 
     @Test

@@ -63,4 +63,43 @@ class GeneratorTest {
         java.util.Arrays.fill(longPrompt, 'x');
         assertEquals(4, Generator.generate(m, longPrompt, 4, new Sampler(0, 0, 1, 0), null).length);
     }
+
+    /** Thrown by the test's token consumer to stop a generation that would otherwise run for hours. */
+    private static final class Stop extends RuntimeException {
+        Stop() { super(null, null, false, false); }
+    }
+
+    @Test
+    void aHugeTokenBudgetAllocatesNothingUpFrontAndStreamsTheSameTokens() {
+        Model m = model();
+        int ctx = m.config().maxSeqLen, n = 3 * ctx;
+        int[] want = Generator.generate(m, new int[]{'a'}, n, new Sampler(1.0, 0, 0.9, 5), null);
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        List<Integer> got = new ArrayList<>();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        assertThrows(Stop.class, () -> Generator.stream(m, new int[]{'a'}, 2_000_000_000, new Sampler(1.0, 0, 0.9, 5), t -> {
+            if (got.size() == n) throw new Stop();
+            got.add(t);
+        }));
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertTrue(allocated < 16 << 20, "allocated " + allocated + " bytes for " + n + " tokens");
+        assertEquals(java.util.Arrays.stream(want).boxed().toList(), got);
+    }
+
+    /** With a one-token window the model continues from the last token alone (restarting on half of 1 token fed nothing). */
+    @Test
+    void aOneTokenWindowContinuesFromTheLastToken() {
+        var c = dev.ultramem.TestModels.tinyModel().copy();
+        c.maxSeqLen = 1;
+        Model m = new Model(c.validate());
+        m.initialize(77);
+        for (var p : m.params()) if (p.trainable && p.isHeap() && !p.name.contains("norm")) for (int i = 0; i < p.data().length; i++) p.data()[i] *= 8;
+        m.afterWeightsChanged();
+        int[] got = Generator.generate(m, new int[]{'q'}, 12, new Sampler(0, 0, 1, 0), null);
+        int prev = 'q';
+        for (int i = 0; i < got.length; i++) {
+            assertEquals(naiveGreedy(m, new int[]{prev}, 1).get(0), got[i], "token " + i);
+            prev = got[i];
+        }
+    }
 }

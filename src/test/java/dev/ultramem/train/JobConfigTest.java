@@ -77,6 +77,23 @@ class JobConfigTest {
     }
 
     @Test
+    void everyLayerIsCheckedAsItIsReadEvenWhenALaterLayerOverridesIt() throws Exception {
+        Path typo = Files.writeString(dir.resolve("typo.json"), "{\"model\": {\"d_model\": \"abc\"}}");
+        assertMessage(() -> JobConfig.build(null, typo, List.of("model.d_model=32")), typo + ": model config: 'd_model' must be an integer, got \"abc\"");
+        Path negative = Files.writeString(dir.resolve("neg.yaml"), "model:\n  n_layers: -1\n");
+        assertMessage(() -> JobConfig.build("dense-tiny", negative, List.of("model.n_layers=2")), negative + ": n_layers must be > 0, got -1");
+        Path unknown = Files.writeString(dir.resolve("u.json"), "{\"train\": {\"sed\": 3}}");
+        assertMessage(() -> JobConfig.build(null, unknown, List.of()), unknown + ": train config: unknown key 'sed'");
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.d_model=abc", "model.d_model=32")), "--set model.d_model=abc: model config: 'd_model' must be an integer");
+        assertMessage(() -> JobConfig.build(null, null, List.of("train.lr=NaN", "train.lr=0.01")), "--set train.lr=NaN: lr must be a finite number");
+        assertMessage(() -> JobConfig.build(null, null, List.of("model.ffn_type=moe", "model.moe_top_k=0", "model.ffn_type=dense")), "--set model.moe_top_k=0: moe_top_k must be > 0");
+        // keys that must agree with each other are checked once all layers are in: the order of the overrides does not matter
+        JobConfig j = JobConfig.build("dense-tiny", null, List.of("model.n_heads=3", "model.d_model=96"));
+        assertEquals(32, j.model.headDim());
+        assertMessage(() -> JobConfig.build("dense-tiny", null, List.of("model.n_heads=3")), "config: n_heads (3) must divide d_model (128)");
+    }
+
+    @Test
     void trailingContentDuplicateKeysAndSecondDocumentsAreErrors() throws Exception {
         var cases = java.util.Map.of(
                 "t.json", List.of("{\"model\": {\"d_model\": 64}} trailing", "malformed"),
