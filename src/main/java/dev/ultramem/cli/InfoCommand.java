@@ -140,6 +140,10 @@ final class InfoCommand implements Callable<Integer> {
                 MemoryPlan.human(gen.heapBytes()), gen.partsOf(true),
                 gen.mappedBytes() > 0 ? "; value tables " + MemoryPlan.human(gen.mappedBytes()) + " memory-mapped from the checkpoint" : "",
                 gen.fits() ? "" : "; more than this machine offers");
+        long tokens = (long) job.train.batchSize * job.train.seqLen;
+        o.printf("activation memory: %s per training token; decode state %s per sequence (KV cache at max_seq_len %d)%n",
+                MemoryPlan.human(train.bytes(MemoryPlan.Part.ACTIVATIONS, true) / tokens),
+                MemoryPlan.human(gen.bytes(MemoryPlan.Part.KV_CACHE, true)), job.model.maxSeqLen);
         o.printf("available here: heap %s (-Xmx), direct memory %s, physical memory %s%n", MemoryPlan.human(Runtime.getRuntime().maxMemory()),
                 MemoryPlan.human(MemoryPlan.maxDirectMemory()), MemoryPlan.human(MemoryPlan.physicalMemory()));
     }
