@@ -1,7 +1,5 @@
 package dev.ultramem.cli;
 
-import dev.ultramem.TestModels;
-import dev.ultramem.model.Configs;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -18,11 +16,7 @@ class InputSafetyTest {
     @TempDir Path dir;
 
     private Path trainedRun() throws Exception {
-        Path cfg = dir.resolve("tiny.json");
-        var tree = Configs.JSON.createObjectNode();
-        tree.set("model", Configs.toTree(TestModels.tinyModel()));
-        tree.set("train", Configs.toTree(TestModels.tinyTrain(2)));
-        Files.writeString(cfg, tree.toString());
+        Path cfg = MainTest.tinyConfig(dir, 2);
         Path out = dir.resolve("run");
         assertEquals(0, run("train", "--config", cfg.toString(), "--out", out.toString(), "--quiet", "--no-sample").code());
         return out;

@@ -36,11 +36,14 @@ class MainTest {
         assertTrue(err.contains(part), err);
     }
 
-    private Path tinyConfig() throws Exception {
-        Path cfg = dir.resolve("tiny.json");
+    private Path tinyConfig() throws Exception { return tinyConfig(dir, 6); }
+
+    /** A config file for the tiny test model trained for the given steps. */
+    static Path tinyConfig(Path dir, int steps) throws java.io.IOException {
+        Path cfg = dir.resolve("tiny-" + steps + ".json");
         var tree = Configs.JSON.createObjectNode();
         tree.set("model", Configs.toTree(TestModels.tinyModel()));
-        tree.set("train", Configs.toTree(TestModels.tinyTrain(6)));
+        tree.set("train", Configs.toTree(TestModels.tinyTrain(steps)));
         Files.writeString(cfg, tree.toString());
         return cfg;
     }
