@@ -13,10 +13,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -201,8 +198,9 @@ public final class Safetensors implements AutoCloseable {
     }
 
     /**
-     * Writes a file atomically: to a temporary file in the same folder, fsync, then rename over the
-     * target. A crash mid-write leaves any previous file intact.
+     * Writes a file atomically ({@link AtomicFiles}): to a temporary file in the same folder, fsync,
+     * then rename over the target. A crash or a failed write (a full disk is an {@link IOException})
+     * leaves any previous file intact.
      */
     public static void write(Path target, List<Out> tensors, Map<String, String> metadata) throws IOException {
         ObjectNode header = JSON.createObjectNode();
@@ -227,35 +225,13 @@ public final class Safetensors implements AutoCloseable {
         System.arraycopy(hjson, 0, hbytes, 0, hjson.length);
         for (int i = hjson.length; i < hbytes.length; i++) hbytes[i] = ' ';
         long total = 8 + hbytes.length + off;
-
-        Path dir = target.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
-        try {
-            // temp files are created owner-only; the renamed file gets the usual rw-r--r-- of the run's other files
-            if (tmp.getFileSystem().supportedFileAttributeViews().contains("posix"))
-                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
-                 Arena arena = Arena.ofConfined()) {
-                MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
-                out.set(LE_LONG, 0, hbytes.length);
-                MemorySegment.copy(MemorySegment.ofArray(hbytes), 0, out, 8, hbytes.length);
-                long pos = 8 + hbytes.length;
-                for (Out t : tensors) {
-                    if ("F32".equals(t.dtype())) {
-                        long n = t.f32().byteSize() / 4;
-                        MemorySegment.copy(t.f32(), ValueLayout.JAVA_FLOAT, 0, out, LE_FLOAT, pos, n);
-                    } else {
-                        int[] v = t.ints();
-                        for (int i = 0; i < v.length; i++) out.set(LE_LONG, pos + 8L * i, v[i]);
-                    }
-                    pos += t.bytes();
-                }
-                out.force();
+        AtomicFiles.write(target, total, out -> {
+            out.putLong(hbytes.length);
+            out.put(hbytes);
+            for (Out t : tensors) {
+                if ("F32".equals(t.dtype())) out.putFloats(t.f32());
+                else out.putIntsAsLongs(t.ints());
             }
-            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        });
     }
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
+import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
@@ -12,7 +13,6 @@ import dev.ultramem.model.Model;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -77,18 +77,19 @@ public final class Checkpoint {
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
         meta.put("data_crc32", Long.toString(crc(outs)));
+        String kept = Files.exists(file) ? "; the previous checkpoint is intact" : "; no checkpoint was saved";
         try {
             Safetensors.write(file, outs, meta);
         } catch (IOException e) {
-            throw new UserError(file + ": cannot write checkpoint (" + e.getMessage() + ")");
+            throw AtomicFiles.writeError(file, e, kept);
         }
         // a run folder's config.json always describes the latest checkpoint beside it
         if (file.getFileName().toString().equals(LATEST)) {
             Path cfg = file.resolveSibling("config.json");
             try {
-                Files.writeString(cfg, Configs.JSON.writeValueAsString(job.toTree()) + "\n", StandardCharsets.UTF_8);
+                AtomicFiles.write(cfg, Configs.JSON.writeValueAsString(job.toTree()) + "\n");
             } catch (IOException e) {
-                throw new UserError(cfg + ": cannot write (" + e.getMessage() + ")");
+                throw AtomicFiles.writeError(cfg, e, "; the checkpoint was saved, the previous " + cfg.getFileName() + " is intact");
             }
         }
     }
