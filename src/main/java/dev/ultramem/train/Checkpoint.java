@@ -120,7 +120,7 @@ public final class Checkpoint {
             try {
                 job = JobConfig.fromTree(tree);
             } catch (UserError e) {
-                throw new UserError(file + ": " + e.getMessage());
+                throw new UserError(file + ": " + String.valueOf(e.getMessage()).replaceAll("\\p{Cntrl}", " "));
             }
             Model model = new Model(job.model);
             loadWeights(st, model, mapTables);
@@ -252,6 +252,7 @@ public final class Checkpoint {
         if (want == null) return;
         CRC32 crc = new CRC32();
         byte[] buf = new byte[1 << 16];
+        // in header order, which binds the bytes to the names: tensors of one shape whose offsets were swapped fail
         for (Safetensors.Entry e : st.entries().values()) {
             MemorySegment s = e.data();
             long n = s.byteSize();
