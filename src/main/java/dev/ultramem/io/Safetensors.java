@@ -32,6 +32,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * The safetensors container: an 8-byte little-endian header length, a JSON header mapping names to
@@ -292,6 +293,17 @@ public final class Safetensors implements AutoCloseable {
         Entry e = entries.get(name);
         if (e == null) throw new UserError(path + ": missing tensor " + name);
         return e;
+    }
+
+    /**
+     * Fails, naming the first of them, if the file holds tensors that {@code known} does not accept;
+     * {@code why} says what a known tensor is.
+     */
+    public void requireNoUnknownTensors(Predicate<String> known, String why) {
+        List<String> unknown = entries.keySet().stream().filter(known.negate()).toList();
+        if (!unknown.isEmpty())
+            throw new UserError(path + ": unknown tensor " + UserError.quote(unknown.get(0))
+                    + (unknown.size() > 1 ? " (and " + (unknown.size() - 1) + " more)" : "") + ": " + why);
     }
 
     /** Parsed JSON of a metadata entry (e.g. "config"), or null. */

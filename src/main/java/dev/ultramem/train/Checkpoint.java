@@ -17,9 +17,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.zip.CRC32;
 
 /**
@@ -63,6 +65,7 @@ public final class Checkpoint {
                 outs.add(Safetensors.Out.f32("optim.v." + p.name, p.shape, opt.expAvgSq(p.name).segment()));
             }
         }
+        // the TRAINING_TENSORS
         outs.add(Safetensors.Out.f32("train.loss_history", new long[]{pr.trainLoss().length}, pr.trainLoss()));
         outs.add(Safetensors.Out.f32("train.val_steps", new long[]{pr.valSteps().length}, pr.valSteps()));
         outs.add(Safetensors.Out.f32("train.val_loss", new long[]{pr.valLoss().length}, pr.valLoss()));
@@ -123,6 +126,7 @@ public final class Checkpoint {
                 throw new UserError(file + ": " + String.valueOf(e.getMessage()).replaceAll("\\p{Cntrl}", " "));
             }
             Model model = new Model(job.model);
+            requireNoUnknownTensors(st, model);
             loadWeights(st, model, mapTables);
             AdamW opt = null;
             if (withOptimizer) {
@@ -143,6 +147,26 @@ public final class Checkpoint {
         } finally {
             if (!mapTables) st.close();
         }
+    }
+
+    /** The training tensors beside the weights and the optimizer state. */
+    private static final List<String> TRAINING_TENSORS = List.of("train.loss_history", "train.val_steps", "train.val_loss");
+
+    /**
+     * Every tensor of a checkpoint is a param or index buffer of the model, AdamW state of a param
+     * AdamW optimizes, or a training tensor; anything else means the file is not what its config says.
+     */
+    private static void requireNoUnknownTensors(Safetensors st, Model model) {
+        Set<String> known = new HashSet<>(TRAINING_TENSORS);
+        for (Param p : model.params()) {
+            known.add(p.name);
+            if (AdamW.optimizes(p)) {
+                known.add("optim.m." + p.name);
+                known.add("optim.v." + p.name);
+            }
+        }
+        for (IndexBuffer b : model.indexBuffers()) known.add(b.name());
+        st.requireNoUnknownTensors(known::contains, "not a weight, buffer, optimizer state or training tensor of the checkpoint's model config");
     }
 
     /** Copies every param and index buffer of the model from the file, checking names and shapes. */

@@ -9,7 +9,12 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BiConsumer;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -46,6 +51,23 @@ final class SafetensorsBytes {
     static Path write(Path p, byte[] bytes) throws IOException {
         Files.write(p, bytes);
         return p;
+    }
+
+    /**
+     * Writes {@code to} with the tensors and metadata of {@code from} after {@code edit} changed them
+     * (F32 and I64 tensors).
+     */
+    static void rewrite(Path from, Path to, BiConsumer<List<Safetensors.Out>, Map<String, String>> edit) throws IOException {
+        List<Safetensors.Out> outs = new ArrayList<>();
+        Map<String, String> meta;
+        try (Safetensors st = Safetensors.open(from)) {
+            meta = new LinkedHashMap<>(st.metadata());
+            for (Safetensors.Entry e : st.entries().values())
+                outs.add(e.dtype().equals("I64") ? Safetensors.Out.i64(e.name(), e.shape(), e.toInts())
+                        : Safetensors.Out.f32(e.name(), e.shape(), e.toFloats()));
+        }
+        edit.accept(outs, meta);
+        Safetensors.write(to, outs, meta);
     }
 
     /** Asserts a one-line UserError that names the file and contains {@code part}. */
