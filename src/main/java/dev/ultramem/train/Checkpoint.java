@@ -112,7 +112,7 @@ public final class Checkpoint {
         try {
             Map<String, String> meta = st.metadata();
             if (!FORMAT.equals(meta.get("format")))
-                throw new UserError(file + ": not an ultramem checkpoint (metadata format is " + meta.get("format") + ")");
+                throw new UserError(file + ": not an ultramem checkpoint (metadata format is " + (meta.get("format") == null ? "missing" : UserError.quote(meta.get("format"))) + ")");
             int version = parseInt(file, meta, "format_version");
             if (version != VERSION) throw new UserError(file + ": checkpoint format version " + version + " is not supported (expected " + VERSION + ")");
             verifyCrc(file, st, meta);
