@@ -19,6 +19,19 @@ public final class TestModels {
         return m.validate();
     }
 
+    /** {@link #tinyModel()} with an UltraMemV2 layer (index buffers, off-heap tables, derived Tucker u, v). */
+    public static ModelConfig tinyUltraMemV2() {
+        ModelConfig m = tinyModel();
+        m.dModel = 32;
+        m.memType = "ultramem_v2";
+        m.memKnum = 6;
+        m.memKdim = 8;
+        m.memVdim = 16;
+        m.memPreVdim = 8;
+        m.memKnn = 4;
+        return m.validate();
+    }
+
     public static TrainConfig tinyTrain(int steps) {
         TrainConfig t = new TrainConfig();
         t.steps = steps;

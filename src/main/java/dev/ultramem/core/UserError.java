@@ -26,4 +26,20 @@ public class UserError extends RuntimeException {
         if (java.nio.file.Files.isDirectory(file)) return new UserError(file + ": is a folder, not a file");
         return new UserError(file + ": cannot read (" + e.getMessage() + ")", e);
     }
+
+    /**
+     * A string from a file, fit for a one-line message: quoted, control characters escaped, and cut
+     * to its first 100 characters.
+     */
+    public static String quote(String s) {
+        StringBuilder b = new StringBuilder("'");
+        int end = s.offsetByCodePoints(0, Math.min(100, s.codePointCount(0, s.length())));
+        s.substring(0, end).codePoints().forEach(c -> {
+            if (Character.isISOControl(c) || (c >= Character.MIN_SURROGATE && c <= Character.MAX_SURROGATE) || c == 0x2028 || c == 0x2029)
+                b.append(String.format("\\u%04x", c));
+            else b.appendCodePoint(c);
+        });
+        if (end < s.length()) b.append("...");
+        return b.append('\'').toString();
+    }
 }

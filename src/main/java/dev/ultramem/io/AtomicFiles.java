@@ -3,18 +3,61 @@ package dev.ultramem.io;
 import dev.ultramem.core.UserError;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 
-/** Small files written whole: to a temporary file beside the target, then renamed over it. */
+/**
+ * Files written whole: to a temporary file beside the target ({@code .<target-name>.<random>.tmp}),
+ * through {@link FileChannel#write} (so a full disk is an {@link IOException}, never a fault in a
+ * memory map), forced to the device, then renamed over the target. A crash or a failed write leaves
+ * the previous file or the new one, never a part, and removes the temporary file.
+ */
 public final class AtomicFiles {
     private AtomicFiles() {}
 
-    /** Writes text as UTF-8; a crash leaves the old file or the new one, never a part. */
+    /** Size of the one native buffer that a file's bytes pass through on their way to the channel. */
+    static final int CHUNK = 4 << 20;
+
+    /** The bytes of a file, produced into an {@link Output}. */
+    @FunctionalInterface
+    public interface Content {
+        void writeTo(Output out) throws IOException;
+    }
+
+    /** What the bytes go through on their way to a temporary file (a test seam: tests wrap it to fail). */
+    @FunctionalInterface
+    interface Channels {
+        WritableByteChannel wrap(Path tmp, FileChannel file);
+    }
+
+    static volatile Channels channels = (tmp, file) -> file;
+
+    /** Writes text as UTF-8. */
     public static void write(Path target, CharSequence text) throws IOException {
+        write(target, text.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Writes the given bytes. */
+    public static void write(Path target, byte[] bytes) throws IOException {
+        write(target, bytes.length, out -> out.put(bytes));
+    }
+
+    /**
+     * Writes the bytes that {@code content} produces; {@code expectedBytes} (how many it will
+     * produce, roughly) only sizes the buffer, which never exceeds {@value #CHUNK} bytes.
+     */
+    public static void write(Path target, long expectedBytes, Content content) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
@@ -22,17 +65,109 @@ public final class AtomicFiles {
             // temp files are created owner-only; the renamed file gets the usual rw-r--r--
             if (tmp.getFileSystem().supportedFileAttributeViews().contains("posix"))
                 Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
-            Files.writeString(tmp, text, StandardCharsets.UTF_8);
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+                 Arena arena = Arena.ofConfined()) {
+                long size = Math.clamp(expectedBytes, 64, CHUNK);
+                Output out = new Output(channels.wrap(tmp, ch), arena.allocate(size, 8));
+                content.writeTo(out);
+                out.flush();
+                ch.force(true);
+            }
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(tmp);
         }
     }
 
+    /**
+     * Whether {@code candidate} is a temporary file that {@link #write} creates for a target named
+     * {@code targetName} in the same folder: {@code .<targetName>.<random>.tmp}.
+     */
+    public static boolean isTempOf(Path candidate, String targetName) {
+        Path f = candidate.getFileName();
+        if (f == null) return false;
+        String n = f.toString(), prefix = "." + targetName + ".";
+        return n.length() > prefix.length() + ".tmp".length() && n.startsWith(prefix) && n.endsWith(".tmp");
+    }
+
     /** The one-line error for a failed write, naming a full disk as such. */
     public static UserError writeError(Path file, IOException e) {
+        return writeError(file, e, "");
+    }
+
+    /**
+     * As {@link #writeError(Path, IOException)}, with {@code onFullDisk} (e.g. "; the previous
+     * checkpoint is intact") appended when the disk is full.
+     */
+    public static UserError writeError(Path file, IOException e, String onFullDisk) {
         String m = String.valueOf(e.getMessage());
-        if (m.contains("No space left on device")) return new UserError("no space left on device while writing " + file);
-        return new UserError("cannot write " + file + " (" + m + ")");
+        if (m.contains("No space left on device"))
+            return new UserError("no space left on device while writing " + file + onFullDisk, e);
+        return new UserError("cannot write " + file + " (" + m + ")", e);
+    }
+
+    /** Sequential output through one reusable buffer; numbers are written little-endian. */
+    public static final class Output {
+        private final WritableByteChannel channel;
+        private final MemorySegment buf;
+        private final ByteBuffer view;
+        private long fill;
+
+        private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+        Output(WritableByteChannel channel, MemorySegment buf) {
+            this.channel = channel;
+            this.buf = buf;
+            this.view = buf.asByteBuffer();
+        }
+
+        public void put(byte[] b) throws IOException {
+            for (int i = 0; i < b.length; ) {
+                int c = (int) Math.min(b.length - i, room(1));
+                MemorySegment.copy(b, i, buf, ValueLayout.JAVA_BYTE, fill, c);
+                fill += c;
+                i += c;
+            }
+        }
+
+        public void putLong(long v) throws IOException {
+            room(Long.BYTES);
+            buf.set(LE_LONG, fill, v);
+            fill += Long.BYTES;
+        }
+
+        /** Floats in native order (a heap or off-heap segment), written as little-endian F32. */
+        public void putFloats(MemorySegment floats) throws IOException {
+            long n = floats.byteSize() / Float.BYTES;
+            for (long i = 0; i < n; ) {
+                long c = Math.min(n - i, room(Float.BYTES) / Float.BYTES);
+                MemorySegment.copy(floats, ValueLayout.JAVA_FLOAT, i * Float.BYTES, buf, LE_FLOAT, fill, c);
+                fill += c * Float.BYTES;
+                i += c;
+            }
+        }
+
+        /** Ints written as little-endian I64. */
+        public void putIntsAsLongs(int[] v) throws IOException {
+            for (int i = 0; i < v.length; ) {
+                int c = (int) Math.min(v.length - i, room(Long.BYTES) / Long.BYTES);
+                for (int j = 0; j < c; j++) buf.set(LE_LONG, fill + (long) Long.BYTES * j, v[i + j]);
+                fill += (long) Long.BYTES * c;
+                i += c;
+            }
+        }
+
+        /** Free bytes in the buffer after making room for at least {@code atLeast}. */
+        private long room(int atLeast) throws IOException {
+            if (buf.byteSize() - fill < atLeast) flush();
+            return buf.byteSize() - fill;
+        }
+
+        void flush() throws IOException {
+            view.clear().limit((int) fill);
+            while (view.hasRemaining()) channel.write(view);
+            fill = 0;
+        }
     }
 }

@@ -10,7 +10,9 @@ import dev.ultramem.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Loads weights that use the official PyTorch names and layouts (OLMo + UltraMem/UltraMemV2/Memory+),
@@ -93,9 +95,15 @@ public final class OfficialWeights {
     /**
      * Copies every tensor of the model from the file by official name, checking shapes, then refreshes
      * derived state ({@link Model#afterWeightsChanged()}: Tucker u, v with the stored ones as the sign reference).
-     * Tensors in the file that the model does not have are ignored (e.g. gradients, debug tensors).
+     * A tensor in the file that is neither a tensor of the model nor on {@link #isReferenceRunTensor the
+     * allow-list} is an error naming it: a name the config does not explain means a different model.
      */
     public static void load(Model model, Safetensors file) {
+        Set<String> known = new HashSet<>();
+        model.params().forEach(p -> known.add(p.name));
+        model.indexBuffers().forEach(b -> known.add(b.name()));
+        file.requireNoUnknownTensors(n -> known.contains(n) || isReferenceRunTensor(n),
+                "not a weight or buffer of the official model its config describes");
         List<String> missing = new ArrayList<>();
         for (Param p : model.params()) {
             if (!file.has(p.name)) {
@@ -120,6 +128,17 @@ public final class OfficialWeights {
             System.arraycopy(v, 0, b.data(), 0, v.length);
         }
         model.afterWeightsChanged();
+    }
+
+    /**
+     * The allow-list of tensors an import skips on purpose: what a reference run stores beside the
+     * state dict (the layout of the golden files, ../shared/golden/README.md) — its input
+     * {@code input_ids}, its outputs {@code logits} and {@code loss}, gradients {@code grad.*} and
+     * intermediates {@code debug.*}. They are data, not weights.
+     */
+    public static boolean isReferenceRunTensor(String name) {
+        return name.equals("input_ids") || name.equals("logits") || name.equals("loss")
+                || name.startsWith("grad.") || name.startsWith("debug.");
     }
 
     private static int intOf(JsonNode c, String key) {

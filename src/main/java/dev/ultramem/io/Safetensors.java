@@ -1,8 +1,12 @@
 package dev.ultramem.io;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ultramem.core.UserError;
 
@@ -10,18 +14,25 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.math.BigInteger;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.CharBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.util.Iterator;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * The safetensors container: an 8-byte little-endian header length, a JSON header mapping names to
@@ -31,17 +42,19 @@ import java.util.Map;
 public final class Safetensors implements AutoCloseable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The header's reader: a key twice in an entry or in {@code __metadata__} is an error, not the last one winning. */
+    private static final ObjectMapper HEADER_JSON = JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY).build();
     private static final long MAX_HEADER = 100L << 20;
 
-    /** One tensor's entry: dtype ("F32", "I64", "I32", "BF16"...), shape and its bytes inside the file. */
-    public record Entry(String name, String dtype, long[] shape, MemorySegment data) {
+    /** One tensor's entry: dtype ("F32", "I64", "I32", "BF16"...), shape and its bytes inside the file, which errors name. */
+    public record Entry(String name, String dtype, long[] shape, MemorySegment data, Path file) {
         public long numel() { long n = 1; for (long s : shape) n *= s; return n; }
 
         /** The tensor as a new float array (F32 only, fewer than 2^31 elements). */
         public float[] toFloats() {
             requireDtype("F32");
             long n = numel();
-            if (n > Integer.MAX_VALUE - 16) throw new UserError(name + ": tensor too large for a heap array");
+            if (n > Integer.MAX_VALUE - 16) throw new UserError(file + ": " + name + ": tensor too large for a heap array");
             float[] out = new float[(int) n];
             MemorySegment.copy(data, LE_FLOAT, 0, out, 0, (int) n);
             return out;
@@ -50,23 +63,24 @@ public final class Safetensors implements AutoCloseable {
         /** The tensor as ints (I64 or I32 on disk; values must fit in an int). */
         public int[] toInts() {
             long n = numel();
+            if (n > Integer.MAX_VALUE - 16) throw new UserError(file + ": " + name + ": tensor too large for a heap array");
             int[] out = new int[(int) n];
             switch (dtype) {
                 case "I64" -> {
                     for (int i = 0; i < n; i++) {
                         long v = data.getAtIndex(LE_LONG, i);
-                        if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) throw new UserError(name + ": index value out of int range");
+                        if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) throw new UserError(file + ": " + name + ": index value out of int range");
                         out[i] = (int) v;
                     }
                 }
                 case "I32" -> MemorySegment.copy(data, LE_INT, 0, out, 0, (int) n);
-                default -> throw new UserError(name + ": expected an integer tensor, found " + dtype);
+                default -> throw new UserError(file + ": " + name + ": expected an integer tensor, found " + dtype);
             }
             return out;
         }
 
         public void requireDtype(String dt) {
-            if (!dtype.equals(dt)) throw new UserError(name + ": expected dtype " + dt + ", found " + dtype);
+            if (!dtype.equals(dt)) throw new UserError(file + ": " + name + ": expected dtype " + dt + ", found " + dtype);
         }
     }
 
@@ -87,8 +101,13 @@ public final class Safetensors implements AutoCloseable {
     }
 
     /**
-     * Opens and validates a file (header JSON, dtypes, offsets inside the file, sizes matching shapes).
-     * Any problem is a {@link UserError} naming the file.
+     * Opens and validates a file strictly by the safetensors format: an unsigned 64-bit header
+     * length, a UTF-8 JSON object starting at the first header byte and followed only by spaces, no
+     * name twice, entries of exactly {@code dtype} (string), {@code shape} (non-negative integers)
+     * and {@code data_offsets} (two unsigned integers), a {@code __metadata__} object of strings,
+     * byte sizes matching shapes, and tensors that tile the data section exactly: in offset order the
+     * first starts at 0, each starts where the previous one ends, the last ends at the end of the file.
+     * Any problem is a one-line {@link UserError} naming the file.
      */
     public static Safetensors open(Path path) {
         Arena arena = Arena.ofShared();
@@ -96,60 +115,160 @@ public final class Safetensors implements AutoCloseable {
             long size = ch.size();
             if (size < 8) throw new UserError(path + ": not a safetensors file (shorter than 8 bytes)");
             MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-            long hlen = all.get(LE_LONG, 0);
-            if (hlen <= 0 || hlen > MAX_HEADER || 8 + hlen > size)
-                throw new UserError(path + ": corrupt safetensors header (header length " + hlen + ", file size " + size + ")");
+            long hlen = all.get(LE_LONG, 0);  // unsigned
+            if (Long.compareUnsigned(hlen, MAX_HEADER) > 0)
+                throw corrupt(path, "header length " + Long.toUnsignedString(hlen) + " is over the limit of " + MAX_HEADER + " bytes");
+            if (hlen == 0) throw corrupt(path, "header length 0");
+            if (8 + hlen > size) throw corrupt(path, "header length " + hlen + " runs past the end of the file, file size " + size);
             byte[] hb = all.asSlice(8, hlen).toArray(ValueLayout.JAVA_BYTE);
-            JsonNode header;
-            try {
-                header = JSON.readTree(new String(hb, StandardCharsets.UTF_8).trim());
-            } catch (JsonProcessingException e) {
-                throw new UserError(path + ": corrupt safetensors header (invalid JSON)");
-            }
-            if (header == null || !header.isObject()) throw new UserError(path + ": corrupt safetensors header (not a JSON object)");
             long dataStart = 8 + hlen;
             long dataLen = size - dataStart;
+            Map<String, String> meta = new LinkedHashMap<>();
+            List<Span> spans = parseHeader(path, hb, dataLen, meta);
+            checkTiling(path, spans, dataLen);
             MemorySegment body = all.asSlice(dataStart, dataLen);
             Map<String, Entry> entries = new LinkedHashMap<>();
-            Map<String, String> meta = new LinkedHashMap<>();
-            Iterator<Map.Entry<String, JsonNode>> it = header.fields();
-            while (it.hasNext()) {
-                var f = it.next();
-                String name = f.getKey();
-                JsonNode n = f.getValue();
-                if (name.equals("__metadata__")) {
-                    n.fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
-                    continue;
-                }
-                JsonNode dt = n.get("dtype"), sh = n.get("shape"), off = n.get("data_offsets");
-                if (dt == null || sh == null || off == null || !sh.isArray() || !off.isArray() || off.size() != 2)
-                    throw new UserError(path + ": corrupt safetensors header (entry " + name + ")");
-                String dtype = dt.asText();
-                int esize = elementSize(dtype);
-                if (esize < 0) throw new UserError(path + ": unsupported dtype " + dtype + " for " + name);
-                long[] shape = new long[sh.size()];
-                long numel = 1;
-                for (int i = 0; i < shape.length; i++) {
-                    shape[i] = sh.get(i).asLong(-1);
-                    if (shape[i] < 0) throw new UserError(path + ": negative dimension in " + name);
-                    numel = Math.multiplyExact(numel, shape[i]);
-                }
-                long begin = off.get(0).asLong(-1), end = off.get(1).asLong(-1);
-                if (begin < 0 || end < begin || end > dataLen)
-                    throw new UserError(path + ": truncated or corrupt file (" + name + " data lies outside the file)");
-                if (end - begin != numel * esize)
-                    throw new UserError(path + ": corrupt header (" + name + " byte size does not match its shape)");
-                entries.put(name, new Entry(name, dtype, shape, body.asSlice(begin, end - begin)));
-            }
+            for (Span t : spans) entries.put(t.name, new Entry(t.name, t.dtype, t.shape, body.asSlice(t.begin, t.end - t.begin), path));
             return new Safetensors(path, arena, entries, meta);
         } catch (IOException e) {
             arena.close();
             throw UserError.cannotRead(path, e);
-        } catch (UserError | ArithmeticException e) {
+        } catch (RuntimeException e) {
             arena.close();
-            if (e instanceof UserError ue) throw ue;
-            throw new UserError(path + ": corrupt safetensors header (shape overflow)");
+            throw e;
         }
+    }
+
+    private static UserError corrupt(Path path, String detail) {
+        return new UserError(path + ": corrupt safetensors header (" + detail + ")");
+    }
+
+    /** One tensor as the header describes it; offsets are relative to the data section. */
+    private record Span(String name, String dtype, long[] shape, long begin, long end) {}
+
+    private static final Set<String> ENTRY_KEYS = Set.of("dtype", "shape", "data_offsets");
+
+    /** The header's tensors in header order; fills {@code meta}. */
+    private static List<Span> parseHeader(Path path, byte[] hb, long dataLen, Map<String, String> meta) {
+        requireUtf8(path, hb);
+        if (hb[0] != '{') throw corrupt(path, "the header does not start with '{'");
+        List<Span> spans = new ArrayList<>();
+        Set<String> seen = new HashSet<>();
+        String name = null;
+        try (JsonParser p = HEADER_JSON.createParser(hb)) {
+            p.nextToken();  // the '{'
+            JsonToken t;
+            while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+                name = p.currentName();
+                if (!seen.add(name)) throw corrupt(path, "name " + UserError.quote(name) + " appears twice");
+                p.nextToken();
+                JsonNode n = HEADER_JSON.readTree(p);
+                if (name.equals("__metadata__")) readMetadata(path, n, meta);
+                else spans.add(span(path, name, n, dataLen));
+                name = null;
+            }
+            if (t != JsonToken.END_OBJECT) throw corrupt(path, "invalid JSON");
+            long end = p.currentTokenLocation().getByteOffset() + 1;
+            for (int i = (int) end; i < hb.length; i++)
+                if (hb[i] != ' ')
+                    throw corrupt(path, "byte " + i + " of the header follows the JSON object and is not a space");
+        } catch (JsonProcessingException e) {
+            String m = String.valueOf(e.getOriginalMessage());
+            String where = name == null ? "" : " in " + UserError.quote(name);
+            if (m.startsWith("Duplicate field")) throw corrupt(path, "a key appears twice" + where);
+            long at = e.getLocation() == null ? -1 : e.getLocation().getByteOffset();
+            throw corrupt(path, "invalid JSON" + where + (at >= 0 ? " at byte " + at : ""));
+        } catch (IOException e) {
+            throw corrupt(path, "invalid JSON");
+        }
+        return spans;
+    }
+
+    private static void requireUtf8(Path path, byte[] hb) {
+        var dec = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(hb);
+        CharBuffer out = CharBuffer.allocate(4096);
+        while (true) {
+            CoderResult r = dec.decode(in, out, true);
+            if (r.isError()) throw corrupt(path, "byte " + in.position() + " of the header is not valid UTF-8");
+            out.clear();
+            if (r.isUnderflow()) break;
+        }
+    }
+
+    private static void readMetadata(Path path, JsonNode n, Map<String, String> meta) {
+        if (n == null || !n.isObject()) throw corrupt(path, "__metadata__ is not an object");
+        for (var f : n.properties()) {
+            if (!f.getValue().isTextual())
+                throw corrupt(path, "__metadata__ value " + UserError.quote(f.getKey()) + " is not a string");
+            meta.put(f.getKey(), f.getValue().textValue());
+        }
+    }
+
+    private static Span span(Path path, String name, JsonNode n, long dataLen) {
+        String q = UserError.quote(name);
+        if (n == null || !n.isObject()) throw corrupt(path, "entry " + q + " is not an object");
+        for (var f : n.properties())
+            if (!ENTRY_KEYS.contains(f.getKey())) throw corrupt(path, "entry " + q + " has an unknown key " + UserError.quote(f.getKey()));
+        JsonNode dt = n.get("dtype"), sh = n.get("shape"), off = n.get("data_offsets");
+        if (dt == null || !dt.isTextual()) throw corrupt(path, "entry " + q + ": dtype must be a string");
+        if (sh == null || !sh.isArray()) throw corrupt(path, "entry " + q + ": shape must be an array");
+        if (off == null || !off.isArray() || off.size() != 2) throw corrupt(path, "entry " + q + ": data_offsets must be an array of two integers");
+        String dtype = dt.textValue();
+        int esize = elementSize(dtype);
+        if (esize < 0) throw new UserError(path + ": unsupported dtype " + UserError.quote(dtype) + " for " + q);
+        long[] shape = new long[sh.size()];
+        for (int i = 0; i < shape.length; i++) {
+            JsonNode d = sh.get(i);
+            if (!d.isIntegralNumber() || !d.canConvertToLong() || d.longValue() < 0)
+                throw corrupt(path, "entry " + q + ": shape must hold non-negative integers");
+            shape[i] = d.longValue();
+        }
+        BigInteger begin = offset(path, q, off.get(0)), end = offset(path, q, off.get(1));
+        BigInteger limit = BigInteger.valueOf(dataLen);
+        if (begin.compareTo(limit) > 0 || end.compareTo(limit) > 0)
+            throw new UserError(path + ": truncated or corrupt file (" + q + " data lies outside the file)");
+        if (end.compareTo(begin) < 0) throw corrupt(path, "entry " + q + ": data_offsets end before they begin");
+        long bytes = end.longValue() - begin.longValue();
+        long expected;
+        try {
+            expected = esize;
+            for (long d : shape) expected = Math.multiplyExact(expected, d);
+        } catch (ArithmeticException e) {
+            throw corrupt(path, "entry " + q + ": shape " + shapeText(shape) + " is too large");
+        }
+        if (expected != bytes)
+            throw corrupt(path, "entry " + q + ": " + bytes + " bytes of data do not match its shape " + shapeText(shape) + " of " + dtype);
+        return new Span(name, dtype, shape, begin.longValue(), end.longValue());
+    }
+
+    private static String shapeText(long[] shape) {
+        return shape.length <= 8 ? Arrays.toString(shape) : "of " + shape.length + " dimensions";
+    }
+
+    private static BigInteger offset(Path path, String q, JsonNode v) {
+        if (!v.isIntegralNumber() || v.bigIntegerValue().signum() < 0)
+            throw corrupt(path, "entry " + q + ": data_offsets must be two non-negative integers");
+        return v.bigIntegerValue();
+    }
+
+    /** In offset order the tensors start at 0, each where the previous one ends, and the last ends at the end of the file. */
+    private static void checkTiling(Path path, List<Span> spans, long dataLen) {
+        List<Span> byOffset = new ArrayList<>(spans);
+        byOffset.sort(Comparator.comparingLong(Span::begin).thenComparingLong(Span::end));
+        long pos = 0;
+        String prev = null;
+        for (Span t : byOffset) {
+            if (t.begin < pos)
+                throw corrupt(path, "the data of " + UserError.quote(t.name) + " overlaps the data of " + UserError.quote(prev));
+            if (t.begin > pos)
+                throw corrupt(path, (t.begin - pos) + " bytes before the data of " + UserError.quote(t.name) + " belong to no tensor");
+            pos = t.end;
+            prev = t.name;
+        }
+        if (pos != dataLen)
+            throw new UserError(path + ": corrupt safetensors file (" + (dataLen - pos) + " bytes after the last tensor's data belong to no tensor)");
     }
 
     public static int elementSize(String dtype) {
@@ -174,6 +293,17 @@ public final class Safetensors implements AutoCloseable {
         Entry e = entries.get(name);
         if (e == null) throw new UserError(path + ": missing tensor " + name);
         return e;
+    }
+
+    /**
+     * Fails, naming the first of them, if the file holds tensors that {@code known} does not accept;
+     * {@code why} says what a known tensor is.
+     */
+    public void requireNoUnknownTensors(Predicate<String> known, String why) {
+        List<String> unknown = entries.keySet().stream().filter(known.negate()).toList();
+        if (!unknown.isEmpty())
+            throw new UserError(path + ": unknown tensor " + UserError.quote(unknown.get(0))
+                    + (unknown.size() > 1 ? " (and " + (unknown.size() - 1) + " more)" : "") + ": " + why);
     }
 
     /** Parsed JSON of a metadata entry (e.g. "config"), or null. */
@@ -201,8 +331,9 @@ public final class Safetensors implements AutoCloseable {
     }
 
     /**
-     * Writes a file atomically: to a temporary file in the same folder, fsync, then rename over the
-     * target. A crash mid-write leaves any previous file intact.
+     * Writes a file atomically ({@link AtomicFiles}): to a temporary file in the same folder, fsync,
+     * then rename over the target. A crash or a failed write (a full disk is an {@link IOException})
+     * leaves any previous file intact.
      */
     public static void write(Path target, List<Out> tensors, Map<String, String> metadata) throws IOException {
         ObjectNode header = JSON.createObjectNode();
@@ -227,35 +358,13 @@ public final class Safetensors implements AutoCloseable {
         System.arraycopy(hjson, 0, hbytes, 0, hjson.length);
         for (int i = hjson.length; i < hbytes.length; i++) hbytes[i] = ' ';
         long total = 8 + hbytes.length + off;
-
-        Path dir = target.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
-        try {
-            // temp files are created owner-only; the renamed file gets the usual rw-r--r-- of the run's other files
-            if (tmp.getFileSystem().supportedFileAttributeViews().contains("posix"))
-                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
-                 Arena arena = Arena.ofConfined()) {
-                MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
-                out.set(LE_LONG, 0, hbytes.length);
-                MemorySegment.copy(MemorySegment.ofArray(hbytes), 0, out, 8, hbytes.length);
-                long pos = 8 + hbytes.length;
-                for (Out t : tensors) {
-                    if ("F32".equals(t.dtype())) {
-                        long n = t.f32().byteSize() / 4;
-                        MemorySegment.copy(t.f32(), ValueLayout.JAVA_FLOAT, 0, out, LE_FLOAT, pos, n);
-                    } else {
-                        int[] v = t.ints();
-                        for (int i = 0; i < v.length; i++) out.set(LE_LONG, pos + 8L * i, v[i]);
-                    }
-                    pos += t.bytes();
-                }
-                out.force();
+        AtomicFiles.write(target, total, out -> {
+            out.putLong(hbytes.length);
+            out.put(hbytes);
+            for (Out t : tensors) {
+                if ("F32".equals(t.dtype())) out.putFloats(t.f32());
+                else out.putIntsAsLongs(t.ints());
             }
-            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        });
     }
 }

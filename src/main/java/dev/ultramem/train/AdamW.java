@@ -35,7 +35,7 @@ public final class AdamW {
         this.cfg = cfg;
         Arena arena = Arena.ofAuto();
         for (Param p : all) {
-            if (!p.trainable) continue;
+            if (!optimizes(p)) continue;
             params.add(p);
             Param m, v;
             if (p.isHeap()) {
@@ -51,6 +51,9 @@ public final class AdamW {
         wd = new double[params.size()];
         for (int i = 0; i < wd.length; i++) wd[i] = weightDecay(params.get(i));
     }
+
+    /** Whether AdamW keeps state for a param: the trainable ones (not derived buffers such as Tucker u, v). */
+    public static boolean optimizes(Param p) { return p.trainable; }
 
     private static int[] toInt(long[] s) {
         int[] r = new int[s.length];

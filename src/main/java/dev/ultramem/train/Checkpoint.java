@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
+import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
@@ -12,14 +13,15 @@ import dev.ultramem.model.Model;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.zip.CRC32;
 
 /**
@@ -63,6 +65,7 @@ public final class Checkpoint {
                 outs.add(Safetensors.Out.f32("optim.v." + p.name, p.shape, opt.expAvgSq(p.name).segment()));
             }
         }
+        // the TRAINING_TENSORS
         outs.add(Safetensors.Out.f32("train.loss_history", new long[]{pr.trainLoss().length}, pr.trainLoss()));
         outs.add(Safetensors.Out.f32("train.val_steps", new long[]{pr.valSteps().length}, pr.valSteps()));
         outs.add(Safetensors.Out.f32("train.val_loss", new long[]{pr.valLoss().length}, pr.valLoss()));
@@ -77,18 +80,19 @@ public final class Checkpoint {
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
         meta.put("data_crc32", Long.toString(crc(outs)));
+        String kept = Files.exists(file) ? "; the previous checkpoint is intact" : "; no checkpoint was saved";
         try {
             Safetensors.write(file, outs, meta);
         } catch (IOException e) {
-            throw new UserError(file + ": cannot write checkpoint (" + e.getMessage() + ")");
+            throw AtomicFiles.writeError(file, e, kept);
         }
         // a run folder's config.json always describes the latest checkpoint beside it
         if (file.getFileName().toString().equals(LATEST)) {
             Path cfg = file.resolveSibling("config.json");
             try {
-                Files.writeString(cfg, Configs.JSON.writeValueAsString(job.toTree()) + "\n", StandardCharsets.UTF_8);
+                AtomicFiles.write(cfg, Configs.JSON.writeValueAsString(job.toTree()) + "\n");
             } catch (IOException e) {
-                throw new UserError(cfg + ": cannot write (" + e.getMessage() + ")");
+                throw AtomicFiles.writeError(cfg, e, "; the checkpoint was saved, the previous " + cfg.getFileName() + " is intact");
             }
         }
     }
@@ -108,7 +112,7 @@ public final class Checkpoint {
         try {
             Map<String, String> meta = st.metadata();
             if (!FORMAT.equals(meta.get("format")))
-                throw new UserError(file + ": not an ultramem checkpoint (metadata format is " + meta.get("format") + ")");
+                throw new UserError(file + ": not an ultramem checkpoint (metadata format is " + (meta.get("format") == null ? "missing" : UserError.quote(meta.get("format"))) + ")");
             int version = parseInt(file, meta, "format_version");
             if (version != VERSION) throw new UserError(file + ": checkpoint format version " + version + " is not supported (expected " + VERSION + ")");
             verifyCrc(file, st, meta);
@@ -119,9 +123,10 @@ public final class Checkpoint {
             try {
                 job = JobConfig.fromTree(tree);
             } catch (UserError e) {
-                throw new UserError(file + ": " + e.getMessage());
+                throw new UserError(file + ": " + String.valueOf(e.getMessage()).replaceAll("\\p{Cntrl}", " "));
             }
             Model model = new Model(job.model);
+            requireNoUnknownTensors(st, model);
             loadWeights(st, model, mapTables);
             AdamW opt = null;
             if (withOptimizer) {
@@ -142,6 +147,26 @@ public final class Checkpoint {
         } finally {
             if (!mapTables) st.close();
         }
+    }
+
+    /** The training tensors beside the weights and the optimizer state. */
+    private static final List<String> TRAINING_TENSORS = List.of("train.loss_history", "train.val_steps", "train.val_loss");
+
+    /**
+     * Every tensor of a checkpoint is a param or index buffer of the model, AdamW state of a param
+     * AdamW optimizes, or a training tensor; anything else means the file is not what its config says.
+     */
+    private static void requireNoUnknownTensors(Safetensors st, Model model) {
+        Set<String> known = new HashSet<>(TRAINING_TENSORS);
+        for (Param p : model.params()) {
+            known.add(p.name);
+            if (AdamW.optimizes(p)) {
+                known.add("optim.m." + p.name);
+                known.add("optim.v." + p.name);
+            }
+        }
+        for (IndexBuffer b : model.indexBuffers()) known.add(b.name());
+        st.requireNoUnknownTensors(known::contains, "not a weight, buffer, optimizer state or training tensor of the checkpoint's model config");
     }
 
     /** Copies every param and index buffer of the model from the file, checking names and shapes. */
@@ -251,6 +276,7 @@ public final class Checkpoint {
         if (want == null) return;
         CRC32 crc = new CRC32();
         byte[] buf = new byte[1 << 16];
+        // in header order, which binds the bytes to the names: tensors of one shape whose offsets were swapped fail
         for (Safetensors.Entry e : st.entries().values()) {
             MemorySegment s = e.data();
             long n = s.byteSize();

@@ -1,18 +1,23 @@
 package dev.ultramem.train;
 
+import dev.ultramem.io.AtomicFiles;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
+import java.io.IOException;
 import java.nio.file.Path;
 
 /** The loss curve as a PNG: training loss per step and validation loss at each evaluation. */
 public final class LossPlot {
     private LossPlot() {}
 
-    /** Writes the plot; returns false (and leaves the run intact) if the platform cannot render it. */
+    /**
+     * Writes the plot atomically (a failed write leaves the previous one); returns false, with a
+     * warning, if the platform cannot render it or the file cannot be written.
+     */
     public static boolean write(Path png, float[] train, float[] valSteps, float[] val) {
         if (train.length == 0) return false;
         System.setProperty("java.awt.headless", "true");
@@ -29,8 +34,11 @@ public final class LossPlot {
                 for (int i = 0; i < val.length; i++) { vx[i] = valSteps[i]; vy[i] = val[i]; }
                 chart.addSeries("validation", vx, vy).setMarker(SeriesMarkers.CIRCLE);
             }
-            BitmapEncoder.saveBitmap(chart, png.toString(), BitmapEncoder.BitmapFormat.PNG);
+            AtomicFiles.write(png, BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
             return true;
+        } catch (IOException e) {
+            System.err.println("warning: " + AtomicFiles.writeError(png, e, "; the previous plot is intact").getMessage());
+            return false;
         } catch (Exception | LinkageError e) {
             System.err.println("warning: could not write " + png + " (" + e + ")");
             return false;

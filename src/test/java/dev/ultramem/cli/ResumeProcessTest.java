@@ -76,14 +76,6 @@ class ResumeProcessTest {
 
     @Test
     void ultraMemV2Model() throws Exception {
-        ModelConfig m = TestModels.tinyModel();
-        m.dModel = 32;
-        m.memType = "ultramem_v2";
-        m.memKnum = 6;
-        m.memKdim = 8;
-        m.memVdim = 16;
-        m.memPreVdim = 8;
-        m.memKnn = 4;
-        assertPausedRunMatches("ultramem_v2", m.validate());
+        assertPausedRunMatches("ultramem_v2", TestModels.tinyUltraMemV2());
     }
 }
