@@ -2,6 +2,7 @@ package dev.ultramem.model;
 
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
+import dev.ultramem.core.StepProfile;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.Attention;
 import dev.ultramem.layer.FeedForwards;

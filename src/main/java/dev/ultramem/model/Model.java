@@ -4,6 +4,7 @@ import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
+import dev.ultramem.core.StepProfile;
 import dev.ultramem.core.UserError;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.RmsNorm;
