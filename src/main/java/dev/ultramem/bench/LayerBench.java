@@ -3,10 +3,11 @@ package dev.ultramem.bench;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
-import dev.ultramem.layer.FeedForwards;
 import dev.ultramem.layer.TokenLayer;
-import dev.ultramem.memory.MemoryLayers;
 import dev.ultramem.memory.SharedMemory;
+import dev.ultramem.model.FeedForwards;
+import dev.ultramem.model.LayerConfigs;
+import dev.ultramem.model.MemoryLayers;
 import dev.ultramem.model.MemoryPlacement;
 import dev.ultramem.model.ModelConfig;
 import dev.ultramem.model.PresetFamily;
@@ -74,10 +75,10 @@ public final class LayerBench {
     /** Memory layer 0 of a preset, with the shared tables sized for all of the preset's memory layers. */
     static Case memoryCase(String label, ModelConfig cfg, int n, Rng rng) {
         int layers = MemoryPlacement.parse(cfg.memInsertWay, cfg.nLayers).size();
-        SharedMemory shared = SharedMemory.create(cfg, layers, "bench.full_memory_layer.");
+        SharedMemory shared = MemoryLayers.shared(cfg, layers, "bench.full_memory_layer.");
         TokenLayer l = MemoryLayers.create(cfg, 0, layers, shared, "bench.mem.");
         l.initialize(rng);
-        shared.initialize(cfg, rng);
+        shared.initialize(LayerConfigs.memory(cfg), rng);
         return new Case(label, l, shared.values == null ? null : shared, cfg.dModel, n, rng);
     }
 

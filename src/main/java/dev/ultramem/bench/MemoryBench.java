@@ -7,6 +7,7 @@ import dev.ultramem.layer.TokenLayer;
 import dev.ultramem.memory.SharedMemory;
 import dev.ultramem.memory.UltraMemV1;
 import dev.ultramem.memory.UltraMemV2;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 
 /**
@@ -24,13 +25,13 @@ public final class MemoryBench {
         c.memShareRatio = 0.5; c.memQueryMode = "paper";
         Rng rng = new Rng(1);
         c.memType = "ultramem_v2"; c.memKnum = 128;
-        SharedMemory sh = SharedMemory.create(c, 4, "");
-        sh.initialize(c, rng);
-        UltraMemV2 v2 = new UltraMemV2(c, 1, 4, sh, "");
+        SharedMemory sh = SharedMemory.create(LayerConfigs.memory(c), 4, "");
+        sh.initialize(LayerConfigs.memory(c), rng);
+        UltraMemV2 v2 = new UltraMemV2(LayerConfigs.memory(c), 1, 4, sh, "");
         v2.initialize(rng);
         ModelConfig c1 = c.copy();
         c1.memType = "ultramem_v1"; c1.memKnum = 128; c1.memQueryMode = "released";
-        UltraMemV1 v1 = new UltraMemV1(c1, 4, "");
+        UltraMemV1 v1 = new UltraMemV1(LayerConfigs.memory(c1), 4, "");
         v1.initialize(rng);
         int threads = Parallel.threads();
         for (int t : new int[]{1, threads}) {

@@ -4,7 +4,6 @@ import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
 import dev.ultramem.kernel.Kernels;
-import dev.ultramem.model.ModelConfig;
 
 import java.util.Arrays;
 import java.util.List;
@@ -20,6 +19,14 @@ import java.util.List;
  * queries, keys and values are contiguous matrices for the GEMM calls.
  */
 public final class Attention {
+
+    /**
+     * What attention is built from: width, heads, the block count (scales the output init), the RoPE
+     * table length and base, the QK-norm epsilon, and the truncated-normal init (std, cutoff in stds).
+     */
+    public record Config(int dModel, int nHeads, int nLayers, int maxSeqLen, double ropeTheta, double normEps,
+                         double initStd, double initCutoff) {}
+
     public final Param attProj, attnOut;
     public final RmsNorm qNorm, kNorm;
     private final int d, H, hd, half, nLayers;
@@ -42,22 +49,22 @@ public final class Attention {
     private int blockT = -1, pairSize;
     private int[] blockOff = new int[0];
 
-    public Attention(ModelConfig cfg, String prefix, Kernels kernels) {
-        this.d = cfg.dModel;
-        this.H = cfg.nHeads;
+    public Attention(Config cfg, String prefix, Kernels kernels) {
+        this.d = cfg.dModel();
+        this.H = cfg.nHeads();
         this.hd = d / H;
         this.half = hd / 2;
-        this.nLayers = cfg.nLayers;
-        this.std = cfg.effectiveInitStd();
-        this.cutoff = cfg.initCutoffFactor;
-        this.theta = cfg.ropeTheta;
+        this.nLayers = cfg.nLayers();
+        this.std = cfg.initStd();
+        this.cutoff = cfg.initCutoff();
+        this.theta = cfg.ropeTheta();
         this.scale = (float) (1.0 / Math.sqrt(hd));
         this.k = kernels;
         this.attProj = Param.of(prefix + "att_proj.weight", Param.Group.DECAY, 3 * d, d);
-        this.qNorm = new RmsNorm(prefix + "q_norm.weight", hd, cfg.normEps, kernels);
-        this.kNorm = new RmsNorm(prefix + "k_norm.weight", hd, cfg.normEps, kernels);
+        this.qNorm = new RmsNorm(prefix + "q_norm.weight", hd, cfg.normEps(), kernels);
+        this.kNorm = new RmsNorm(prefix + "k_norm.weight", hd, cfg.normEps(), kernels);
         this.attnOut = Param.of(prefix + "attn_out.weight", Param.Group.DECAY, d, d);
-        ensureRope(cfg.maxSeqLen);
+        ensureRope(cfg.maxSeqLen());
     }
 
     /** Parameters in the official order: att_proj, q_norm, k_norm, attn_out. */

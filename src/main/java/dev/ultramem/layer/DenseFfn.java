@@ -3,7 +3,6 @@ package dev.ultramem.layer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.kernel.Kernels;
-import dev.ultramem.model.ModelConfig;
 
 import java.util.List;
 
@@ -12,6 +11,13 @@ import java.util.List;
  * second half the gate g), {@code y = ff_out(silu(g) ⊙ a)}.
  */
 public final class DenseFfn implements TokenLayer {
+
+    /**
+     * Width, SwiGLU inner width f ({@code ff_proj} has 2f outputs), the block count (scales the output
+     * init) and the truncated-normal init (std, cutoff in stds).
+     */
+    public record Config(int dModel, int inner, int nLayers, double initStd, double initCutoff) {}
+
     public final Param ffProj;   // [2f, d]
     public final Param ffOut;    // [d, f]
     private final int d, f, nLayers;
@@ -24,14 +30,14 @@ public final class DenseFfn implements TokenLayer {
     private float[] da = new float[0], dg = new float[0], dact = new float[0];
     private int lastN;
 
-    public DenseFfn(ModelConfig cfg, String prefix) { this(cfg, prefix, Kernels.get()); }
+    public DenseFfn(Config cfg, String prefix) { this(cfg, prefix, Kernels.get()); }
 
-    public DenseFfn(ModelConfig cfg, String prefix, Kernels kernels) {
-        this.d = cfg.dModel;
-        this.f = cfg.mlpHiddenSize / 2;
-        this.nLayers = cfg.nLayers;
-        this.std = cfg.effectiveInitStd();
-        this.cutoff = cfg.initCutoffFactor;
+    public DenseFfn(Config cfg, String prefix, Kernels kernels) {
+        this.d = cfg.dModel();
+        this.f = cfg.inner();
+        this.nLayers = cfg.nLayers();
+        this.std = cfg.initStd();
+        this.cutoff = cfg.initCutoff();
         this.k = kernels;
         this.ffProj = Param.of(prefix + "ff_proj.weight", Param.Group.DECAY, 2 * f, d);
         this.ffOut = Param.of(prefix + "ff_out.weight", Param.Group.DECAY, d, f);

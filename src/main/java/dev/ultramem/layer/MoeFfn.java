@@ -4,7 +4,6 @@ import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.kernel.Kernels;
-import dev.ultramem.model.ModelConfig;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -31,6 +30,15 @@ import java.util.List;
  */
 public final class MoeFfn implements TokenLayer {
 
+    /**
+     * Width, expert count E, experts per token k, SwiGLU inner width of one expert, the weights of the
+     * load-balancing and z losses, the block count (scales the output init) and the truncated-normal
+     * init (std, cutoff in stds).
+     */
+    public record Config(int dModel, int experts, int topK, int expertHidden, double lbWeight, double zWeight,
+                         int nLayers, double initStd, double initCutoff) {}
+
+
     private final int d, E, k, hidden;
     private final double lbWeight, zWeight, initStd, cutoff;
     private final int nLayers;
@@ -51,10 +59,10 @@ public final class MoeFfn implements TokenLayer {
     private float[] dye = new float[0], dact = new float[0], dh1 = new float[0], dxg = new float[0];
     private float[] dGate = new float[0], dLogits = new float[0];
 
-    public MoeFfn(ModelConfig cfg, String prefix) {
-        this.d = cfg.dModel; this.E = cfg.moeNumExperts; this.k = cfg.moeTopK; this.hidden = cfg.moeExpertHidden;
-        this.lbWeight = cfg.moeLbWeight; this.zWeight = cfg.moeZWeight;
-        this.initStd = cfg.effectiveInitStd(); this.cutoff = cfg.initCutoffFactor; this.nLayers = cfg.nLayers;
+    public MoeFfn(Config cfg, String prefix) {
+        this.d = cfg.dModel(); this.E = cfg.experts(); this.k = cfg.topK(); this.hidden = cfg.expertHidden();
+        this.lbWeight = cfg.lbWeight(); this.zWeight = cfg.zWeight();
+        this.initStd = cfg.initStd(); this.cutoff = cfg.initCutoff(); this.nLayers = cfg.nLayers();
         router = Param.of(prefix + "ffn.router.weight", Param.Group.DECAY, E, d);
         ffProj = new Param[E];
         ffOut = new Param[E];

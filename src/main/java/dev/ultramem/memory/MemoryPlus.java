@@ -5,7 +5,6 @@ import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.TokenLayer;
-import dev.ultramem.model.ModelConfig;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -45,14 +44,14 @@ public final class MemoryPlus implements TokenLayer {
     private float[] dWeights = new float[0], dqNorm = new float[0], dqRaw = new float[0];
     private float[] dKeysEff;
 
-    public MemoryPlus(ModelConfig cfg, SharedMemory shared, String prefix) {
+    public MemoryPlus(MemoryConfig cfg, SharedMemory shared, String prefix) {
         if (shared == null || shared.values == null) throw new UserError("memory_plus: the shared value table full_memory_layer.values_for_look_up is missing");
-        this.d = cfg.dModel; this.heads = cfg.memHead; this.knum = cfg.memKnum; this.kdim = cfg.memKdim;
-        this.knn = cfg.memKnn; this.vdim = cfg.memVdim; this.keyNorm = cfg.memKeyNorm;
+        this.d = cfg.dModel(); this.heads = cfg.heads(); this.knum = cfg.knum(); this.kdim = cfg.kdim();
+        this.knn = cfg.knn(); this.vdim = cfg.vdim(); this.keyNorm = cfg.keyNorm();
         if (vdim != d) throw new UserError("config: memory_plus needs mem_vdim == d_model (" + vdim + " != " + d + ")");
         if (shared.values.shape[0] != (long) knum * knum || shared.values.shape[1] != vdim)
             throw new UserError("memory_plus: shared value table has shape " + shared.values.shapeString() + ", expected [" + (long) knum * knum + ", " + vdim + "]");
-        int k1 = cfg.memStage1Knn > 0 ? cfg.memStage1Knn : knn;
+        int k1 = cfg.stage1Knn() > 0 ? cfg.stage1Knn() : knn;
         this.pk = new ProductKeys(heads, knum, kdim, k1, knn);
         queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, 2 * kdim * heads, d);
         queryNorm = Param.of(prefix + "query_norm.weight", Param.Group.DECAY, kdim);

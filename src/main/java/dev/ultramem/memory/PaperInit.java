@@ -1,7 +1,5 @@
 package dev.ultramem.memory;
 
-import dev.ultramem.model.ModelConfig;
-
 /**
  * Variance-matching initialisation of the memory layers (UltraMemV2 paper, appendix A; official
  * code does not implement it). Assumptions: the memory input has unit variance, every linear has
@@ -24,15 +22,12 @@ public final class PaperInit {
     /** Relative std of the selected scores assumed where it cannot be measured per layer (shared tables). */
     public static final double DEFAULT_SIGMA_S = 0.15;
 
-    public static double linearStd(ModelConfig cfg) { return Math.sqrt(2.0 / (5.0 * cfg.dModel)); }
+    public static double linearStd(MemoryConfig cfg) { return Math.sqrt(2.0 / (5.0 * cfg.dModel())); }
 
-    public static double kInner(ModelConfig cfg) {
-        double inner = cfg.ffnType.equals("moe") ? (double) cfg.moeTopK * cfg.moeExpertHidden : cfg.mlpHiddenSize / 2.0;
-        return inner / cfg.dModel;
-    }
+    public static double kInner(MemoryConfig cfg) { return cfg.ffnInner() / cfg.dModel(); }
 
-    public static double valueStd(ModelConfig cfg, int memLayerNum, double sigmaS, int preVdim) {
-        double k = cfg.memKnn, H = cfg.memHead, dv = cfg.memVdim, L = Math.max(1, memLayerNum), h = cfg.dModel;
+    public static double valueStd(MemoryConfig cfg, int memLayerNum, double sigmaS, int preVdim) {
+        double k = cfg.knn(), H = cfg.heads(), dv = cfg.vdim(), L = Math.max(1, memLayerNum), h = cfg.dModel();
         double s = 1 + sigmaS * sigmaS;
         if (preVdim > 0) return Math.pow(0.2 * kInner(cfg) * h / (k * H * s * preVdim * dv * L), 0.25);
         return Math.sqrt(0.08 * kInner(cfg) * h / (k * H * s * dv * L));

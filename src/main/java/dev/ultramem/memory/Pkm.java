@@ -5,7 +5,6 @@ import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.TokenLayer;
-import dev.ultramem.model.ModelConfig;
 
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -36,11 +35,11 @@ public final class Pkm implements TokenLayer {
     private float[] query = new float[0], dQuery = new float[0], dWeights = new float[0];
     private float[] keysEff, keysRstd, dKeysEff;
 
-    public Pkm(ModelConfig cfg, String prefix) {
-        this.d = cfg.dModel; this.heads = cfg.memHead; this.knum = cfg.memKnum; this.kdim = cfg.memKdim;
-        this.knn = cfg.memKnn; this.vdim = cfg.memVdim; this.keyNorm = cfg.memKeyNorm;
+    public Pkm(MemoryConfig cfg, String prefix) {
+        this.d = cfg.dModel(); this.heads = cfg.heads(); this.knum = cfg.knum(); this.kdim = cfg.kdim();
+        this.knn = cfg.knn(); this.vdim = cfg.vdim(); this.keyNorm = cfg.keyNorm();
         if (vdim != d) throw new UserError("config: pkm has no output projection, so mem_vdim must equal d_model (" + vdim + " != " + d + ")");
-        int k1 = cfg.memStage1Knn > 0 ? cfg.memStage1Knn : knn;
+        int k1 = cfg.stage1Knn() > 0 ? cfg.stage1Knn() : knn;
         this.pk = new ProductKeys(heads, knum, kdim, k1, knn);
         queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, 2 * kdim * heads, d);
         keys = Param.of(prefix + "keys", Param.Group.DECAY, heads, 2, knum, kdim);

@@ -2,7 +2,6 @@ package dev.ultramem.memory;
 
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
-import dev.ultramem.model.ModelConfig;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
@@ -34,20 +33,20 @@ public final class SharedMemory {
      * Builds the shared tables for a config with {@code memLayerNum} memory layers.
      * UltraMemV2: {@code all_value_num = knum² · mem_layer_num}; Memory+: {@code knum²} rows of width d.
      */
-    public static SharedMemory create(ModelConfig cfg, int memLayerNum, String prefix) {
+    public static SharedMemory create(MemoryConfig cfg, int memLayerNum, String prefix) {
         Arena arena = Arena.ofAuto();
-        return switch (cfg.memType) {
+        return switch (cfg.type()) {
             case "ultramem_v2" -> {
-                long all = (long) cfg.memKnum * cfg.memKnum * memLayerNum;
-                Param v = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, arena, all, cfg.memVdim);
-                Param p = cfg.memPreVdim > 0
-                        ? Param.offHeap(prefix + "pre_values_for_look_up", Param.Group.VALUE, arena, all, cfg.memPreVdim)
+                long all = (long) cfg.knum() * cfg.knum() * memLayerNum;
+                Param v = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, arena, all, cfg.vdim());
+                Param p = cfg.preVdim() > 0
+                        ? Param.offHeap(prefix + "pre_values_for_look_up", Param.Group.VALUE, arena, all, cfg.preVdim())
                         : null;
                 yield new SharedMemory(v, p, all);
             }
             case "memory_plus" -> {
-                long all = (long) cfg.memKnum * cfg.memKnum;
-                Param v = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE_FIXED_LR, arena, all, cfg.memVdim);
+                long all = (long) cfg.knum() * cfg.knum();
+                Param v = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE_FIXED_LR, arena, all, cfg.vdim());
                 yield new SharedMemory(v, null, all);
             }
             default -> new SharedMemory(null, null, 0);
@@ -67,15 +66,15 @@ public final class SharedMemory {
      * {@link PaperInit#valueStd} with the assumed score spread {@link PaperInit#DEFAULT_SIGMA_S}
      * (the table is shared, so no single layer's calibration applies).
      */
-    public void initialize(ModelConfig cfg, Rng rng) {
+    public void initialize(MemoryConfig cfg, Rng rng) {
         if (values == null) return;
-        double std = cfg.memType.equals("memory_plus") ? 1.0 / Math.sqrt(cfg.memVdim) : 0.02;
-        if (cfg.memType.equals("ultramem_v2") && cfg.paperInit()) {
-            int layers = (int) (allValueNum / ((long) cfg.memKnum * cfg.memKnum));
-            std = PaperInit.valueStd(cfg, layers, PaperInit.DEFAULT_SIGMA_S, cfg.memPreVdim);
+        double std = cfg.type().equals("memory_plus") ? 1.0 / Math.sqrt(cfg.vdim()) : 0.02;
+        if (cfg.type().equals("ultramem_v2") && cfg.paperInit()) {
+            int layers = (int) (allValueNum / ((long) cfg.knum() * cfg.knum()));
+            std = PaperInit.valueStd(cfg, layers, PaperInit.DEFAULT_SIGMA_S, cfg.preVdim());
         }
         fillNormal(values, rng, std);
-        if (preValues != null) fillNormal(preValues, rng, cfg.memType.equals("ultramem_v2") ? std : 0.02);
+        if (preValues != null) fillNormal(preValues, rng, cfg.type().equals("ultramem_v2") ? std : 0.02);
     }
 
     static void fillNormal(Param p, Rng rng, double std) {

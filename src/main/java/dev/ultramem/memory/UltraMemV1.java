@@ -7,7 +7,6 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.kernel.MemoryKernels;
 import dev.ultramem.layer.TokenLayer;
-import dev.ultramem.model.ModelConfig;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
@@ -23,7 +22,7 @@ import java.util.List;
  */
 public final class UltraMemV1 implements TokenLayer {
 
-    final ModelConfig cfg;
+    final MemoryConfig cfg;
     public final int d, vdim, knn, heads, cores, expand, keyNum;
     public final long valueNum;
     public final TuckerRetrieval retrieval;
@@ -40,22 +39,22 @@ public final class UltraMemV1 implements TokenLayer {
     private float[] o, dO, dScores;
     private long lastBytes;
 
-    public UltraMemV1(ModelConfig cfg, int memLayerNum, String prefix) {
+    public UltraMemV1(MemoryConfig cfg, int memLayerNum, String prefix) {
         this.cfg = cfg;
         this.memLayerNum = memLayerNum;
-        d = cfg.dModel; vdim = cfg.memVdim; knn = cfg.memKnn; heads = cfg.memHead; cores = cfg.memTuckerCores;
-        expand = cfg.memV1ValueExpandTime;
+        d = cfg.dModel(); vdim = cfg.vdim(); knn = cfg.knn(); heads = cfg.heads(); cores = cfg.tuckerCores();
+        expand = cfg.v1ValueExpand();
         int ket = (int) Math.round(Math.sqrt(expand));
         if (ket * ket != expand) throw new UserError("config: mem_v1_value_expand_time must be a perfect square");
         if (vdim % cores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
-        keyNum = ket * cfg.memKnum;
-        valueNum = (long) cfg.memKnum * cfg.memKnum;
-        int k1 = cfg.memStage1Knn == 0 ? knn : cfg.memStage1Knn;
-        int r = cfg.memTuckerRank;
+        keyNum = ket * cfg.knum();
+        valueNum = (long) cfg.knum() * cfg.knum();
+        int k1 = cfg.stage1Knn() == 0 ? knn : cfg.stage1Knn();
+        int r = cfg.tuckerRank();
         int[][][] slots = TuckerRetrieval.sharedQuerySlots(heads, r);
-        retrieval = new TuckerRetrieval(prefix, d, cfg.memKdim, heads, keyNum, r, cores, k1, knn,
+        retrieval = new TuckerRetrieval(prefix, d, cfg.kdim(), heads, keyNum, r, cores, k1, knn,
                 2 * ((heads + 1) / 2), slots[0], slots[1]);
-        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.memTuckerTau, 0);
+        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.tuckerTau(), 0);
         values = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, Arena.ofAuto(), valueNum, vdim);
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, expand * vdim);
         int virtual = Math.toIntExact((long) keyNum * keyNum);
@@ -77,7 +76,7 @@ public final class UltraMemV1 implements TokenLayer {
 
     @Override public void initialize(Rng rng) {
         boolean paper = cfg.paperInit();
-        int kdim = cfg.memKdim;
+        int kdim = cfg.kdim();
         double linStd = PaperInit.linearStd(cfg);
         retrieval.initialize(rng, Math.pow(kdim, -0.33), paper ? linStd : 1.0 / Math.sqrt(kdim));
         rng.fillNormal(valuesProj.data(), paper ? linStd : 1.0 / Math.sqrt(expand * vdim));

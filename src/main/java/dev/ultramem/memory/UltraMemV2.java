@@ -7,7 +7,6 @@ import dev.ultramem.core.UserError;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.kernel.MemoryKernels;
 import dev.ultramem.layer.TokenLayer;
-import dev.ultramem.model.ModelConfig;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -28,7 +27,7 @@ import java.util.List;
  */
 public final class UltraMemV2 implements TokenLayer {
 
-    final ModelConfig cfg;
+    final MemoryConfig cfg;
     public final int d, vdim, preVdim, knn, heads, cores, keyExpand, valueExpand, keyNum, layerId;
     public final long valueNum, allValueNum, offset;
     public final TuckerRetrieval retrieval;
@@ -48,30 +47,30 @@ public final class UltraMemV2 implements TokenLayer {
     private float[] o, dO, preIn, dPreIn, preRaw, pre, w, dW, dScores, dPre, mask, dyMasked;
     private long lastBytes;
 
-    public UltraMemV2(ModelConfig cfg, int layerId, int memLayerNum, SharedMemory shared, String prefix) {
+    public UltraMemV2(MemoryConfig cfg, int layerId, int memLayerNum, SharedMemory shared, String prefix) {
         this.cfg = cfg; this.layerId = layerId; this.memLayerNum = memLayerNum; this.shared = shared;
-        d = cfg.dModel; vdim = cfg.memVdim; preVdim = cfg.memPreVdim; knn = cfg.memKnn; heads = cfg.memHead;
-        cores = cfg.memTuckerCores; keyExpand = cfg.memKeyExpandTime; valueExpand = cfg.memValueExpandTime;
-        int r = cfg.memTuckerRank;
+        d = cfg.dModel(); vdim = cfg.vdim(); preVdim = cfg.preVdim(); knn = cfg.knn(); heads = cfg.heads();
+        cores = cfg.tuckerCores(); keyExpand = cfg.keyExpandTime(); valueExpand = cfg.valueExpandTime();
+        int r = cfg.tuckerRank();
         if (vdim % cores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
         if (valueExpand != 1 && valueExpand != keyExpand * keyExpand)
             throw new UserError("config: mem_value_expand_time must be 1 or mem_key_expand_time²");
-        long knumSq = (long) cfg.memKnum * cfg.memKnum;
+        long knumSq = (long) cfg.knum() * cfg.knum();
         allValueNum = knumSq * memLayerNum;
         if (shared == null || shared.values == null || shared.allValueNum != allValueNum)
             throw new UserError("ultramem_v2: the shared value table must have knum²·mem_layer_num = " + allValueNum + " rows");
         if (preVdim > 0 && (shared.preValues == null || shared.preValues.dim(1) != preVdim))
             throw new UserError("ultramem_v2: the shared pre-value table is missing or has the wrong width");
         if (shared.values.dim(1) != vdim) throw new UserError("ultramem_v2: the shared value table width differs from mem_vdim");
-        long knumL = (long) Math.floor(Math.sqrt(allValueNum * cfg.memShareRatio));
-        while ((knumL + 1) * (knumL + 1) <= allValueNum * cfg.memShareRatio) knumL++;
-        while (knumL > 0 && knumL * knumL > allValueNum * cfg.memShareRatio) knumL--;
+        long knumL = (long) Math.floor(Math.sqrt(allValueNum * cfg.shareRatio()));
+        while ((knumL + 1) * (knumL + 1) <= allValueNum * cfg.shareRatio()) knumL++;
+        while (knumL > 0 && knumL * knumL > allValueNum * cfg.shareRatio()) knumL--;
         if (knumL < 1) throw new UserError("config: mem_share_ratio too small: no value rows per layer");
         valueNum = knumL * knumL;
         offset = (long) layerId * knumSq;
         keyNum = Math.toIntExact(keyExpand * knumL);
-        int k1 = cfg.memStage1Knn == 0 ? knn : cfg.memStage1Knn;
-        boolean released = cfg.memQueryMode.equals("released");
+        int k1 = cfg.stage1Knn() == 0 ? knn : cfg.stage1Knn();
+        boolean released = cfg.releasedQueries();
         int groups = (heads + 1) / 2;
         int[][][] slots;
         int nSlots;
@@ -84,8 +83,8 @@ public final class UltraMemV2 implements TokenLayer {
             slots = TuckerRetrieval.perRankQuerySlots(heads, r);
             nSlots = 2 * r * groups;
         }
-        retrieval = new TuckerRetrieval(prefix, d, cfg.memKdim, heads, keyNum, r, cores, k1, knn, nSlots, slots[0], slots[1]);
-        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.memTuckerTau, cfg.memKeyBalanceCoef);
+        retrieval = new TuckerRetrieval(prefix, d, cfg.kdim(), heads, keyNum, r, cores, k1, knn, nSlots, slots[0], slots[1]);
+        retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.tuckerTau(), cfg.keyBalanceCoef());
         preValuesProj = preVdim > 0 ? Param.of(prefix + "pre_values_proj.weight", Param.Group.DECAY, preVdim, d) : null;
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, valueExpand * vdim);
         long virtual = (long) keyNum * keyNum;
@@ -114,7 +113,7 @@ public final class UltraMemV2 implements TokenLayer {
 
     @Override public void initialize(Rng rng) {
         boolean paper = cfg.paperInit();
-        int kdim = cfg.memKdim;
+        int kdim = cfg.kdim();
         double linStd = PaperInit.linearStd(cfg);
         retrieval.initialize(rng, Math.pow(kdim, -0.4), paper ? linStd : 1.0 / Math.sqrt(kdim));
         rng.fillNormal(valuesProj.data(), paper ? linStd : 1.0 / Math.sqrt(valueExpand * vdim));
@@ -144,7 +143,7 @@ public final class UltraMemV2 implements TokenLayer {
         cap = c;
     }
 
-    private boolean dropoutOn() { return training && cfg.memOutputDropout > 0; }
+    private boolean dropoutOn() { return training && cfg.outputDropout() > 0; }
 
     @Override
     public void forward(float[] x, float[] y, int n) {
@@ -161,7 +160,7 @@ public final class UltraMemV2 implements TokenLayer {
             MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
                     shared.preValues.segment(), null, preIn, preVdim, preRaw);
             for (int e = 0; e < m; e++) {
-                pre[e] = cfg.memUseGluAct ? (float) Gelu.f(preRaw[e]) : preRaw[e];
+                pre[e] = cfg.useGluAct() ? (float) Gelu.f(preRaw[e]) : preRaw[e];
                 for (int c = 0; c < cores; c++) w[e * cores + c] = sc[e * cores + c] * pre[e];
             }
         } else {
@@ -173,9 +172,9 @@ public final class UltraMemV2 implements TokenLayer {
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
         // output dropout (training only)
         if (dropoutOn()) {
-            float keep = (float) (1 / (1 - cfg.memOutputDropout));
+            float keep = (float) (1 / (1 - cfg.outputDropout()));
             for (int i = 0; i < n * d; i++) {
-                mask[i] = dropoutRng.nextDouble() < cfg.memOutputDropout ? 0f : keep;
+                mask[i] = dropoutRng.nextDouble() < cfg.outputDropout() ? 0f : keep;
                 y[i] *= mask[i];
             }
         }
@@ -210,7 +209,7 @@ public final class UltraMemV2 implements TokenLayer {
                     dScores[e * cores + c] = dW[e * cores + c] * pre[e];
                     dp += dW[e * cores + c] * sc[e * cores + c];
                 }
-                dPre[e] = cfg.memUseGluAct ? (float) (dp * Gelu.df(preRaw[e])) : dp;
+                dPre[e] = cfg.useGluAct() ? (float) (dp * Gelu.df(preRaw[e])) : dp;
             }
             MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
                     dPre, preIn, preVdim, null, shared.preValues.gradSegment());

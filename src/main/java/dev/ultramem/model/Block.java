@@ -2,9 +2,9 @@ package dev.ultramem.model;
 
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
+import dev.ultramem.core.StepProfile;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.Attention;
-import dev.ultramem.layer.FeedForwards;
 import dev.ultramem.layer.RmsNorm;
 import dev.ultramem.layer.TokenLayer;
 
@@ -30,7 +30,7 @@ public final class Block {
         String prefix = "transformer.blocks." + l + ".";
         this.d = cfg.dModel;
         this.attnNorm = new RmsNorm(prefix + "attn_norm.weight", d, cfg.normEps, k);
-        this.attention = new Attention(cfg, prefix, k);
+        this.attention = new Attention(LayerConfigs.attention(cfg), prefix, k);
         this.ffNorm = new RmsNorm(prefix + "ff_norm.weight", d, cfg.normEps, k);
         this.ffn = FeedForwards.create(cfg, prefix);
     }

@@ -7,7 +7,6 @@ import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.layer.Attention;
 import dev.ultramem.memory.ValueLookup;
-import dev.ultramem.train.TrainConfig;
 
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
@@ -91,6 +90,22 @@ public final class MemoryPlan {
         }
     }
 
+    /**
+     * The training settings a plan reads ({@code train.TrainConfig} implements it): the tokens of one
+     * step and the planned steps. To name the key that dominates a need, the plan also resets each of
+     * its integer keys (read as a config tree) to the value in {@link #defaults()}.
+     */
+    public interface Training {
+        int batchSize();
+
+        int seqLen();
+
+        int steps();
+
+        /** The same kind of settings with every key at its default. */
+        Training defaults();
+    }
+
     /** Which module a tensor belongs to (ModelCosts' dense part is everything outside FFN slots, memory layers and shared tables). */
     public enum Owner { DENSE, FFN, MEMORY, SHARED }
 
@@ -112,14 +127,14 @@ public final class MemoryPlan {
 
     private final Use use;
     private final ModelConfig model;
-    private final TrainConfig train;
+    private final Training train;
     private final int threads;
     private final List<Tensor> tensors = new ArrayList<>();
     private final List<Block> blocks = new ArrayList<>();
     private final List<Limit> limits = new ArrayList<>();
     private long indexEntries;
 
-    private MemoryPlan(Use use, ModelConfig c, TrainConfig t, int threads) {
+    private MemoryPlan(Use use, ModelConfig c, Training t, int threads) {
         this.use = use;
         this.model = c;
         this.train = t;
@@ -128,7 +143,7 @@ public final class MemoryPlan {
         weights(c, ms);
         buffers(c, ms);
         // the history grows with the steps run (Trainer), so a long planned schedule costs nothing up front
-        if (use.history && t != null) heap(Part.BUFFERS, "loss history, first 1024 steps", 1, Math.min(1024, Math.max(16, t.steps)) + 1, 4);
+        if (use.history && t != null) heap(Part.BUFFERS, "loss history, first 1024 steps", 1, Math.min(1024, Math.max(16, t.steps())) + 1, 4);
         if (use.parts.contains(Part.ACTIVATIONS)) {
             long[] bt = activationShape(use, c, t);
             activations(c, ms, bt[0], bt[1]);
@@ -137,9 +152,9 @@ public final class MemoryPlan {
     }
 
     /** The plan of a use with the current worker-thread count (train may be null for MODEL and IMPORT). */
-    public static MemoryPlan of(Use use, ModelConfig model, TrainConfig train) { return of(use, model, train, Parallel.threads()); }
+    public static MemoryPlan of(Use use, ModelConfig model, Training train) { return of(use, model, train, Parallel.threads()); }
 
-    public static MemoryPlan of(Use use, ModelConfig model, TrainConfig train, int threads) {
+    public static MemoryPlan of(Use use, ModelConfig model, Training train, int threads) {
         if (train == null && (use == Use.TRAIN || use == Use.EVAL)) throw new IllegalArgumentException(use + " needs a train config");
         return new MemoryPlan(use, model, train, threads);
     }
@@ -290,7 +305,7 @@ public final class MemoryPlan {
         List<String> keys = new ArrayList<>();
         List<Double> gains = new ArrayList<>();
         candidates("model", Configs.toTree(model), Configs.toTree(new ModelConfig()), base, metric, keys, gains);
-        if (train != null) candidates("train", Configs.toTree(train), Configs.toTree(new TrainConfig()), base, metric, keys, gains);
+        if (train != null) candidates("train", Configs.toTree(train), Configs.toTree(train.defaults()), base, metric, keys, gains);
         int best = -1, second = -1;
         for (int i = 0; i < keys.size(); i++) {
             if (best < 0 || gains.get(i) > gains.get(best)) { second = best; best = i; }
@@ -315,7 +330,7 @@ public final class MemoryPlan {
             try {
                 MemoryPlan p = section.equals("model")
                         ? new MemoryPlan(use, Configs.convert(changed, ModelConfig.class, "model config"), train, threads)
-                        : new MemoryPlan(use, model, Configs.convert(changed, TrainConfig.class, "train config"), threads);
+                        : new MemoryPlan(use, model, Configs.convert(changed, train.getClass(), "train config"), threads);
                 v = metric.applyAsLong(p);
             } catch (RuntimeException ex) {
                 continue;  // the reset makes the config unusable (e.g. a placement beyond n_layers): not a candidate
@@ -449,9 +464,9 @@ public final class MemoryPlan {
     }
 
     /** {batch, tokens per sequence} of one forward for a use. */
-    private static long[] activationShape(Use use, ModelConfig c, TrainConfig t) {
+    private static long[] activationShape(Use use, ModelConfig c, Training t) {
         return switch (use) {
-            case TRAIN, EVAL -> new long[]{t.batchSize, t.seqLen};
+            case TRAIN, EVAL -> new long[]{t.batchSize(), t.seqLen()};
             case COUNT, COUNT_CHECKPOINT -> {
                 // ModelCosts.measuredParamBytesPerToken: T the largest divisor of the batch not above max_seq_len
                 int T = Math.min(COUNT_TOKENS, c.maxSeqLen);

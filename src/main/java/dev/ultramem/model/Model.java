@@ -4,11 +4,11 @@ import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
+import dev.ultramem.core.StepProfile;
 import dev.ultramem.core.UserError;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.RmsNorm;
 import dev.ultramem.layer.TokenLayer;
-import dev.ultramem.memory.MemoryLayers;
 import dev.ultramem.memory.SharedMemory;
 
 import java.util.ArrayList;
@@ -70,7 +70,7 @@ public final class Model {
         this.lnF = new RmsNorm("transformer.ln_f.weight", d, config.normEps, k);
         if (config.hasMemory()) {
             placements = MemoryPlacement.parse(config.memInsertWay, L);
-            shared = SharedMemory.create(config, placements.size(), "transformer.full_memory_layer.");
+            shared = MemoryLayers.shared(config, placements.size(), "transformer.full_memory_layer.");
             memLayers = new TokenLayer[placements.size()];
             for (int i = 0; i < memLayers.length; i++)
                 memLayers[i] = memoryFactory.create(config, i, placements.size(), shared, "transformer.mem_blocks." + i + ".");
@@ -101,7 +101,7 @@ public final class Model {
         for (Block b : blocks) b.initialize(rng);
         lnF.initialize();
         for (TokenLayer m : memLayers) m.initialize(rng);
-        if (shared != null) shared.initialize(config, rng);
+        if (shared != null) shared.initialize(LayerConfigs.memory(config), rng);
         afterWeightsChanged();
     }
 

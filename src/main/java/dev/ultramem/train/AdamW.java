@@ -2,8 +2,8 @@ package dev.ultramem.train;
 
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
+import dev.ultramem.core.StepProfile;
 import dev.ultramem.core.UserError;
-import dev.ultramem.model.StepProfile;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

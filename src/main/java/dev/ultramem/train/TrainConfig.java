@@ -3,12 +3,13 @@ package dev.ultramem.train;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.ultramem.core.UserError;
+import dev.ultramem.model.MemoryPlan;
 
 import static dev.ultramem.model.Configs.requireFinite;
 
 /** Optimiser, schedule and loop settings (snake_case keys in config files). */
 @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
-public final class TrainConfig {
+public final class TrainConfig implements MemoryPlan.Training {
     public int steps = 600;
     public int batchSize = 16;
     public int seqLen = 128;
@@ -36,6 +37,14 @@ public final class TrainConfig {
     public int logEvery = 10;
     /** Fraction of the corpus held out for validation. */
     public double valFraction = 0.05;
+
+    @Override public int batchSize() { return batchSize; }
+
+    @Override public int seqLen() { return seqLen; }
+
+    @Override public int steps() { return steps; }
+
+    @Override public TrainConfig defaults() { return new TrainConfig(); }
 
     public TrainConfig validate() {
         requireFinite("lr", lr); requireFinite("final_lr_ratio", finalLrRatio); requireFinite("beta1", beta1); requireFinite("beta2", beta2);

@@ -6,7 +6,7 @@ import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.model.Model;
-import dev.ultramem.model.StepProfile;
+import dev.ultramem.core.StepProfile;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -3,6 +3,7 @@ package dev.ultramem.layer;
 import dev.ultramem.core.Rng;
 import dev.ultramem.kernel.Kernels;
 import dev.ultramem.kernel.ScalarKernels;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -63,7 +64,7 @@ class DenseLayersTest {
         ModelConfig cfg = new ModelConfig();
         cfg.dModel = d; cfg.nHeads = H; cfg.nLayers = 2; cfg.maxSeqLen = 16; cfg.ropeTheta = 10000;
         Rng rng = new Rng(7 + d);
-        Attention att = new Attention(cfg, "blk.", k);
+        Attention att = new Attention(LayerConfigs.attention(cfg), "blk.", k);
         // larger weights than the init so that softmax and the norms are far from linear
         rng.fillNormal(att.attProj.data(), 0.4);
         rng.fillNormal(att.attnOut.data(), 0.3);
@@ -99,7 +100,7 @@ class DenseLayersTest {
         ModelConfig cfg = new ModelConfig();
         cfg.dModel = d; cfg.nHeads = 1; cfg.mlpHiddenSize = 2 * f;
         Rng rng = new Rng(3);
-        DenseFfn ffn = new DenseFfn(cfg, "blk.", k);
+        DenseFfn ffn = new DenseFfn(LayerConfigs.denseFfn(cfg), "blk.", k);
         rng.fillNormal(ffn.ffProj.data(), 0.6);
         rng.fillNormal(ffn.ffOut.data(), 0.4);
         float[] x = gauss(rng, n * d, 1), r = gauss(rng, n * d, 1);

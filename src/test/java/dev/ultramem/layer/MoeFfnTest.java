@@ -2,6 +2,8 @@ package dev.ultramem.layer;
 
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
+import dev.ultramem.model.FeedForwards;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 
@@ -164,7 +166,7 @@ class MoeFfnTest {
     void fullMegatronInit() {
         ModelConfig cfg = config(3, 1);
         cfg.dModel = 64; cfg.moeExpertHidden = 128; cfg.nLayers = 8;
-        MoeFfn m = new MoeFfn(cfg, "");
+        MoeFfn m = new MoeFfn(LayerConfigs.moeFfn(cfg), "");
         m.initialize(new Rng(6));
         double std = Math.sqrt(2.0 / (5 * 64)), outStd = std / 4; // 1/sqrt(2·8)
         // a normal truncated at ±3σ has std 0.9866σ

@@ -1,6 +1,7 @@
 package dev.ultramem.memory;
 
 import dev.ultramem.core.Rng;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 
@@ -19,11 +20,11 @@ class MemoryDiagnosticsTest {
         c.dModel = 32; c.memType = "ultramem_v2"; c.memKnum = 6; c.memKdim = 8; c.memVdim = 16; c.memPreVdim = 8;
         c.memKnn = 4; c.memShareRatio = 0.5; c.validate();
         int layers = 2;
-        SharedMemory shared = SharedMemory.create(c, layers, "full_memory_layer.");
-        UltraMemV2 layer = new UltraMemV2(c, 1, layers, shared, "mem.");
+        SharedMemory shared = SharedMemory.create(LayerConfigs.memory(c), layers, "full_memory_layer.");
+        UltraMemV2 layer = new UltraMemV2(LayerConfigs.memory(c), 1, layers, shared, "mem.");
         Rng rng = new Rng(5);
         layer.initialize(rng);
-        shared.initialize(c, rng);
+        shared.initialize(LayerConfigs.memory(c), rng);
         layer.afterWeightsChanged();
 
         int n = 24, d = c.dModel;

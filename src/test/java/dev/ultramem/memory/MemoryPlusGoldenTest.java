@@ -3,6 +3,7 @@ package dev.ultramem.memory;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ultramem.core.Param;
 import dev.ultramem.io.Safetensors;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
@@ -37,8 +38,8 @@ class MemoryPlusGoldenTest {
         try (Safetensors st = Safetensors.open(f)) {
             JsonNode meta = st.metadataJson("config");
             ModelConfig cfg = config(meta);
-            SharedMemory shared = SharedMemory.create(cfg, 1, "full_memory_layer.");
-            MemoryPlus layer = new MemoryPlus(cfg, shared, "");
+            SharedMemory shared = SharedMemory.create(LayerConfigs.memory(cfg), 1, "full_memory_layer.");
+            MemoryPlus layer = new MemoryPlus(LayerConfigs.memory(cfg), shared, "");
             for (Param p : layer.params()) GoldenFiles.load(st, p, p.name);
             GoldenFiles.load(st, shared.values, "full_memory_layer.values_for_look_up");
 

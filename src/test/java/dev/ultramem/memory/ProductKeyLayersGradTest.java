@@ -4,6 +4,8 @@ import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.layer.TokenLayerGradCheck;
 import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.model.LayerConfigs;
+import dev.ultramem.model.MemoryLayers;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -69,8 +71,8 @@ class ProductKeyLayersGradTest {
     void memoryPlusGradients(boolean keyNorm) {
         Rng rng = new Rng(keyNorm ? 11 : 12);
         ModelConfig cfg = config("memory_plus", keyNorm, 0);
-        SharedMemory shared = SharedMemory.create(cfg, 1, "full_memory_layer.");
-        shared.initialize(cfg, rng);
+        SharedMemory shared = SharedMemory.create(LayerConfigs.memory(cfg), 1, "full_memory_layer.");
+        shared.initialize(LayerConfigs.memory(cfg), rng);
         MemoryPlus layer = (MemoryPlus) MemoryLayers.create(cfg, 0, 1, shared, "transformer.mem_blocks.0.");
         layer.initialize(rng);
         perturbNorm(layer.queryNorm, rng);
@@ -99,7 +101,7 @@ class ProductKeyLayersGradTest {
     void pkmGradients(boolean keyNorm) {
         Rng rng = new Rng(keyNorm ? 21 : 22);
         ModelConfig cfg = config("pkm", keyNorm, 5);
-        Pkm layer = (Pkm) MemoryLayers.create(cfg, 0, 1, SharedMemory.create(cfg, 1, "transformer.full_memory_layer."), "transformer.mem_blocks.0.");
+        Pkm layer = (Pkm) MemoryLayers.create(cfg, 0, 1, SharedMemory.create(LayerConfigs.memory(cfg), 1, "transformer.full_memory_layer."), "transformer.mem_blocks.0.");
         layer.initialize(rng);
         float[] x = TokenLayerGradCheck.randn(rng, N * D, 1);
         float[] g = TokenLayerGradCheck.randn(rng, N * D, 1);
@@ -117,7 +119,7 @@ class ProductKeyLayersGradTest {
     void pkmForwardMatchesNaive() {
         Rng rng = new Rng(5);
         ModelConfig cfg = config("pkm", false, 0);
-        Pkm layer = new Pkm(cfg, "");
+        Pkm layer = new Pkm(LayerConfigs.memory(cfg), "");
         layer.initialize(rng);
         float[] x = TokenLayerGradCheck.randn(rng, N * D, 1);
         float[] y = new float[N * D];
@@ -160,7 +162,7 @@ class ProductKeyLayersGradTest {
     void memoryPlusOfficialInit() {
         ModelConfig cfg = config("memory_plus", false, 0);
         cfg.dModel = 64; cfg.memVdim = 64;
-        MemoryPlus m = new MemoryPlus(cfg, SharedMemory.create(cfg, 1, ""), "");
+        MemoryPlus m = new MemoryPlus(LayerConfigs.memory(cfg), SharedMemory.create(LayerConfigs.memory(cfg), 1, ""), "");
         m.initialize(new Rng(8));
         double xav = Math.sqrt(6.0 / (64 + 2 * 8 * 2)), kb = 1 / Math.sqrt(16.0);
         double mq = 0, mk = 0, ss = 0;
@@ -177,12 +179,12 @@ class ProductKeyLayersGradTest {
     void badShapesAreUserErrors() {
         ModelConfig cfg = config("pkm", false, 0);
         cfg.memKnum = 3; cfg.memKnn = 4; // the row/column top-4 cannot exceed 3 keys
-        var e = assertThrows(dev.ultramem.core.UserError.class, () -> new Pkm(cfg, ""));
+        var e = assertThrows(dev.ultramem.core.UserError.class, () -> new Pkm(LayerConfigs.memory(cfg), ""));
         assertTrue(e.getMessage().contains("mem_knum"), e.getMessage());
         ModelConfig c2 = config("pkm", false, 2);
         c2.memKnn = 5; // more than the 2×2 grid
-        assertThrows(dev.ultramem.core.UserError.class, () -> new Pkm(c2, ""));
+        assertThrows(dev.ultramem.core.UserError.class, () -> new Pkm(LayerConfigs.memory(c2), ""));
         ModelConfig c3 = config("memory_plus", false, 0);
-        assertThrows(dev.ultramem.core.UserError.class, () -> new MemoryPlus(c3, SharedMemory.create(config("pkm", false, 0), 1, ""), ""));
+        assertThrows(dev.ultramem.core.UserError.class, () -> new MemoryPlus(LayerConfigs.memory(c3), SharedMemory.create(LayerConfigs.memory(config("pkm", false, 0)), 1, ""), ""));
     }
 }

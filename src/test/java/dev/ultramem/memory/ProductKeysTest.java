@@ -4,6 +4,7 @@ import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.layer.TokenLayerGradCheck;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 
@@ -55,9 +56,9 @@ class ProductKeysTest {
         cfg.memKnum = 16; cfg.memKdim = 8; cfg.memVdim = 32; cfg.memKnn = 6; cfg.memHead = 3; cfg.memStage1Knn = 4;
         cfg.validate();
         Rng rng = new Rng(77);
-        SharedMemory shared = SharedMemory.create(cfg, 1, "full_memory_layer.");
-        shared.initialize(cfg, rng);
-        MemoryPlus layer = new MemoryPlus(cfg, shared, "");
+        SharedMemory shared = SharedMemory.create(LayerConfigs.memory(cfg), 1, "full_memory_layer.");
+        shared.initialize(LayerConfigs.memory(cfg), rng);
+        MemoryPlus layer = new MemoryPlus(LayerConfigs.memory(cfg), shared, "");
         layer.initialize(rng);
         int n = 200;
         float[] x = TokenLayerGradCheck.randn(rng, n * 32, 1), g = TokenLayerGradCheck.randn(rng, n * 32, 1);

@@ -4,6 +4,8 @@ import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
 import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.model.LayerConfigs;
+import dev.ultramem.model.MemoryLayers;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 
@@ -174,7 +176,7 @@ class UltraMemBehaviourTest {
             TuckerRetrieval r;
             MemoryStats st;
             if (type.equals("ultramem_v1")) {
-                UltraMemV1 v = new UltraMemV1(c, 2, "");
+                UltraMemV1 v = new UltraMemV1(LayerConfigs.memory(c), 2, "");
                 v.initialize(rng);
                 l = v; r = v.retrieval; st = v.stats;
                 // value std from the no-pre-value formula, measured on the table
@@ -186,9 +188,9 @@ class UltraMemBehaviourTest {
                 double expectHigh = Math.sqrt(0.08 * kInner * c.dModel / (c.memKnn * c.memHead * 1.0 * c.memVdim * 2));
                 assertTrue(std > 0.9 * expectLow && std < 1.1 * expectHigh, "value std " + std);
             } else {
-                SharedMemory sh = SharedMemory.create(c, 2, "");
-                sh.initialize(c, rng);
-                UltraMemV2 v = new UltraMemV2(c, 0, 2, sh, "");
+                SharedMemory sh = SharedMemory.create(LayerConfigs.memory(c), 2, "");
+                sh.initialize(LayerConfigs.memory(c), rng);
+                UltraMemV2 v = new UltraMemV2(LayerConfigs.memory(c), 0, 2, sh, "");
                 v.initialize(rng);
                 l = v; r = v.retrieval; st = v.stats;
             }
@@ -250,8 +252,8 @@ class UltraMemBehaviourTest {
         ModelConfig c = small("ultramem_v2");
         c.memShareRatio = 1.0; // window = whole table: the last layer's window wraps past the end
         c.validate();
-        SharedMemory sh = SharedMemory.create(c, 3, "");
-        UltraMemV2 l = new UltraMemV2(c, 2, 3, sh, "");
+        SharedMemory sh = SharedMemory.create(LayerConfigs.memory(c), 3, "");
+        UltraMemV2 l = new UltraMemV2(LayerConfigs.memory(c), 2, 3, sh, "");
         l.initialize(new Rng(1));
         assertEquals(75, l.allValueNum);
         assertEquals(64, l.valueNum); // floor(sqrt(75))² = 8²
@@ -329,15 +331,15 @@ class UltraMemBehaviourTest {
     void configErrorsAreUserErrors() {
         ModelConfig c = small("ultramem_v2");
         c.memHead = 5; // released: at most 2·r heads
-        SharedMemory sh = SharedMemory.create(c, 2, "");
-        assertThrows(UserError.class, () -> new UltraMemV2(c, 0, 2, sh, ""));
+        SharedMemory sh = SharedMemory.create(LayerConfigs.memory(c), 2, "");
+        assertThrows(UserError.class, () -> new UltraMemV2(LayerConfigs.memory(c), 0, 2, sh, ""));
         ModelConfig c2 = small("ultramem_v1");
         c2.memKnn = 11; // knn > stage-1 keys (2·knum = 10)
-        assertThrows(UserError.class, () -> new UltraMemV1(c2, 1, ""));
+        assertThrows(UserError.class, () -> new UltraMemV1(LayerConfigs.memory(c2), 1, ""));
         ModelConfig c3 = small("ultramem_v2");
-        assertThrows(UserError.class, () -> new UltraMemV2(c3, 0, 2, SharedMemory.create(c3, 3, ""), ""));
+        assertThrows(UserError.class, () -> new UltraMemV2(LayerConfigs.memory(c3), 0, 2, SharedMemory.create(LayerConfigs.memory(c3), 3, ""), ""));
         assertTrue(MemoryLayers.create(small("ultramem_v1"), 0, 1, null, "") instanceof UltraMemV1);
         ModelConfig c4 = small("ultramem_v2");
-        assertTrue(MemoryLayers.create(c4, 1, 2, SharedMemory.create(c4, 2, ""), "") instanceof UltraMemV2);
+        assertTrue(MemoryLayers.create(c4, 1, 2, SharedMemory.create(LayerConfigs.memory(c4), 2, ""), "") instanceof UltraMemV2);
     }
 }

@@ -5,6 +5,7 @@ import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
@@ -54,13 +55,13 @@ class UltraMemGoldenTest {
         ValueLookup lk;
         List<Param> all = new ArrayList<>();
         if (cfg.memType.equals("ultramem_v1")) {
-            UltraMemV1 l = new UltraMemV1(cfg, 1, "");
+            UltraMemV1 l = new UltraMemV1(LayerConfigs.memory(cfg), 1, "");
             layer = l; ret = l.retrieval; lk = l.lookup;
         } else {
             JsonNode h = meta.get("hyper");
             int memLayers = h.get("mem_layer_num").asInt();
-            shared = SharedMemory.create(cfg, memLayers, "full_memory_layer.");
-            UltraMemV2 l = new UltraMemV2(cfg, h.get("layer_id").asInt(), memLayers, shared, "");
+            shared = SharedMemory.create(LayerConfigs.memory(cfg), memLayers, "full_memory_layer.");
+            UltraMemV2 l = new UltraMemV2(LayerConfigs.memory(cfg), h.get("layer_id").asInt(), memLayers, shared, "");
             layer = l; ret = l.retrieval; lk = l.lookup;
             JsonNode dv = meta.get("derived");
             assertEquals(dv.get("value_num").asLong(), l.valueNum, "value_num");

@@ -3,6 +3,7 @@ package dev.ultramem.memory;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.layer.TokenLayer;
+import dev.ultramem.model.LayerConfigs;
 import dev.ultramem.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 
@@ -47,16 +48,16 @@ class UltraMemGradientTest {
         TuckerRetrieval ret;
         List<Param> ps = new ArrayList<>();
         if (c.memType.equals("ultramem_v1")) {
-            UltraMemV1 l = new UltraMemV1(c, 2, "m.");
+            UltraMemV1 l = new UltraMemV1(LayerConfigs.memory(c), 2, "m.");
             l.initialize(rng);
             layer = l; ret = l.retrieval;
             SharedMemory.fillNormal(l.values, rng, 0.5); // larger values: gradients well above float noise
         } else {
-            SharedMemory sh = SharedMemory.create(c, 2, "full_memory_layer.");
-            sh.initialize(c, rng);
+            SharedMemory sh = SharedMemory.create(LayerConfigs.memory(c), 2, "full_memory_layer.");
+            sh.initialize(LayerConfigs.memory(c), rng);
             SharedMemory.fillNormal(sh.values, rng, 0.5);
             if (sh.preValues != null) SharedMemory.fillNormal(sh.preValues, rng, 0.5);
-            UltraMemV2 l = new UltraMemV2(c, 1, 2, sh, "m.");
+            UltraMemV2 l = new UltraMemV2(LayerConfigs.memory(c), 1, 2, sh, "m.");
             l.initialize(rng);
             layer = l; ret = l.retrieval;
             ps.addAll(sh.params());

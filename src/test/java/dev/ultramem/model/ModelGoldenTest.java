@@ -2,7 +2,6 @@ package dev.ultramem.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ultramem.core.Param;
-import dev.ultramem.io.OfficialWeights;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.layer.TokenLayer;
 import dev.ultramem.memory.GoldenFiles;

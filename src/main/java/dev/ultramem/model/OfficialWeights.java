@@ -1,11 +1,10 @@
-package dev.ultramem.io;
+package dev.ultramem.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
-import dev.ultramem.model.Model;
-import dev.ultramem.model.ModelConfig;
+import dev.ultramem.io.Safetensors;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -1,4 +1,4 @@
-package dev.ultramem.model;
+package dev.ultramem.core;
 
 /**
  * Accumulated wall time per operation kind, for {@code bench}. Off by default; when off the only

@@ -1,7 +1,11 @@
-package dev.ultramem.model;
+package dev.ultramem.bench;
 
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
+import dev.ultramem.core.StepProfile;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelConfig;
+import dev.ultramem.model.ModelCosts;
 import dev.ultramem.train.AdamW;
 import dev.ultramem.train.LrSchedule;
 import dev.ultramem.train.TrainConfig;
