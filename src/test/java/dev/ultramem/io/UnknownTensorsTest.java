@@ -1,5 +1,7 @@
 package dev.ultramem.io;
 
+import dev.ultramem.model.OfficialWeights;
+
 import dev.ultramem.TestModels;
 import dev.ultramem.cli.Main;
 import dev.ultramem.core.Param;
