@@ -42,7 +42,7 @@ final class Runs {
         RunLock lock = RunLock.acquire(out);
         try {
             for (Path p : lock.removeStaleTempFiles()) o.println("removed a temporary file left by an interrupted run: " + p);
-            Files.delete(Files.createTempFile(out, ".write-test", ".tmp"));
+            Files.delete(Files.createTempFile(out, "." + RunLock.WRITE_PROBE + ".", ".tmp"));
             return lock;
         } catch (IOException | RuntimeException e) {
             lock.close();

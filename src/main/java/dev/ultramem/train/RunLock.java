@@ -1,6 +1,7 @@
 package dev.ultramem.train;
 
 import dev.ultramem.core.UserError;
+import dev.ultramem.io.AtomicFiles;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -15,7 +16,6 @@ import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Pattern;
 
 /**
  * The exclusive lock a process holds on a run folder for as long as it writes there, so two runs can
@@ -27,13 +27,15 @@ import java.util.regex.Pattern;
 public final class RunLock implements AutoCloseable {
     public static final String FILE = ".lock";
 
+    /** The name of the CLI's write probe, created as a temporary file of this name ({@link AtomicFiles#isTempOf}). */
+    public static final String WRITE_PROBE = "write-test";
+
     /**
-     * Temporary files that the writers of a run folder create beside their target
-     * ({@code .<target>.<random>.tmp}, see {@code Files.createTempFile(dir, "." + name + ".", ".tmp")})
-     * and the write probe of the CLI; only these are removed as stale.
+     * The files of a run folder whose temporary files ({@link AtomicFiles#isTempOf}) are removed as
+     * stale: the atomic writers' targets and the write probe; nothing else is touched.
      */
-    private static final Pattern STALE_TEMP = Pattern.compile(
-            "\\.(latest\\.safetensors|config\\.json|metrics\\.csv|loss\\.png|memory\\.csv)\\..+\\.tmp|\\.write-test.*\\.tmp");
+    private static final List<String> TEMP_OWNERS =
+            List.of(Checkpoint.LATEST, "config.json", "metrics.csv", "loss.png", "memory.csv", WRITE_PROBE);
 
     private final Path dir;
     private final FileChannel channel;
@@ -100,7 +102,7 @@ public final class RunLock implements AutoCloseable {
      */
     public List<Path> removeStaleTempFiles() {
         List<Path> removed = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, p -> isStaleTemp(p.getFileName().toString()))) {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, RunLock::isStaleTemp)) {
             for (Path p : ds) {
                 if (Files.isRegularFile(p) && Files.deleteIfExists(p)) removed.add(p);
             }
@@ -110,7 +112,10 @@ public final class RunLock implements AutoCloseable {
         return removed;
     }
 
-    static boolean isStaleTemp(String fileName) { return STALE_TEMP.matcher(fileName).matches(); }
+    static boolean isStaleTemp(Path file) {
+        for (String owner : TEMP_OWNERS) if (AtomicFiles.isTempOf(file, owner)) return true;
+        return false;
+    }
 
     @Override
     public void close() {

@@ -366,7 +366,7 @@ public final class Trainer {
                 if (!Files.exists(f)) Files.writeString(f, "step,layer,metric,value\n", StandardCharsets.UTF_8);
                 Files.writeString(f, rows, StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.APPEND);
             } catch (IOException e) {
-                throw new UserError(outDir + ": cannot write memory.csv (" + e.getMessage() + ")");
+                throw AtomicFiles.writeError(f, e);
             }
         }
         return mean;

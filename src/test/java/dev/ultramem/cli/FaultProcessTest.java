@@ -91,17 +91,25 @@ class FaultProcessTest {
 
     private static boolean training(Child c) { return c.output().contains("training: steps"); }
 
+    /** Starts a CLI run (train or resume) and returns once it trains, i.e. holds the folder's lock. */
+    private Child startTraining(String... args) throws Exception {
+        Child c = start(args);
+        await(() -> training(c), c, "training to start");
+        return c;
+    }
+
     /** A config whose run lasts far longer than any test waits: the tests stop it. */
-    private Path longConfig(ModelConfig model, int batch, int checkpointEvery) throws IOException {
+    private Path longConfig(ModelConfig model, int batch, int seqLen, int checkpointEvery) throws IOException {
         TrainConfig train = TestModels.tinyTrain(1_000_000);
         train.batchSize = batch;
+        train.seqLen = seqLen;
         train.checkpointEvery = checkpointEvery;
         train.evalEvery = 1_000;
         train.validate();
         var tree = Configs.JSON.createObjectNode();
         tree.set("model", Configs.toTree(model));
         tree.set("train", Configs.toTree(train));
-        Path cfg = dir.resolve("long-" + model.dModel + "-" + batch + "-" + checkpointEvery + ".json");
+        Path cfg = dir.resolve("long-" + model.dModel + "-" + batch + "-" + seqLen + "-" + checkpointEvery + ".json");
         Files.writeString(cfg, tree.toString());
         return cfg;
     }
@@ -128,10 +136,9 @@ class FaultProcessTest {
 
     @Test
     void aSecondRunIntoALockedFolderIsRefusedAndSigtermSavesTheFirst() throws Exception {
-        Path cfg = longConfig(TestModels.tinyModel(), 2, 50);
+        Path cfg = longConfig(TestModels.tinyModel(), 2, 16, 50);
         Path run = dir.resolve("run");
-        Child a = start("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample");
-        await(() -> training(a), a, "training to start");
+        Child a = startTraining("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample");
 
         Child b = start("train", "--config", cfg.toString(), "--out", run.toString(), "--force", "--quiet", "--no-sample");
         assertEquals(2, b.waitExit(), b.output());
@@ -158,10 +165,9 @@ class FaultProcessTest {
 
     @Test
     void ctrlCFinishesTheStepAndSavesASecondOneExitsAtOnce() throws Exception {
-        Path cfg = longConfig(TestModels.tinyModel(), 2, 1000);
+        Path cfg = longConfig(TestModels.tinyModel(), 2, 16, 1000);
         Path run = dir.resolve("int");
-        Child a = start("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample");
-        await(() -> training(a), a, "training to start");
+        Child a = startTraining("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample");
         Thread.sleep(500);
         a.signal("INT");
         assertEquals(130, a.waitExit(), a.output());
@@ -178,12 +184,9 @@ class FaultProcessTest {
         slow.nLayers = 2;
         slow.mlpHiddenSize = 1024;
         slow.maxSeqLen = 128;
-        Path slowCfg = longConfig(slow.validate(), 64, 1000);
-        String text = Files.readString(slowCfg).replace("\"seq_len\":16", "\"seq_len\":128");
-        Files.writeString(slowCfg, text);
+        Path slowCfg = longConfig(slow.validate(), 64, 128, 1000);
         Path run2 = dir.resolve("int2");
-        Child b = start("train", "--config", slowCfg.toString(), "--out", run2.toString(), "--quiet", "--no-sample");
-        await(() -> training(b), b, "training to start");
+        Child b = startTraining("train", "--config", slowCfg.toString(), "--out", run2.toString(), "--quiet", "--no-sample");
         Thread.sleep(1500);
         b.signal("INT");
         Thread.sleep(100);
@@ -205,7 +208,7 @@ class FaultProcessTest {
         m.nHeads = 4;
         m.mlpHiddenSize = 512;
         m.nLayers = 2;
-        Path cfg = longConfig(m.validate(), 2, 1);  // about 5 MB written per step
+        Path cfg = longConfig(m.validate(), 2, 16, 1);  // about 5 MB written per step
         Path run = dir.resolve("kill");
         Random rnd = new Random(20261203);
         int kills = 8, leftTemp = 0;
@@ -213,9 +216,8 @@ class FaultProcessTest {
         List<Path> leftBefore = List.of();
         for (int i = 0; i < kills; i++) {
             Child c = i == 0
-                    ? start("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample")
-                    : start("resume", run.toString(), "--quiet");
-            await(() -> training(c), c, "training to start");
+                    ? startTraining("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample")
+                    : startTraining("resume", run.toString(), "--quiet");
             Thread.sleep(300 + rnd.nextInt(2000));
             c.process().destroyForcibly();
             assertTrue(c.process().waitFor(60, TimeUnit.SECONDS));

@@ -31,7 +31,7 @@ class RunLockTest {
     void removesOnlyTheWritersOwnStaleTempFiles() throws Exception {
         Path run = Files.createDirectories(dir.resolve("run"));
         List<String> stale = List.of(".latest.safetensors.123456.tmp", ".config.json.99.tmp", ".metrics.csv.1.tmp",
-                ".write-test42.tmp");
+                ".write-test.42.tmp");
         List<String> kept = List.of("latest.safetensors", "notes.tmp", ".latest.safetensors", ".other.123.tmp",
                 "x.latest.safetensors.1.tmp", ".latest.safetensors.tmp");
         for (String n : stale) Files.writeString(run.resolve(n), "x");
