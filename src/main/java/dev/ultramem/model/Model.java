@@ -306,6 +306,102 @@ public final class Model {
         return new KvDecoder(maxTokens);
     }
 
+    /**
+     * Batched incremental decoding: {@code capacity} independent sequences ("slots"), each with its own
+     * KV cache of {@code context} positions. One call advances any subset of the slots by a chunk of
+     * tokens each (a prompt, or one token during decode) and returns the logits after each chunk's last
+     * token. When a slot holds {@code context} positions the window slides: the oldest position is
+     * dropped and RoPE positions keep counting, so generation never restarts. Not thread-safe: one
+     * scheduler thread drives it.
+     */
+    public interface BatchDecoder {
+        int capacity();
+
+        /** Positions each slot's window keeps. */
+        int context();
+
+        int vocab();
+
+        /**
+         * Appends chunks[i] to slot slots[i] for i &lt; n (distinct slots, non-empty chunks) in one batched
+         * forward and returns the logits [n, vocab] after each chunk's last token (a view of an internal
+         * buffer, valid until the next call).
+         */
+        float[] forward(int[] slots, int[][] chunks, int n);
+
+        /** Decode step: one token per slot; the same as {@link #forward} with chunks of length 1. */
+        float[] step(int[] slots, int[] tokens, int n);
+
+        /** Tokens fed to the slot since its last reset (may exceed {@link #context()}). */
+        long position(int slot);
+
+        /** Empties a slot for a new sequence. */
+        void reset(int slot);
+
+        /** Parameter bytes read by the last call, as the layers count them (for {@code bench decode}). */
+        long lastParamBytes();
+    }
+
+    /** A batch decoder with {@code capacity} slots of {@code context} positions each (context ≤ max_seq_len). */
+    public BatchDecoder newBatchDecoder(int capacity, int context) {
+        if (capacity <= 0) throw new UserError("decoder: batch capacity must be > 0, got " + capacity);
+        if (context <= 0 || context > config.maxSeqLen)
+            throw new UserError("decoder: context " + context + " must be in [1, max_seq_len " + config.maxSeqLen + "]");
+        return new SlotDecoders(capacity, context);
+    }
+
+    /** Placeholder batch decoder: one batch-1 decoder per slot, restarted on the last half of the window when full. */
+    private final class SlotDecoders implements BatchDecoder {
+        private final KvDecoder[] decs;
+        private final int ctx;
+        private final long[] pos;
+        private final int[][] window;
+        private float[] out = new float[0];
+
+        SlotDecoders(int capacity, int ctx) {
+            this.ctx = ctx;
+            decs = new KvDecoder[capacity];
+            for (int i = 0; i < capacity; i++) decs[i] = new KvDecoder(ctx);
+            pos = new long[capacity];
+            window = new int[capacity][ctx];
+        }
+
+        @Override public int capacity() { return decs.length; }
+        @Override public int context() { return ctx; }
+        @Override public int vocab() { return V; }
+        @Override public long position(int slot) { return pos[slot]; }
+        @Override public void reset(int slot) { decs[slot].reset(); pos[slot] = 0; }
+        @Override public long lastParamBytes() { return 0; }
+
+        @Override
+        public float[] forward(int[] slots, int[][] chunks, int n) {
+            if (out.length < n * V) out = new float[n * V];
+            for (int i = 0; i < n; i++) {
+                int s = slots[i];
+                float[] l = null;
+                for (int t : chunks[i]) {
+                    KvDecoder dec = decs[s];
+                    if (dec.position() >= ctx) {
+                        dec.reset();
+                        int keep = Math.max(1, ctx / 2);
+                        for (long j = pos[s] - keep; j < pos[s]; j++) dec.step(window[s][(int) (j % ctx)]);
+                    }
+                    l = dec.step(t);
+                    window[s][(int) (pos[s]++ % ctx)] = t;
+                }
+                System.arraycopy(l, 0, out, i * V, V);
+            }
+            return out;
+        }
+
+        @Override
+        public float[] step(int[] slots, int[] tokens, int n) {
+            int[][] chunks = new int[n][];
+            for (int i = 0; i < n; i++) chunks[i] = new int[]{tokens[i]};
+            return forward(slots, chunks, n);
+        }
+    }
+
     /** Incremental decoding with a KV cache. */
     public interface Decoder {
         /** Feeds one token at the next position and returns the logits [vocab] for the following token. */
