@@ -251,45 +251,137 @@ public final class Attention {
         }
     }
 
-    /** Per-layer key/value cache of one decoding session: [H, maxTokens, hd] after QK-norm and RoPE. */
-    public final class KvCache {
-        final int max;
-        final float[] keys, values, qkv1, q1, o1, scores;
-        final float[] rstd1 = new float[1];
-
-        KvCache(int max) {
-            this.max = max;
-            keys = new float[H * max * hd];
-            values = new float[H * max * hd];
-            qkv1 = new float[3 * d];
-            q1 = new float[hd];
-            o1 = new float[d];
-            scores = new float[max];
+    /** RoPE at any position: the float32 table inside the training window, double-precision angles past it. */
+    private void ropeAt(float[] x, int off, long t) {
+        if (t < ropeLen) { ropeForward(x, off, (int) t); return; }
+        for (int i = 0; i < half; i++) {
+            double ang = t * (1.0 / Math.pow(theta, (2.0 * i) / hd));
+            float c = (float) Math.cos(ang), s = (float) Math.sin(ang);
+            float x1 = x[off + i], x2 = x[off + half + i];
+            x[off + i] = x1 * c - x2 * s;
+            x[off + half + i] = x2 * c + x1 * s;
         }
     }
 
-    public KvCache newCache(int maxTokens) {
-        ensureRope(maxTokens);
-        return new KvCache(maxTokens);
+    /**
+     * Key/value caches of a batch of decoding sequences: per slot and head a ring of {@code window}
+     * positions, [slots, H, window, hd], after QK-norm and RoPE. Position p lives at ring index p mod window,
+     * so a full window slides by overwriting its oldest position.
+     */
+    public final class KvPool {
+        final int slots, window;
+        final float[] keys, values;
+
+        KvPool(int slots, int window) {
+            long floats = (long) slots * H * window * hd;
+            if (floats > Integer.MAX_VALUE - 8)
+                throw new dev.ultramem.core.UserError("decoder: a KV cache of " + slots + " slots × " + window
+                        + " positions × d " + d + " exceeds 2^31 floats per layer; use fewer slots or a shorter context");
+            this.slots = slots;
+            this.window = window;
+            keys = new float[(int) floats];
+            values = new float[(int) floats];
+        }
+
+        /** Bytes held by this layer's cache. */
+        public long bytes() { return 2L * keys.length * Float.BYTES; }
     }
 
-    /** One token at position pos: y[d] = attention over the cached positions 0..pos (appends this token's k, v). */
-    public void step(KvCache c, float[] x, float[] y, int pos) {
-        k.gemmNT(1, 3 * d, d, x, 0, attProj.data(), 0, c.qkv1, 0, false);
-        for (int h = 0; h < H; h++) {
-            int slot = (h * c.max + pos) * hd;
-            qNorm.forward(1, c.qkv1, h * hd, c.q1, 0, c.rstd1, 0);
-            ropeForward(c.q1, 0, pos);
-            kNorm.forward(1, c.qkv1, d + h * hd, c.keys, slot, c.rstd1, 0);
-            ropeForward(c.keys, slot, pos);
-            System.arraycopy(c.qkv1, 2 * d + h * hd, c.values, slot, hd);
-            int hb = h * c.max * hd;
-            for (int j = 0; j <= pos; j++) c.scores[j] = k.dot(hd, c.q1, 0, c.keys, hb + j * hd) * scale;
-            k.softmaxRows(1, pos + 1, c.scores, 0, pos + 1);
-            Arrays.fill(c.o1, h * hd, (h + 1) * hd, 0f);
-            for (int j = 0; j <= pos; j++) k.axpy(hd, c.scores[j], c.values, hb + j * hd, c.o1, h * hd);
+    public KvPool newPool(int slots, int window) { return new KvPool(slots, window); }
+
+    // cached-forward scratch: rows [n, ·] shared, per worker [rows of one sequence, ·]
+    private float[] cQkv = new float[0], cO = new float[0];
+    private float[][] cQ = new float[0][], cK = new float[0][], cV = new float[0][], cS = new float[0][];
+
+    /**
+     * Attention of n new rows x[n, d] (normalised) that continue nSeq cached sequences: sequence s owns
+     * rows [start[s], start[s] + len[s]), lives in slot[s] of the pool and its first new row sits at
+     * position pos0[s]. Each row attends to the last {@code window} positions up to and including its own
+     * (the cached ones and the earlier new rows of its sequence); the new keys and values are appended to
+     * the rings. Writes y[n, d]. Work is split over (sequence, head) pairs, each writing its own slices,
+     * so results do not depend on the thread count. Returns the number of cached key/value floats read.
+     */
+    public long forwardCached(KvPool pool, float[] x, float[] y, int n, int nSeq,
+                              int[] slot, long[] pos0, int[] start, int[] len) {
+        final int d3 = 3 * d, W = pool.window;
+        if (cQkv.length < n * d3) { cQkv = new float[n * d3]; cO = new float[n * d]; }
+        k.gemmNT(n, d3, d, x, 0, attProj.data(), 0, cQkv, 0, false);
+        int maxLen = 0;
+        for (int s = 0; s < nSeq; s++) maxLen = Math.max(maxLen, len[s]);
+        int chunks = Math.max(1, Math.min(Parallel.threads(), nSeq * H));
+        int keyRows = W - 1 + maxLen;
+        if (cQ.length != chunks || cQ[0].length < maxLen * hd || cK[0].length < keyRows * hd || cS[0].length < maxLen * keyRows) {
+            int qs = Math.max(maxLen * hd, cQ.length > 0 ? cQ[0].length : 0);
+            int ks = Math.max(keyRows * hd, cK.length > 0 ? cK[0].length : 0);
+            int ss = Math.max(maxLen * keyRows, cS.length > 0 ? cS[0].length : 0);
+            cQ = new float[chunks][qs]; cK = new float[chunks][ks]; cV = new float[chunks][ks]; cS = new float[chunks][ss];
         }
-        k.gemmNT(1, d, d, c.o1, 0, attnOut.data(), 0, y, 0, false);
+        final float[] qkv = cQkv, o = cO;
+        long[] read = new long[chunks];
+        Parallel.forChunks(nSeq * H, chunks, (c, lo, hi) -> {
+            float[] Q = cQ[c], K = cK[c], Vv = cV[c], S = cS[c];
+            float[] r1 = new float[1];
+            for (int sh = lo; sh < hi; sh++) {
+                int sq = sh / H, h = sh % H, m = len[sq], r0 = start[sq];
+                long p0 = pos0[sq];
+                int ring = (slot[sq] * H + h) * W * hd;
+                if (m == 1) {
+                    // decode: write the new key and value first, then score the ring in place (its order
+                    // does not matter to a softmax), which saves copying the window
+                    int row = r0 * d3 + h * hd, at = ring + (int) (p0 % W) * hd, cnt = (int) Math.min(p0 + 1, W);
+                    qNorm.forward(1, qkv, row, Q, 0, r1, 0);
+                    ropeAt(Q, 0, p0);
+                    kNorm.forward(1, qkv, row + d, pool.keys, at, r1, 0);
+                    ropeAt(pool.keys, at, p0);
+                    System.arraycopy(qkv, row + 2 * d, pool.values, at, hd);
+                    k.gemmNT(1, cnt, hd, Q, 0, pool.keys, ring, S, 0, false);
+                    for (int j = 0; j < cnt; j++) S[j] *= scale;
+                    k.softmaxRows(1, cnt, S, 0, cnt);
+                    k.gemmNN(1, hd, cnt, S, 0, pool.values, ring, o, r0 * d + h * hd, false);
+                    read[c] += 2L * cnt * hd;
+                    continue;
+                }
+                // the new rows' queries, keys and values, normalised and rotated at their positions
+                int old = (int) Math.min(p0, W - 1);
+                for (int r = 0; r < m; r++) {
+                    int row = (r0 + r) * d3 + h * hd;
+                    qNorm.forward(1, qkv, row, Q, r * hd, r1, 0);
+                    ropeAt(Q, r * hd, p0 + r);
+                    kNorm.forward(1, qkv, row + d, K, (old + r) * hd, r1, 0);
+                    ropeAt(K, (old + r) * hd, p0 + r);
+                    System.arraycopy(qkv, row + 2 * d, Vv, (old + r) * hd, hd);
+                }
+                // the cached positions p0 − old … p0 − 1, oldest first
+                for (int j = 0; j < old; j++) {
+                    int src = ring + (int) ((p0 - old + j) % W) * hd;
+                    System.arraycopy(pool.keys, src, K, j * hd, hd);
+                    System.arraycopy(pool.values, src, Vv, j * hd, hd);
+                }
+                int cols = old + m;
+                read[c] += 2L * old * hd;
+                k.gemmNT(m, cols, hd, Q, 0, K, 0, S, 0, false);
+                for (int r = 0; r < m; r++) {
+                    // row r (position p0 + r) sees the columns whose positions lie in (p0 + r − W, p0 + r]
+                    int hiC = old + r, loC = Math.max(0, hiC - W + 1), off = r * cols;
+                    for (int j = loC; j <= hiC; j++) S[off + j] *= scale;
+                    k.softmaxRows(1, hiC - loC + 1, S, off + loC, cols);
+                    Arrays.fill(S, off, off + loC, 0f);
+                    Arrays.fill(S, off + hiC + 1, off + cols, 0f);
+                }
+                k.gemmNN(m, hd, cols, S, 0, Vv, 0, Q, 0, false);
+                for (int r = 0; r < m; r++) System.arraycopy(Q, r * hd, o, (r0 + r) * d + h * hd, hd);
+                // append the newest min(m, W) positions to the ring
+                for (int r = Math.max(0, m - W); r < m; r++) {
+                    int dst = ring + (int) ((p0 + r) % W) * hd;
+                    System.arraycopy(K, (old + r) * hd, pool.keys, dst, hd);
+                    System.arraycopy(Vv, (old + r) * hd, pool.values, dst, hd);
+                }
+            }
+        });
+        k.gemmNT(n, d, d, o, 0, attnOut.data(), 0, y, 0, false);
+        long total = 0;
+        for (long r : read) total += r;
+        return total;
     }
 
     public long paramCount() { return 4L * d * d + 2L * hd; }

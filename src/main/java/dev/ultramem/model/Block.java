@@ -108,22 +108,32 @@ public final class Block {
         StepProfile.stop(StepProfile.Kind.NORMS, t0);
     }
 
-    /** Decoding state of this block for one session. */
-    final class Step {
-        final Attention.KvCache cache;
-        final float[] an1 = new float[d], att1 = new float[d], h1 = new float[d], u1 = new float[d], y1 = new float[d];
-        final float[] r1 = new float[1];
+    /** Decoding state of this block for a batch decoder: the KV rings of its slots and row buffers grown on demand. */
+    final class Cached {
+        final Attention.KvPool pool;
+        private float[] an = new float[0], att, h, y, r;
+        float[] u = new float[0];
+        long kvFloatsRead;
 
-        Step(int maxTokens) { cache = attention.newCache(maxTokens); }
+        Cached(int slots, int window) { pool = attention.newPool(slots, window); }
 
-        /** x ← x + attention + FFN for one token; u1 holds the FFN input afterwards. */
-        void run(float[] x, int pos) {
-            attnNorm.forward(1, x, 0, an1, 0, r1, 0);
-            attention.step(cache, an1, att1, pos);
-            for (int i = 0; i < d; i++) h1[i] = x[i] + att1[i];
-            ffNorm.forward(1, h1, 0, u1, 0, r1, 0);
-            ffn.forward(u1, y1, 1);
-            for (int i = 0; i < d; i++) x[i] = h1[i] + y1[i];
+        /** x[n, d] ← x + attention over the cached sequences + FFN; u holds the FFN input afterwards. */
+        void run(float[] x, int n, int nSeq, int[] slot, long[] pos0, int[] start, int[] len) {
+            if (an.length < n * d) {
+                an = new float[n * d]; att = new float[n * d]; h = new float[n * d]; u = new float[n * d];
+                y = new float[n * d]; r = new float[n];
+            }
+            attnNorm.forward(n, x, 0, an, 0, r, 0);
+            kvFloatsRead = attention.forwardCached(pool, an, att, n, nSeq, slot, pos0, start, len);
+            for (int i = 0; i < n * d; i++) h[i] = x[i] + att[i];
+            ffNorm.forward(n, h, 0, u, 0, r, 0);
+            ffn.forward(u, y, n);
+            for (int i = 0; i < n * d; i++) x[i] = h[i] + y[i];
+        }
+
+        /** Parameter bytes of the block's own weights read by one call (norms, attention, and the FFN as it counts). */
+        long paramBytes() {
+            return (attention.paramCount() + 2L * d) * Float.BYTES + ffn.lastForwardParamBytes();
         }
     }
 }

@@ -299,13 +299,6 @@ public final class Model {
         for (TokenLayer m : memLayers) m.setTraining(training);
     }
 
-    /** A KV-cache decoding session for generation (batch 1). */
-    public Decoder newDecoder(int maxTokens) {
-        if (maxTokens <= 0) throw new UserError("decoder: max tokens must be > 0, got " + maxTokens);
-        if (maxTokens > config.maxSeqLen) throw new UserError("decoder: " + maxTokens + " tokens exceed max_seq_len " + config.maxSeqLen);
-        return new KvDecoder(maxTokens);
-    }
-
     /**
      * Batched incremental decoding: {@code capacity} independent sequences ("slots"), each with its own
      * KV cache of {@code context} positions. One call advances any subset of the slots by a chunk of
@@ -347,62 +340,28 @@ public final class Model {
         if (capacity <= 0) throw new UserError("decoder: batch capacity must be > 0, got " + capacity);
         if (context <= 0 || context > config.maxSeqLen)
             throw new UserError("decoder: context " + context + " must be in [1, max_seq_len " + config.maxSeqLen + "]");
-        return new SlotDecoders(capacity, context);
+        return new CachedDecoder(capacity, context);
     }
 
-    /** Placeholder batch decoder: one batch-1 decoder per slot, restarted on the last half of the window when full. */
-    private final class SlotDecoders implements BatchDecoder {
-        private final KvDecoder[] decs;
-        private final int ctx;
-        private final long[] pos;
-        private final int[][] window;
-        private float[] out = new float[0];
-
-        SlotDecoders(int capacity, int ctx) {
-            this.ctx = ctx;
-            decs = new KvDecoder[capacity];
-            for (int i = 0; i < capacity; i++) decs[i] = new KvDecoder(ctx);
-            pos = new long[capacity];
-            window = new int[capacity][ctx];
-        }
-
-        @Override public int capacity() { return decs.length; }
-        @Override public int context() { return ctx; }
-        @Override public int vocab() { return V; }
-        @Override public long position(int slot) { return pos[slot]; }
-        @Override public void reset(int slot) { decs[slot].reset(); pos[slot] = 0; }
-        @Override public long lastParamBytes() { return 0; }
-
-        @Override
-        public float[] forward(int[] slots, int[][] chunks, int n) {
-            if (out.length < n * V) out = new float[n * V];
-            for (int i = 0; i < n; i++) {
-                int s = slots[i];
-                float[] l = null;
-                for (int t : chunks[i]) {
-                    KvDecoder dec = decs[s];
-                    if (dec.position() >= ctx) {
-                        dec.reset();
-                        int keep = Math.max(1, ctx / 2);
-                        for (long j = pos[s] - keep; j < pos[s]; j++) dec.step(window[s][(int) (j % ctx)]);
-                    }
-                    l = dec.step(t);
-                    window[s][(int) (pos[s]++ % ctx)] = t;
-                }
-                System.arraycopy(l, 0, out, i * V, V);
+    /** A KV-cache decoding session for one sequence of at most maxTokens tokens (a one-slot batch decoder). */
+    public Decoder newDecoder(int maxTokens) {
+        if (maxTokens <= 0) throw new UserError("decoder: max tokens must be > 0, got " + maxTokens);
+        if (maxTokens > config.maxSeqLen) throw new UserError("decoder: " + maxTokens + " tokens exceed max_seq_len " + config.maxSeqLen);
+        CachedDecoder dec = new CachedDecoder(1, maxTokens);
+        int[] slot0 = {0}, tok = new int[1];
+        return new Decoder() {
+            @Override
+            public float[] step(int token) {
+                if (dec.position(0) >= maxTokens) throw new UserError("decoder: the KV cache holds only " + maxTokens + " tokens");
+                tok[0] = token;
+                return dec.step(slot0, tok, 1);
             }
-            return out;
-        }
-
-        @Override
-        public float[] step(int[] slots, int[] tokens, int n) {
-            int[][] chunks = new int[n][];
-            for (int i = 0; i < n; i++) chunks[i] = new int[]{tokens[i]};
-            return forward(slots, chunks, n);
-        }
+            @Override public int position() { return (int) dec.position(0); }
+            @Override public void reset() { dec.reset(0); }
+        };
     }
 
-    /** Incremental decoding with a KV cache. */
+    /** Incremental decoding of one sequence with a KV cache. */
     public interface Decoder {
         /** Feeds one token at the next position and returns the logits [vocab] for the following token. */
         float[] step(int token);
@@ -411,38 +370,134 @@ public final class Model {
         void reset();
     }
 
-    private final class KvDecoder implements Decoder {
-        private final int max;
-        private final Block.Step[] steps = new Block.Step[L];
-        private final float[] x = new float[d], xn = new float[d], r1 = new float[1], out = new float[V];
-        private final float[][] mem = new float[memLayers.length][d];
-        private int pos;
+    /**
+     * The batch decoder: the new tokens of every sequence in a call go through each layer together, as
+     * rows of one [rows, d] matrix (GEMMs for attention projections and dense FFNs, tokens grouped per
+     * expert in MoE, one retrieval over all queries in memory layers); only attention looks at each
+     * sequence's own cache. Long chunks are fed in rounds of at most {@link #ROUND} rows per sequence,
+     * which bounds the attention scratch.
+     */
+    private final class CachedDecoder implements BatchDecoder {
+        static final int ROUND = 256;
+        private final int ctx;
+        private final long[] pos;
+        private final Block.Cached[] blocks_;
+        private final boolean[] seen;
+        // per round: rows [rows, d], and per sequence its slot, first position, first row and row count
+        private float[] x = new float[0], last = new float[0], lastN = new float[0], out = new float[0], r = new float[0];
+        private float[][] mem = new float[memLayers.length][0];
+        private int[] slotR = new int[0], startR = new int[0], lenR = new int[0], done = new int[0];
+        private long[] pos0R = new long[0];
+        private long paramBytes, kvBytes;
 
-        KvDecoder(int max) {
-            this.max = max;
-            for (int l = 0; l < L; l++) steps[l] = blocks[l].new Step(max);
+        CachedDecoder(int capacity, int ctx) {
+            this.ctx = ctx;
+            pos = new long[capacity];
+            seen = new boolean[capacity];
+            blocks_ = new Block.Cached[L];
+            for (int l = 0; l < L; l++) blocks_[l] = blocks[l].new Cached(capacity, ctx);
+        }
+
+        @Override public int capacity() { return pos.length; }
+        @Override public int context() { return ctx; }
+        @Override public int vocab() { return V; }
+        @Override public long position(int slot) { checkSlot(slot); return pos[slot]; }
+        @Override public void reset(int slot) { checkSlot(slot); pos[slot] = 0; }
+        @Override public long lastParamBytes() { return paramBytes; }
+
+        /** Bytes of cached keys and values read by the last call. */
+        long lastKvBytes() { return kvBytes; }
+
+        private void checkSlot(int slot) {
+            if (slot < 0 || slot >= pos.length) throw new UserError("decoder: slot " + slot + " outside [0, " + pos.length + ")");
         }
 
         @Override
-        public float[] step(int token) {
-            if (pos >= max) throw new UserError("decoder: the KV cache holds only " + max + " tokens");
-            if (token < 0 || token >= V) throw new UserError("decoder: token id " + token + " outside vocabulary [0, " + V + ")");
-            System.arraycopy(wte.data(), token * d, x, 0, d);
-            for (int l = 0; l < L; l++) {
-                steps[l].run(x, pos);
-                for (int m = 0; m < memLayers.length; m++)
-                    if (placements.get(m).from() == l) memLayers[m].forward(steps[l].u1, mem[m], 1);
-                for (int m = 0; m < memLayers.length; m++)
-                    if (placements.get(m).to() == l) for (int i = 0; i < d; i++) x[i] += mem[m][i];
+        public float[] step(int[] slots, int[] tokens, int n) {
+            int[][] chunks = new int[n][];
+            for (int i = 0; i < n; i++) chunks[i] = new int[]{tokens[i]};
+            return forward(slots, chunks, n);
+        }
+
+        @Override
+        public float[] forward(int[] slots, int[][] chunks, int n) {
+            if (n <= 0 || n > pos.length) throw new UserError("decoder: " + n + " sequences for " + pos.length + " slots");
+            java.util.Arrays.fill(seen, false);
+            for (int i = 0; i < n; i++) {
+                checkSlot(slots[i]);
+                if (seen[slots[i]]) throw new UserError("decoder: slot " + slots[i] + " appears twice in one call");
+                seen[slots[i]] = true;
+                if (chunks[i] == null || chunks[i].length == 0) throw new UserError("decoder: empty chunk for slot " + slots[i]);
+                for (int t : chunks[i])
+                    if (t < 0 || t >= V) throw new UserError("decoder: token id " + t + " outside vocabulary [0, " + V + ")");
             }
-            lnF.forward(1, x, 0, xn, 0, r1, 0);
-            k.gemmNT(1, V, d, xn, 0, wte.data(), 0, out, 0, false);
-            pos++;
+            if (slotR.length < n) {
+                slotR = new int[n]; startR = new int[n]; lenR = new int[n]; pos0R = new long[n]; done = new int[n];
+            }
+            if (last.length < n * d) { last = new float[n * d]; lastN = new float[n * d]; r = new float[n]; }
+            if (out.length < n * V) out = new float[n * V];
+            java.util.Arrays.fill(done, 0, n, 0);
+            paramBytes = 0;
+            kvBytes = 0;
+            for (boolean more = true; more; ) {
+                // one round: up to ROUND more rows of every sequence that still has tokens
+                int nSeq = 0, rows = 0;
+                for (int i = 0; i < n; i++) {
+                    int m = Math.min(ROUND, chunks[i].length - done[i]);
+                    if (m == 0) continue;
+                    slotR[nSeq] = slots[i]; startR[nSeq] = rows; lenR[nSeq] = m; pos0R[nSeq] = pos[slots[i]];
+                    nSeq++;
+                    rows += m;
+                }
+                round(chunks, slots, n, nSeq, rows);
+                more = false;
+                for (int i = 0; i < n; i++) if (done[i] < chunks[i].length) more = true;
+            }
+            lnF.forward(n, last, 0, lastN, 0, r, 0);
+            k.gemmNT(n, V, d, lastN, 0, wte.data(), 0, out, 0, false);
+            paramBytes += ((long) V * d + d) * Float.BYTES;
             return out;
         }
 
-        @Override public int position() { return pos; }
-
-        @Override public void reset() { pos = 0; }
+        private void round(int[][] chunks, int[] slots, int n, int nSeq, int rows) {
+            if (x.length < rows * d) {
+                x = new float[rows * d];
+                for (int m = 0; m < mem.length; m++) mem[m] = new float[rows * d];
+            }
+            float[] e = wte.data();
+            int row = 0;
+            for (int i = 0; i < n; i++) {
+                int m = Math.min(ROUND, chunks[i].length - done[i]);
+                for (int j = 0; j < m; j++) System.arraycopy(e, chunks[i][done[i] + j] * d, x, (row + j) * d, d);
+                row += m;
+            }
+            paramBytes += (long) rows * d * Float.BYTES;
+            for (int l = 0; l < L; l++) {
+                Block.Cached b = blocks_[l];
+                b.run(x, rows, nSeq, slotR, pos0R, startR, lenR);
+                paramBytes += b.paramBytes();
+                kvBytes += b.kvFloatsRead * Float.BYTES;
+                for (int m = 0; m < memLayers.length; m++) {
+                    if (placements.get(m).from() != l) continue;
+                    memLayers[m].forward(b.u, mem[m], rows);
+                    paramBytes += memLayers[m].lastForwardParamBytes();
+                }
+                for (int m = 0; m < memLayers.length; m++) {
+                    if (placements.get(m).to() != l) continue;
+                    float[] mo = mem[m];
+                    for (int i = 0; i < rows * d; i++) x[i] += mo[i];
+                }
+            }
+            // advance positions; a sequence whose chunk ends in this round leaves its last row for the logits
+            row = 0;
+            for (int i = 0; i < n; i++) {
+                int m = Math.min(ROUND, chunks[i].length - done[i]);
+                if (m == 0) continue;
+                done[i] += m;
+                pos[slots[i]] += m;
+                if (done[i] == chunks[i].length) System.arraycopy(x, (row + m - 1) * d, last, i * d, d);
+                row += m;
+            }
+        }
     }
 }
