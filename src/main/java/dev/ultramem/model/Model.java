@@ -333,6 +333,18 @@ public final class Model {
 
         /** Parameter bytes read by the last call, as the layers count them (for {@code bench decode}). */
         long lastParamBytes();
+
+        /** Bytes of cached keys and values read by the last call. */
+        long lastKvBytes();
+
+        /**
+         * Moves a slot to a position without feeding tokens, its cache left as it is (for benchmarks:
+         * a decode step costs the same whatever the cached keys hold, so a full context needs no prefill).
+         */
+        void seek(int slot, long position);
+
+        /** Bytes held by the KV caches of all slots. */
+        long kvCacheBytes();
     }
 
     /** A batch decoder with {@code capacity} slots of {@code context} positions each (context ≤ max_seq_len). */
@@ -405,8 +417,21 @@ public final class Model {
         @Override public void reset(int slot) { checkSlot(slot); pos[slot] = 0; }
         @Override public long lastParamBytes() { return paramBytes; }
 
-        /** Bytes of cached keys and values read by the last call. */
-        long lastKvBytes() { return kvBytes; }
+        @Override public long lastKvBytes() { return kvBytes; }
+
+        @Override
+        public void seek(int slot, long position) {
+            checkSlot(slot);
+            if (position < 0) throw new UserError("decoder: position must be >= 0, got " + position);
+            pos[slot] = position;
+        }
+
+        @Override
+        public long kvCacheBytes() {
+            long b = 0;
+            for (Block.Cached c : blocks_) b += c.pool.bytes();
+            return b;
+        }
 
         private void checkSlot(int slot) {
             if (slot < 0 || slot >= pos.length) throw new UserError("decoder: slot " + slot + " outside [0, " + pos.length + ")");

@@ -1,0 +1,284 @@
+package dev.ultramem.bench;
+
+import dev.ultramem.core.Parallel;
+import dev.ultramem.core.Rng;
+import dev.ultramem.core.UserError;
+import dev.ultramem.model.MemoryPlacement;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelConfig;
+import dev.ultramem.model.ModelCosts;
+import dev.ultramem.model.PresetFamily;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntFunction;
+
+/**
+ * UltraMem Fig. 1 on a CPU: decode-step latency against batch size for a dense model, two MoE models
+ * and two memory-layer models at one scale, all at matched activated compute per token and the sparse
+ * ones at matched total parameters (a multiple of the dense model's). Beside each step: the parameter
+ * bytes the layers say they read, the cached keys and values read, the memory bandwidth measured in the
+ * same run, and the step's floor (bytes ÷ bandwidth), so a reader sees how close each model is to being
+ * memory-bound. A second table repeats the official layer-level decode comparison (one UltraMemV2 layer
+ * against a MoE layer of equal parameters).
+ */
+public final class DecodeBench {
+    private DecodeBench() {}
+
+    /** One model of the comparison: its family name and config. */
+    public record Entry(String name, ModelConfig config, ModelCosts costs) {}
+
+    /** One measured point. */
+    public record Point(String model, int batch, double stepMs, double tokensPerSec, long paramBytes, long kvBytes,
+                        double floorMs) {}
+
+    /**
+     * The models at width d and depth layers: dense SwiGLU (inner 2d), MoE top-2 and top-8 (experts of
+     * inner 2d/k, expert count chosen for the parameter target), UltraMem (two skip layers) and UltraMemV2
+     * (every block) with the table size chosen for the target and the FFN narrowed so that their forward
+     * multiply-adds per token match the dense model's. Shapes other than width, depth and the searched
+     * sizes follow the shipped family presets.
+     */
+    public static List<Entry> family(int d, int layers, int heads, double sparseRatio) {
+        List<Entry> out = new ArrayList<>();
+        ModelConfig dense = scaled("family-dense", d, layers, heads);
+        dense.mlpHiddenSize = 4 * d;
+        ModelCosts denseCosts = ModelCosts.of(dense.validate(), dense.maxSeqLen);
+        long target = Math.round(sparseRatio * denseCosts.totalParams());
+        long macs = denseCosts.forwardMacsPerToken();
+        out.add(new Entry("dense", dense, denseCosts));
+        for (int k : new int[]{2, 8}) {
+            ModelConfig moe = scaled(k == 2 ? "family-moe-2of16" : "family-moe-8of64", d, layers, heads);
+            moe.moeTopK = k;
+            moe.moeExpertHidden = 2 * d / k;
+            moe.moeNumExperts = search(k, 4096, e -> { moe.moeNumExperts = e; return moe; }, target);
+            ModelCosts c = ModelCosts.of(moe.validate(), moe.maxSeqLen);
+            out.add(new Entry("moe-" + k + "of" + moe.moeNumExperts, moe, c));
+        }
+        for (String preset : new String[]{"family-ultramem", "family-ultramem-v2"}) {
+            ModelConfig mem = scaled(preset, d, layers, heads);
+            if (preset.equals("family-ultramem")) mem.memInsertWay = skipPlacement(layers);
+            mem.mlpHiddenSize = 4 * d;
+            mem.memKnum = search(8, 1 << 14, kn -> { mem.memKnum = kn; return mem; }, target);
+            // narrow the FFN by the memory layers' compute (steps of 16 in mlp_hidden_size, i.e. 8 in the inner width)
+            int bestH = mem.mlpHiddenSize;
+            long bestGap = Long.MAX_VALUE;
+            for (int h = 4 * d; h >= 2 * d; h -= 16) {
+                mem.mlpHiddenSize = h;
+                long gap = Math.abs(ModelCosts.of(mem.validate(), mem.maxSeqLen).forwardMacsPerToken() - macs);
+                if (gap < bestGap) { bestGap = gap; bestH = h; }
+            }
+            mem.mlpHiddenSize = bestH;
+            mem.memKnum = search(8, 1 << 14, kn -> { mem.memKnum = kn; return mem; }, target);
+            out.add(new Entry(preset.substring("family-".length()), mem, ModelCosts.of(mem.validate(), mem.maxSeqLen)));
+        }
+        return out;
+    }
+
+    /** UltraMem v1's skip placement for any depth: two layers, each reading block i and adding after block i + 2. */
+    static String skipPlacement(int layers) {
+        if (layers < 6) return "0:" + (layers - 1);
+        int a = layers / 8, b = layers / 2;
+        return a + ":" + (a + 2) + "/" + b + ":" + (b + 2);
+    }
+
+    private static ModelConfig scaled(String preset, int d, int layers, int heads) {
+        ModelConfig c = PresetFamily.modelConfig(preset).copy();
+        c.dModel = d;
+        c.nLayers = layers;
+        c.nHeads = heads;
+        if (c.memType != null && !c.memType.equals("none") && c.memVdim == 256) c.memVdim = d; // Memory+/PKM: vdim = d
+        return c;
+    }
+
+    /** The value in [lo, hi] whose model's total parameters are closest to target (totals grow with the value). */
+    private static int search(int lo, int hi, IntFunction<ModelConfig> at, long target) {
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (ModelCosts.of(at.apply(mid).validate(), 16).totalParams() < target) lo = mid + 1; else hi = mid;
+        }
+        int best = lo;
+        if (lo > 8) {
+            long above = ModelCosts.of(at.apply(lo).validate(), 16).totalParams() - target;
+            long below = target - ModelCosts.of(at.apply(lo - 1).validate(), 16).totalParams();
+            if (below < above) best = lo - 1;
+        }
+        at.apply(best);
+        return best;
+    }
+
+    /**
+     * Streaming read bandwidth in bytes/s: a sum over a buffer far larger than the last-level cache,
+     * split over the worker threads, best of a few passes.
+     */
+    public static double readBandwidth(int megabytes) {
+        float[] buf = new float[megabytes * (1 << 20) / Float.BYTES];
+        java.util.Arrays.fill(buf, 1f);
+        VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+        double best = 0;
+        float[] sink = new float[Parallel.threads()];
+        for (int rep = 0; rep < 5; rep++) {
+            long t0 = System.nanoTime();
+            int chunks = Parallel.threads();
+            Parallel.forChunks(buf.length, chunks, (c, s, e) -> {
+                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+                int L = S.length(), i = s;
+                for (; i + 4 * L <= e; i += 4 * L) {
+                    a0 = a0.add(FloatVector.fromArray(S, buf, i));
+                    a1 = a1.add(FloatVector.fromArray(S, buf, i + L));
+                    a2 = a2.add(FloatVector.fromArray(S, buf, i + 2 * L));
+                    a3 = a3.add(FloatVector.fromArray(S, buf, i + 3 * L));
+                }
+                float r = a0.add(a1).add(a2).add(a3).reduceLanes(VectorOperators.ADD);
+                for (; i < e; i++) r += buf[i];
+                sink[c] += r;
+            });
+            double sec = (System.nanoTime() - t0) / 1e9;
+            if (rep > 0) best = Math.max(best, (double) buf.length * Float.BYTES / sec);
+        }
+        if (sink[0] == 42f) System.out.print("");
+        return best;
+    }
+
+    /** Median seconds of one decode step of every slot at a full context, after warm-up steps. */
+    static double stepSeconds(Model.BatchDecoder dec, int batch, int context, int samples, Rng rng) {
+        int[] slots = new int[batch], tokens = new int[batch];
+        for (int b = 0; b < batch; b++) { slots[b] = b; dec.seek(b, context - 1); }
+        double[] t = new double[samples];
+        // warm-up until three consecutive steps agree within 20% (the JIT has compiled the decode path), at most 5 s
+        double[] lastThree = {1e9, 2e9, 3e9};
+        long w0 = System.nanoTime();
+        for (int warm = 0; System.nanoTime() - w0 < 5_000_000_000L; warm++) {
+            for (int b = 0; b < batch; b++) dec.seek(b, context - 1);
+            long t0 = System.nanoTime();
+            dec.step(slots, tokens, batch);
+            lastThree[warm % 3] = (System.nanoTime() - t0) / 1e9;
+            double lo = Math.min(lastThree[0], Math.min(lastThree[1], lastThree[2]));
+            double hi = Math.max(lastThree[0], Math.max(lastThree[1], lastThree[2]));
+            if (warm >= 5 && hi < 1.2 * lo) break;
+        }
+        for (int s = 0; s < samples; s++) {
+            for (int b = 0; b < batch; b++) { tokens[b] = rng.nextInt(dec.vocab()); dec.seek(b, context - 1); }
+            long t0 = System.nanoTime();
+            dec.step(slots, tokens, batch);
+            if (s >= 0) t[s] = (System.nanoTime() - t0) / 1e9;
+        }
+        java.util.Arrays.sort(t);
+        return t[samples / 2];
+    }
+
+    /** Measures every model at every batch; prints the table as it goes and returns the points. */
+    public static List<Point> run(PrintStream out, List<Entry> models, int[] batches, int context, double kvBudgetGb,
+                                  double bandwidth, int samples) {
+        List<Point> points = new ArrayList<>();
+        out.printf("memory bandwidth (streaming read, %d threads): %.1f GB/s; context %d cached positions per sequence%n",
+                Parallel.threads(), bandwidth / 1e9, context);
+        out.println("| model | total params | forward MACs/token | batch | step ms | tokens/s | param MB/step | KV MB/step | floor ms | step/floor |");
+        out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Rng rng = new Rng(7);
+        for (Entry e : models) {
+            ModelConfig c = e.config().copy();
+            c.maxSeqLen = Math.max(c.maxSeqLen, context);
+            Model m = new Model(c.validate());
+            m.initialize(1);
+            m.afterWeightsChanged();
+            m.setTraining(false);
+            for (int B : batches) {
+                long kv = 2L * B * context * c.dModel * c.nLayers * Float.BYTES;
+                if (kv > kvBudgetGb * (1L << 30)) {
+                    out.printf("| %s | | | %d | skipped: a KV cache of %.1f GB exceeds --max-kv-gb %.1f | | | | | |%n",
+                            e.name(), B, kv / (double) (1L << 30), kvBudgetGb);
+                    continue;
+                }
+                Model.BatchDecoder dec = m.newBatchDecoder(B, context);
+                double sec = stepSeconds(dec, B, context, samples, rng);
+                long pb = dec.lastParamBytes(), kb = dec.lastKvBytes();
+                double floor = (pb + kb) / bandwidth;
+                Point p = new Point(e.name(), B, sec * 1e3, B / sec, pb, kb, floor * 1e3);
+                points.add(p);
+                out.printf("| %s | %,d | %,d | %d | %.2f | %,.0f | %.1f | %.1f | %.2f | %.2f |%n", e.name(),
+                        e.costs().totalParams(), e.costs().forwardMacsPerToken(), B, p.stepMs(), p.tokensPerSec(),
+                        pb / 1e6, kb / 1e6, p.floorMs(), sec / floor);
+                out.flush();
+            }
+        }
+        return points;
+    }
+
+    /** Prefill tokens/s of one model: a batch of prompts of the full context in one call. */
+    public static double prefillTokensPerSec(Entry e, int batch, int context) {
+        ModelConfig c = e.config().copy();
+        c.maxSeqLen = Math.max(c.maxSeqLen, context);
+        Model m = new Model(c.validate());
+        m.initialize(1);
+        m.afterWeightsChanged();
+        m.setTraining(false);
+        Rng rng = new Rng(3);
+        int[][] prompts = new int[batch][context];
+        int[] slots = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            slots[b] = b;
+            for (int t = 0; t < context; t++) prompts[b][t] = rng.nextInt(c.vocabSize);
+        }
+        Model.BatchDecoder dec = m.newBatchDecoder(batch, context);
+        double best = Double.MAX_VALUE;
+        for (int rep = 0; rep < 3; rep++) {
+            for (int b = 0; b < batch; b++) dec.reset(b);
+            long t0 = System.nanoTime();
+            dec.forward(slots, prompts, batch);
+            if (rep > 0) best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+        }
+        return (double) batch * context / best;
+    }
+
+    /** Official layer-level decode figures (PyTorch 1.13, 2 threads, AVX-512 Ice Lake, 2026-12-03), ms per step. */
+    static final int[] OFFICIAL_BATCHES = {1, 8, 64, 256, 1024};
+    static final double[] OFFICIAL_V2_MS = {2.03, 6.94, 18.15, 39.47, 133.9};
+    static final double[] OFFICIAL_MOE_MS = {3.36, 36.0, 197, 297, 415};
+
+    /**
+     * One UltraMemV2 layer at the official decode settings (d 1024, knum 627, kdim/vdim/pre_vdim 64, knn 32,
+     * 1 head: 50.3M table parameters) and a MoE layer of equal parameters (64 experts of SwiGLU width 256,
+     * top-8), one new token per sequence, against the official PyTorch figures.
+     */
+    public static void layerLevel(PrintStream out, int samples) {
+        ModelConfig v2 = PresetFamily.modelConfig("family-ultramem-v2").copy();
+        v2.dModel = 1024; v2.nLayers = 1; v2.nHeads = 8; v2.memInsertWay = "full";
+        v2.memKnum = 627; v2.memKdim = 64; v2.memVdim = 64; v2.memPreVdim = 64; v2.memKnn = 32; v2.memHead = 1;
+        v2.memShareRatio = 1.0;
+        ModelConfig moe = PresetFamily.modelConfig("family-moe-8of64").copy();
+        moe.dModel = 1024; moe.nLayers = 1; moe.nHeads = 8;
+        moe.moeNumExperts = 64; moe.moeTopK = 8; moe.moeExpertHidden = 256;
+        int maxB = OFFICIAL_BATCHES[OFFICIAL_BATCHES.length - 1];
+        Rng rng = new Rng(5);
+        LayerBench.Case mem = LayerBench.memoryCase("ultramem_v2", v2.validate(), maxB, rng);
+        LayerBench.Case ffn = LayerBench.ffnCase("moe 8/64", moe.validate(), maxB, rng);
+        mem.layer.setTraining(false);
+        ffn.layer.setTraining(false);
+        out.printf("layer level: UltraMemV2 (%,d parameters) and MoE 8/64 (%,d parameters), d 1024, one token per sequence%n",
+                mem.params, ffn.params);
+        out.println("| batch | UltraMemV2 ms | official UltraMemV2 ms | speed-up | MoE 8/64 ms | official MoE ms | speed-up |");
+        out.println("|---:|---:|---:|---:|---:|---:|---:|");
+        for (int i = 0; i < OFFICIAL_BATCHES.length; i++) {
+            int B = OFFICIAL_BATCHES[i];
+            double a = LayerBench.best(() -> mem.layer.forward(mem.x, mem.y, B), 2, samples) * 1e3;
+            double b = LayerBench.best(() -> ffn.layer.forward(ffn.x, ffn.y, B), 2, samples) * 1e3;
+            out.printf("| %d | %.2f | %.2f | %.1f× | %.2f | %.1f | %.1f× |%n", B, a, OFFICIAL_V2_MS[i],
+                    OFFICIAL_V2_MS[i] / a, b, OFFICIAL_MOE_MS[i], OFFICIAL_MOE_MS[i] / b);
+            out.flush();
+        }
+    }
+
+    /** Checks the bench's arguments. */
+    public static void check(int d, int layers, int heads, int context, int[] batches) {
+        if (d <= 0 || layers <= 0 || heads <= 0 || d % heads != 0 || (d / heads) % 2 != 0)
+            throw new UserError("bench decode: --d must be a positive multiple of 2·--heads, got d " + d + ", heads " + heads);
+        if (context <= 0) throw new UserError("bench decode: --context must be > 0");
+        for (int b : batches) if (b <= 0) throw new UserError("bench decode: batch sizes must be > 0, got " + b);
+        MemoryPlacement.parse(skipPlacement(layers), layers);
+    }
+}
