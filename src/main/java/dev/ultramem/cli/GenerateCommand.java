@@ -33,7 +33,7 @@ final class GenerateCommand implements Callable<Integer> {
     Path promptFile;
 
     @Option(names = "--max-tokens", description = {"tokens (bytes) to generate (default: ${DEFAULT-VALUE}); printed as they come,",
-            "past max_seq_len the model continues from the last half of its window"})
+            "past max_seq_len the window slides (each token sees the last max_seq_len positions)"})
     int maxTokens = 200;
 
     @Option(names = "--temperature", description = "0 = greedy (default: ${DEFAULT-VALUE})")
@@ -47,6 +47,9 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--seed", description = "sampling seed (default: ${DEFAULT-VALUE})")
     long seed = 0;
+
+    @Option(names = "--stats", description = "print tokens/s, peak resident memory and page faults per token to stderr at the end")
+    boolean stats;
 
     @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
@@ -64,10 +67,27 @@ final class GenerateCommand implements Callable<Integer> {
             throw new UserError("the model's vocabulary (" + ck.job().model.vocabSize + ") is smaller than the byte tokenizer's (256)");
         Runs.Utf8Printer p = new Runs.Utf8Printer(o);
         for (int id : ids) p.accept(id);
+        ProcessStats before = ProcessStats.now();
+        long t0 = System.nanoTime();
         Generator.stream(ck.model(), ids, maxTokens, sampler, p::accept);
+        double sec = (System.nanoTime() - t0) / 1e9;
         p.finish();
         o.println();
+        if (stats) {
+            o.flush();
+            ProcessStats after = ProcessStats.now();
+            System.err.printf("generated %d tokens in %.2f s (%.1f tokens/s, prompt included); peak RSS %s; page faults per token: "
+                            + "%.1f minor, %.2f major; tables mapped from the checkpoint: %s%n", maxTokens, sec, maxTokens / sec,
+                    MemoryPlan.human(after.peakRssBytes()), (after.minorFaults() - before.minorFaults()) / (double) maxTokens,
+                    (after.majorFaults() - before.majorFaults()) / (double) maxTokens, MemoryPlan.human(mappedBytes(ck)));
+        }
         return 0;
+    }
+
+    private static long mappedBytes(Checkpoint.Loaded ck) {
+        long b = 0;
+        for (var q : ck.model().params()) if (q.isMapped()) b += q.numel() * Float.BYTES;
+        return b;
     }
 
     /**

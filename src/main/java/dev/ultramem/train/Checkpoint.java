@@ -55,6 +55,14 @@ public final class Checkpoint {
         return p;
     }
 
+    /**
+     * A checkpoint of the weights alone, at step 0 with no optimizer state (written by {@code init}):
+     * it can be served, evaluated and generated from, not resumed.
+     */
+    public static void saveWeightsOnly(Path file, JobConfig job, Model model) {
+        save(file, job, model, null, new Progress(0, new long[4], null, new float[0], new float[0], new float[0]));
+    }
+
     public static void save(Path file, JobConfig job, Model model, AdamW opt, Progress pr) {
         List<Safetensors.Out> outs = new ArrayList<>();
         for (Param p : model.params()) outs.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
@@ -77,6 +85,7 @@ public final class Checkpoint {
         meta.put("train_config", Configs.toJson(job.train));
         meta.put("step", Long.toString(pr.step()));
         meta.put("optim_step", Long.toString(opt == null ? 0 : opt.step()));
+        if (opt == null) meta.put("weights_only", "true");
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
         meta.put("data_crc32", Long.toString(crc(outs)));
@@ -129,6 +138,9 @@ public final class Checkpoint {
             requireNoUnknownTensors(st, model);
             loadWeights(st, model, mapTables);
             AdamW opt = null;
+            if (withOptimizer && "true".equals(meta.get("weights_only")))
+                throw new UserError(file + " holds weights only (written by init), no optimizer state: it can be served, "
+                        + "evaluated and generated from, not resumed; train a model with 'ultramem train'");
             if (withOptimizer) {
                 opt = new AdamW(model.params(), job.train);
                 for (Param p : opt.params()) {

@@ -1,0 +1,72 @@
+package dev.ultramem.cli;
+
+import dev.ultramem.core.UserError;
+import dev.ultramem.model.MemoryPlan;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelCosts;
+import dev.ultramem.train.Checkpoint;
+import dev.ultramem.train.JobConfig;
+import dev.ultramem.train.RunLock;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "init", mixinStandardHelpOptions = true,
+        description = {"Writes a freshly initialised model as a weights-only checkpoint, without training: for serving,",
+                "benchmarks and models whose tables are larger than RAM at decode time (generate, eval, serve and info",
+                "map the tables from the file). The value tables are initialised off the Java heap and written as they are."})
+final class InitCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--config", paramLabel = "FILE", description = "JSON or YAML file with 'model' and 'train' sections")
+    Path config;
+
+    @Option(names = "--preset", description = "named preset (default: " + Main.DEFAULT_PRESET + " unless --config is given)")
+    String preset;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override, e.g. --set model.mem_knum=2048")
+    List<String> overrides = new ArrayList<>();
+
+    @Option(names = "--out", required = true, description = "run folder to write latest.safetensors and config.json into")
+    Path out;
+
+    @Option(names = "--seed", description = "initialisation seed (default: train.seed)")
+    Long seed;
+
+    @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
+    boolean force;
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut();
+        List<String> sets = new ArrayList<>(overrides);
+        if (seed != null) sets.add("train.seed=" + seed);
+        String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
+        JobConfig job = JobConfig.build(p, config, sets);
+        Capacity.require(MemoryPlan.Use.MODEL, job);
+        try (RunLock lock = Runs.lock(out, o)) {
+            if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
+                throw new UserError(out + " already holds a checkpoint; pass --force to replace it");
+            Model model = new Model(job.model);
+            model.initialize(job.train.seed);
+            model.afterWeightsChanged();
+            Path file = out.resolve(Checkpoint.LATEST);
+            Checkpoint.saveWeightsOnly(file, job, model);
+            ModelCosts c = ModelCosts.of(job.model, job.model.maxSeqLen);
+            o.printf("wrote %s: %,d parameters (%,d in value tables), %s on disk%n", file, c.totalParams(), c.tableParams(),
+                    MemoryPlan.human(fileSize(file)));
+        }
+        return 0;
+    }
+
+    private static long fileSize(Path f) {
+        try { return Files.size(f); } catch (java.io.IOException e) { return -1; }
+    }
+}
