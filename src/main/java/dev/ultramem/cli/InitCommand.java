@@ -14,7 +14,6 @@ import picocli.CommandLine.Option;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
@@ -25,14 +24,7 @@ import java.util.concurrent.Callable;
 final class InitCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--config", paramLabel = "FILE", description = "JSON or YAML file with 'model' and 'train' sections")
-    Path config;
-
-    @Option(names = "--preset", description = "named preset (default: " + Main.DEFAULT_PRESET + " unless --config is given)")
-    String preset;
-
-    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override, e.g. --set model.mem_knum=2048")
-    List<String> overrides = new ArrayList<>();
+    @CommandLine.Mixin ConfigOptions cfg = new ConfigOptions();
 
     @Option(names = "--out", required = true, description = "run folder to write latest.safetensors and config.json into")
     Path out;
@@ -46,10 +38,7 @@ final class InitCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
-        List<String> sets = new ArrayList<>(overrides);
-        if (seed != null) sets.add("train.seed=" + seed);
-        String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
-        JobConfig job = JobConfig.build(p, config, sets);
+        JobConfig job = cfg.build(seed != null ? List.of("train.seed=" + seed) : List.of());
         Capacity.require(MemoryPlan.Use.MODEL, job);
         try (RunLock lock = Runs.lock(out, o)) {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))

@@ -30,14 +30,7 @@ final class TrainCommand implements Callable<Integer> {
     @Parameters(arity = "0..*", paramLabel = "TEXT", description = "UTF-8 text files or folders (default: the built-in synthetic corpus)")
     List<Path> inputs = new ArrayList<>();
 
-    @Option(names = "--config", paramLabel = "FILE", description = "JSON or YAML file with 'model' and 'train' sections")
-    Path config;
-
-    @Option(names = "--preset", description = "named preset (default: " + Main.DEFAULT_PRESET + " unless --config is given)")
-    String preset;
-
-    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override, e.g. --set train.lr=1e-3 --set model.d_model=128")
-    List<String> overrides = new ArrayList<>();
+    @CommandLine.Mixin ConfigOptions cfg = new ConfigOptions();
 
     @Option(names = "--out", description = "run folder for checkpoint, metrics and plot (default: ${DEFAULT-VALUE})")
     Path out = Path.of("runs", "train");
@@ -60,10 +53,7 @@ final class TrainCommand implements Callable<Integer> {
         PrintWriter o = spec.commandLine().getOut(), e = spec.commandLine().getErr();
         threads.apply();
         long maxMillis = run.maxMillis();
-        List<String> sets = new ArrayList<>(overrides);
-        if (steps != null) sets.add("train.steps=" + steps);
-        String p = preset != null ? preset : (config == null ? Main.DEFAULT_PRESET : null);
-        JobConfig job = JobConfig.build(p, config, sets);
+        JobConfig job = cfg.build(steps != null ? List.of("train.steps=" + steps) : List.of());
         Capacity.require(MemoryPlan.Use.TRAIN, job);
         // held from the checkpoint check to the end, so no second run can write into the folder meanwhile
         try (RunLock lock = Runs.lock(out, o)) {
