@@ -93,6 +93,11 @@ public final class Safetensors implements AutoCloseable {
     private final Map<String, Entry> entries;
     private final Map<String, String> metadata;
 
+    private long base;
+
+    /** Where an entry's bytes start in the file (to read them through a channel instead of the mapping). */
+    public long fileOffset(Entry e) { return e.data().address() - base; }
+
     private Safetensors(Path path, Arena arena, Map<String, Entry> entries, Map<String, String> metadata) {
         this.path = path;
         this.arena = arena;
@@ -129,7 +134,9 @@ public final class Safetensors implements AutoCloseable {
             MemorySegment body = all.asSlice(dataStart, dataLen);
             Map<String, Entry> entries = new LinkedHashMap<>();
             for (Span t : spans) entries.put(t.name, new Entry(t.name, t.dtype, t.shape, body.asSlice(t.begin, t.end - t.begin), path));
-            return new Safetensors(path, arena, entries, meta);
+            Safetensors st = new Safetensors(path, arena, entries, meta);
+            st.base = all.address();
+            return st;
         } catch (IOException e) {
             arena.close();
             throw UserError.cannotRead(path, e);

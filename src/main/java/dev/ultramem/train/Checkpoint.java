@@ -192,10 +192,13 @@ public final class Checkpoint {
                 Safetensors.Entry e = checkedEntry(st, p.name, p.shape);
                 if (e.data().address() % Float.BYTES == 0) {
                     p.mapReadOnly(e.data());
+                    dev.ultramem.io.PageAdvice.random(e.data());
                     continue;
                 }
             }
             copyInto(st, p.name, p.shape, p.segment());
+            // a mapped file stays open: the pages of what was copied out need not stay resident too
+            if (mapTables) dev.ultramem.io.PageAdvice.release(st.get(p.name).data());
         }
         for (IndexBuffer b : model.indexBuffers()) {
             Safetensors.Entry e = st.get(b.name());
@@ -204,6 +207,7 @@ public final class Checkpoint {
                         + ", the config needs [" + b.data().length + "]");
             int[] v = e.toInts();
             System.arraycopy(v, 0, b.data(), 0, v.length);
+            if (mapTables) dev.ultramem.io.PageAdvice.release(e.data());
         }
         model.afterWeightsChanged();
     }
@@ -287,16 +291,39 @@ public final class Checkpoint {
         String want = meta.get("data_crc32");
         if (want == null) return;
         CRC32 crc = new CRC32();
-        byte[] buf = new byte[1 << 16];
-        // in header order, which binds the bytes to the names: tensors of one shape whose offsets were swapped fail
-        for (Safetensors.Entry e : st.entries().values()) {
-            MemorySegment s = e.data();
-            long n = s.byteSize();
-            for (long i = 0; i < n; i += buf.length) {
-                int c = (int) Math.min(buf.length, n - i);
-                MemorySegment.copy(s, ValueLayout.JAVA_BYTE, i, buf, 0, c);
-                crc.update(buf, 0, c);
+        // Read through a channel, not the mapping (mapped tables read here would stay resident), and with
+        // O_DIRECT where the filesystem allows it: the page cache would otherwise hold the file in large
+        // blocks, which the later random reads of a mapped table would map whole.
+        int block = 1 << 20;
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(2 * block).alignedSlice(4096);
+        buf.limit(block);
+        java.nio.channels.FileChannel ch = null;
+        boolean direct = true;
+        try {
+            try {
+                ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.READ, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+            } catch (IOException | UnsupportedOperationException e) {
+                ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.READ);
+                direct = false;
             }
+            // in header order, which binds the bytes to the names: tensors of one shape whose offsets were swapped fail
+            for (Safetensors.Entry e : st.entries().values()) {
+                long at = st.fileOffset(e), end = at + e.data().byteSize();
+                long pos = direct ? at & -4096L : at;
+                while (pos < end) {
+                    buf.clear().limit((int) Math.min(block, direct ? block : end - pos));
+                    int r = ch.read(buf, pos);
+                    if (r <= 0) throw new UserError(f + ": checkpoint is truncated");
+                    long from = Math.max(pos, at), to = Math.min(pos + r, end);
+                    buf.flip().position((int) (from - pos)).limit((int) (to - pos));
+                    crc.update(buf);
+                    pos += r;
+                }
+            }
+        } catch (IOException e) {
+            throw UserError.cannotRead(f, e);
+        } finally {
+            if (ch != null) try { ch.close(); } catch (IOException ignored) { }
         }
         if (!Long.toString(crc.getValue()).equals(want.strip()))
             throw new UserError(f + ": checkpoint is corrupt (data checksum mismatch)");
