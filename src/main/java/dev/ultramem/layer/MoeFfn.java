@@ -88,6 +88,15 @@ public final class MoeFfn implements TokenLayer {
         dye = new float[m * d]; dact = new float[m * hidden]; dh1 = new float[m * 2 * hidden]; dxg = new float[m * d];
     }
 
+    private void expertForward(Kernels K, int e, int h2) {
+        int c = count[e], st = start[e];
+        if (c == 0) return;
+        K.gemmNT(c, h2, d, xg, st * d, ffProj[e].data(), 0, h1, st * h2, false);
+        for (int r = st; r < st + c; r++)
+            K.swigluForward(hidden, h1, r * h2, h1, r * h2 + hidden, act, r * hidden);
+        K.gemmNT(c, d, hidden, act, st * hidden, ffOut[e].data(), 0, ye, st * d, false);
+    }
+
     @Override
     public void forward(float[] x, float[] y, int n) {
         ensure(n);
@@ -116,15 +125,15 @@ public final class MoeFfn implements TokenLayer {
         Parallel.forRange(n * k, 64, (s, e) -> {
             for (int pos = s; pos < e; pos++) System.arraycopy(x, (slotOfPos[pos] / k) * d, xg, pos * d, d);
         });
-        // each expert: one SwiGLU FFN over its tokens
+        // each expert: one SwiGLU FFN over its tokens. With few tokens per expert (decode) one expert's
+        // GEMMs are too small to split, so the experts themselves run in parallel; each writes only its rows
         int h2 = 2 * hidden;
-        for (int e = 0; e < E; e++) {
-            int c = count[e], st = start[e];
-            if (c == 0) continue;
-            K.gemmNT(c, h2, d, xg, st * d, ffProj[e].data(), 0, h1, st * h2, false);
-            for (int r = st; r < st + c; r++)
-                K.swigluForward(hidden, h1, r * h2, h1, r * h2 + hidden, act, r * hidden);
-            K.gemmNT(c, d, hidden, act, st * hidden, ffOut[e].data(), 0, ye, st * d, false);
+        if (n * k >= 8 * E) {
+            for (int e = 0; e < E; e++) expertForward(K, e, h2);
+        } else {
+            Parallel.forRange(E, 1, (e0, e1) -> {
+                for (int e = e0; e < e1; e++) expertForward(K, e, h2);
+            });
         }
         // combine with the (unrenormalised) router probabilities
         Parallel.forRange(n, 64, (s, e) -> {
