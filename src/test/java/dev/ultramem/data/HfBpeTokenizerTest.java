@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * a special {@code <|endoftext|>} (id 0) and a non-special added token of three spaces (id 1). The
  * expected ids below are worked out by hand from the merge list.
  */
-class HfBpeTokenizerTest {
+public class HfBpeTokenizerTest {
     @TempDir Path dir;
 
     static final ObjectMapper JSON = new ObjectMapper();
@@ -38,7 +38,17 @@ class HfBpeTokenizerTest {
     static final String[][] MERGES = {{"l", "l"}, {"h", "e"}, {"he", "ll"}, {"hell", "o"}, {"Ġ", "w"}, {"b", "c"}, {"a", "b"}};
     static final int LL = 300, HE = 290, HELL = 280, HELLO = 270, GW = 305, AB = 310, BC = 311, ABC = 320;
 
-    ObjectNode tokenizerJson(boolean arrayMerges) {
+    /** The tiny tokenizer.json as a file in dir (for the training and checkpoint tests). */
+    public static Path writeTiny(Path dir) throws java.io.IOException {
+        Path f = dir.resolve("tokenizer.json");
+        Files.writeString(f, tokenizerJson(false).toString(), StandardCharsets.UTF_8);
+        return f;
+    }
+
+    /** Its vocabulary size: the largest id is that of "abc". */
+    public static final int TINY_VOCAB = 321;
+
+    static ObjectNode tokenizerJson(boolean arrayMerges) {
         ObjectNode root = JSON.createObjectNode();
         ArrayNode added = root.putArray("added_tokens");
         added.addObject().put("id", 0).put("content", "<|endoftext|>").put("special", true).put("lstrip", false).put("rstrip", false);
