@@ -44,6 +44,9 @@ class TokenizerCommandsTest {
         assertTrue(g.out().startsWith("hello "), g.out());
         MainTest.Result g0 = run("generate", out.toString(), "--max-tokens", "5", "--seed", "3");
         assertEquals(0, g0.code(), g0.err());
+        MainTest.Result info = run("info", out.toString());
+        assertEquals(0, info.code(), info.err());
+        assertTrue(info.out().contains("tokenizer: hf:" + tok), info.out());
     }
 
     @Test
