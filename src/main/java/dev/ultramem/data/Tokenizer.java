@@ -4,7 +4,8 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Text to token ids and back. Every tokenizer here is byte-level: a token stands for a byte string,
- * so decoding concatenates the tokens' bytes and any text the tokenizer encodes decodes to itself.
+ * so decoding concatenates the tokens' bytes and any text the tokenizer encodes decodes to itself
+ * (to its normal form, for a tokenizer.json with a Unicode normalizer such as GPT-NeoX's NFC).
  *
  * <p>Invalid input, handled the same way by every tokenizer: a Java string with an unpaired surrogate
  * is encoded as if U+FFFD stood there; bytes that are not UTF-8 are kept exactly by the byte tokenizer
