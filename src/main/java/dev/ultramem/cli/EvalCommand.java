@@ -1,7 +1,11 @@
 package dev.ultramem.cli;
 
 import dev.ultramem.core.UserError;
+import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
+import dev.ultramem.data.Tokenizer;
+import dev.ultramem.data.Tokenizers;
+import dev.ultramem.data.Tokens;
 import dev.ultramem.data.SyntheticCorpus;
 import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.train.Checkpoint;
@@ -45,30 +49,43 @@ final class EvalCommand implements Callable<Integer> {
         Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.EVAL, j -> {});
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         int B = ck.job().train.batchSize, T = ck.job().train.seqLen;
+        Tokenizer tok = ck.tokenizer();
+        Tokenizers.requireFits(tok, ck.job().model.vocabSize);
         byte[] text;
+        Tokens tokens;
         String what;
         if (!data.isEmpty()) {
             text = Corpus.readAll(data);
+            tokens = tok instanceof ByteTokenizer ? Tokens.of(text) : Tokens.of(tok.encode(text));
             what = data.toString();
-        } else if (builtin || ck.progress().dataSource() == null) {
-            text = Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, ck.job().train.valFraction).val();
-            what = "built-in corpus, validation split";
         } else {
-            Corpus corpus = Corpus.fromSource(ck.progress().dataSource(), ck.job().train.valFraction);
-            if (!corpus.sameBytesAs(ck.progress().dataSource()))
-                throw new UserError("the training data changed since the checkpoint was written, so its validation split moved; pass the text with --data");
+            Corpus corpus;
+            if (builtin || ck.progress().dataSource() == null) {
+                corpus = Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, ck.job().train.valFraction);
+                what = "built-in corpus, validation split";
+            } else {
+                corpus = Corpus.fromSource(ck.progress().dataSource(), ck.job().train.valFraction);
+                if (!corpus.sameBytesAs(ck.progress().dataSource()))
+                    throw new UserError("the training data changed since the checkpoint was written, so its validation split moved; pass the text with --data");
+                what = "validation split of the training data";
+            }
             text = corpus.val();
-            what = "validation split of the training data";
+            tokens = corpus.encode(tok).val();
         }
-        if (text.length < T + 1) throw new UserError("evaluation text has " + text.length + " bytes, needs at least seq_len+1 = " + (T + 1));
-        long windows = (text.length - 1) / T;
+        boolean bytes = tok instanceof ByteTokenizer;
+        String unit = bytes ? "bytes" : "tokens";
+        if (tokens.length() < T + 1) throw new UserError("evaluation text has " + tokens.length() + " " + unit + ", needs at least seq_len+1 = " + (T + 1));
+        long windows = (tokens.length() - 1) / T;
         int batches = (int) Math.max(1, Math.min(maxBatches, (windows + B - 1) / B));
-        float loss = Trainer.evaluate(ck.model(), text, batches, B, T);
-        o.println("checkpoint: " + ck.file() + " (step " + ck.progress().step() + ")");
+        Trainer.Score score = Trainer.score(ck.model(), tokens, tok, batches, B, T);
+        double loss = (float) score.meanLoss();
+        o.println("checkpoint: " + ck.file() + " (step " + ck.progress().step() + ")" + (bytes ? "" : ", tokenizer " + tok.name()));
         long scored = Math.min((long) batches * B * T, windows * T);
-        o.println("data: " + what + ", " + text.length + " bytes; scored " + scored + " of them in " + batches + " batches of " + B + " x " + T
+        o.println("data: " + what + ", " + text.length + " bytes" + (bytes ? "" : " = " + tokens.length() + " tokens")
+                + "; scored " + scored + " of them in " + batches + " batches of " + B + " x " + T
                 + (scored < windows * T ? " (--max-batches to score more)" : ""));
-        o.printf("loss %.4f nats/byte%nbits per byte %.4f%nperplexity %.3f%n", loss, loss / Math.log(2), Math.exp(loss));
+        // bits per byte divide the total by the bytes of the scored tokens, so runs with different tokenizers compare
+        o.printf("loss %.4f nats/%s%nbits per byte %.4f%nperplexity %.3f%n", loss, bytes ? "byte" : "token", score.bitsPerByte(), Math.exp(loss));
         return 0;
     }
 }

@@ -1,7 +1,7 @@
 package dev.ultramem.cli;
 
 import dev.ultramem.core.UserError;
-import dev.ultramem.data.ByteTokenizer;
+import dev.ultramem.data.Tokenizer;
 import dev.ultramem.infer.Generator;
 import dev.ultramem.infer.Sampler;
 import dev.ultramem.model.MemoryPlan;
@@ -32,7 +32,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt-file", paramLabel = "FILE", description = "continue the bytes of this file, used as they are (any bytes, not only UTF-8)")
     Path promptFile;
 
-    @Option(names = "--max-tokens", description = {"tokens (bytes) to generate (default: ${DEFAULT-VALUE}); printed as they come,",
+    @Option(names = "--max-tokens", description = {"tokens (bytes with the byte tokenizer) to generate (default: ${DEFAULT-VALUE}); printed as they come,",
             "past max_seq_len the window slides (each token sees the last max_seq_len positions)"})
     int maxTokens = 200;
 
@@ -62,14 +62,17 @@ final class GenerateCommand implements Callable<Integer> {
         Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.GENERATE, j -> {});
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         ck.model().setTraining(false);
-        int[] ids = promptTokens();
-        if (ids.length > 0 && ck.job().model.vocabSize < 256)
-            throw new UserError("the model's vocabulary (" + ck.job().model.vocabSize + ") is smaller than the byte tokenizer's (256)");
-        Runs.Utf8Printer p = new Runs.Utf8Printer(o);
+        Tokenizer tok = ck.tokenizer();
+        int[] ids = promptTokens(tok);
+        if (ids.length > 0 && ck.job().model.vocabSize < tok.vocabSize())
+            throw new UserError("the model's vocabulary (" + ck.job().model.vocabSize + ") is smaller than its tokenizer's ("
+                    + tok.vocabSize() + ", " + tok.name() + ")");
+        Runs.Utf8Printer p = new Runs.Utf8Printer(o, tok);
         for (int id : ids) p.accept(id);
+        int[] start = ids.length == 0 ? Runs.promptIds(tok, "") : ids;
         ProcessStats before = ProcessStats.now();
         long t0 = System.nanoTime();
-        Generator.stream(ck.model(), ids, maxTokens, sampler, p::accept);
+        Generator.stream(ck.model(), start, maxTokens, sampler, p::accept);
         double sec = (System.nanoTime() - t0) / 1e9;
         p.finish();
         o.println();
@@ -91,11 +94,12 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     /**
-     * The prompt's byte tokens. Java decodes the command line with the locale's charset and replaces
+     * The prompt's tokens. Java decodes the command line with the locale's charset and replaces
      * bytes that are not valid there with U+FFFD, so a U+FFFD in --prompt means the prompt was changed
-     * before it arrived: it is refused (--prompt-file passes any bytes through unchanged).
+     * before it arrived: it is refused (--prompt-file passes any bytes through unchanged to the byte
+     * tokenizer; the others read the file as UTF-8, with U+FFFD for invalid sequences).
      */
-    private int[] promptTokens() {
+    private int[] promptTokens(Tokenizer tok) {
         if (promptFile != null) {
             if (!prompt.isEmpty()) throw new UserError("give either --prompt or --prompt-file, not both");
             UserError.requireRegularFile(promptFile);
@@ -105,15 +109,13 @@ final class GenerateCommand implements Callable<Integer> {
             } catch (IOException e) {
                 throw UserError.cannotRead(promptFile, e);
             }
-            int[] ids = new int[b.length];
-            for (int i = 0; i < b.length; i++) ids[i] = b[i] & 0xFF;
-            return ids;
+            return tok.encode(b);
         }
         int bad = prompt.indexOf('\uFFFD');
         if (bad >= 0)
             throw new UserError("--prompt holds bytes that are not UTF-8 (replaced by U+FFFD at byte offset "
                     + prompt.substring(0, bad).getBytes(StandardCharsets.UTF_8).length
                     + "); pass such a prompt with --prompt-file FILE, whose bytes are used as they are");
-        return new ByteTokenizer().encode(prompt);
+        return tok.encode(prompt);
     }
 }

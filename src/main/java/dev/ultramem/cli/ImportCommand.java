@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.ByteTokenizer;
+import dev.ultramem.data.Tokenizer;
+import dev.ultramem.data.Tokenizers;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
 import dev.ultramem.model.MemoryPlan;
@@ -47,6 +49,10 @@ final class ImportCommand implements Callable<Integer> {
     @Option(names = "--force", description = "overwrite a run folder that already holds a checkpoint")
     boolean force;
 
+    @Option(names = "--tokenizer", paramLabel = "NAME", description = {"the model's tokenizer: byte, r50k_base, cl100k_base or hf:PATH",
+            "(a Hugging Face tokenizer.json, e.g. GPT-NeoX's; embedded in the checkpoint) (default: ${DEFAULT-VALUE})"})
+    String tokenizer = ByteTokenizer.NAME;
+
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
@@ -54,6 +60,9 @@ final class ImportCommand implements Callable<Integer> {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
                 throw new UserError(out + " already holds a checkpoint; choose another --out or pass --force to overwrite it");
             ModelConfig cfg = OfficialWeights.configFromOfficial(officialConfig(st));
+            cfg.tokenizer = tokenizer;
+            Tokenizer tok = Tokenizers.named(tokenizer);
+            if (!(tok instanceof ByteTokenizer)) Tokenizers.requireFits(tok, cfg.vocabSize);
             TrainConfig train = new TrainConfig();
             train.seqLen = Math.min(train.seqLen, cfg.maxSeqLen);
             JobConfig job = new JobConfig(cfg, train.validate());
@@ -63,12 +72,15 @@ final class ImportCommand implements Callable<Integer> {
             Path file = out.resolve(Checkpoint.LATEST);
             // fresh optimizer state, so the imported model can be fine-tuned with `resume`
             Checkpoint.save(file, job, model, new AdamW(model.params(), train),
-                    new Checkpoint.Progress(0, new Rng(train.seed).state(), null, new float[0], new float[0], new float[0]));
+                    new Checkpoint.Progress(0, new Rng(train.seed).state(), null, new float[0], new float[0], new float[0]), tok);
             ModelCosts k = ModelCosts.of(model, cfg.maxSeqLen);
             o.printf("imported %s: %s, %d layers, d_model %d, memory %s; %,d parameters%n", weights, cfg.ffnType,
                     cfg.nLayers, cfg.dModel, cfg.memType, k.totalParams());
             o.println("checkpoint: " + file);
-            if (cfg.vocabSize < ByteTokenizer.VOCAB_SIZE)
+            if (!(tok instanceof ByteTokenizer)) o.println("tokenizer: " + tok.name() + " (" + tok.vocabSize() + " token ids)");
+            else if (cfg.vocabSize > ByteTokenizer.VOCAB_SIZE)
+                o.println("note: it reads bytes as tokens; pass --tokenizer with the tokenizer it was trained with to feed it text");
+            if (tok instanceof ByteTokenizer && cfg.vocabSize < ByteTokenizer.VOCAB_SIZE)
                 o.println("note: its vocabulary (" + cfg.vocabSize + ") is smaller than the byte tokenizer's " + ByteTokenizer.VOCAB_SIZE
                         + ", so info works on it but generate, eval and resume on text do not");
         }

@@ -85,6 +85,7 @@ final class InfoCommand implements Callable<Integer> {
         int ctx = job.train.seqLen;
         o.printf("shape: vocab %d, d_model %d, %d layers, %d heads (head dim %d), max_seq_len %d%n",
                 c.vocabSize, c.dModel, c.nLayers, c.nHeads, c.headDim(), c.maxSeqLen);
+        o.println("tokenizer: " + c.tokenizer);
         if ("moe".equals(c.ffnType))
             o.printf("ffn: moe, %d experts, top-%d, expert SwiGLU width %d%n", c.moeNumExperts, c.moeTopK, c.moeExpertHidden);
         else

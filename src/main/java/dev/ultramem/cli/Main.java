@@ -91,7 +91,7 @@ public final class Main implements Callable<Integer> {
                     ? "schedule: all " + job.train.steps + " planned steps done in " + Runs.clock(secs) + " (budget " + Runs.clock(budget / 1000.0) + ")"
                     : "schedule: stopped by the time limit at step " + t.step() + " of " + job.train.steps + " after " + Runs.clock(secs));
             Runs.printRunFiles(out, o);
-            Runs.printSample(t.model, "the capital of ", 160, 0.7, 7, o);
+            Runs.printSample(t.model, t.tokenizer(), "the capital of ", 160, 0.7, 7, o);
         }
         return 0;
     }

@@ -2,6 +2,7 @@ package dev.ultramem.cli;
 
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.ByteTokenizer;
+import dev.ultramem.data.Tokenizer;
 import dev.ultramem.infer.Generator;
 import dev.ultramem.infer.Sampler;
 import dev.ultramem.model.Model;
@@ -143,12 +144,11 @@ final class Runs {
         if (Files.exists(out.resolve("loss.png"))) o.println("loss plot:  " + out.resolve("loss.png"));
     }
 
-    static void printSample(Model model, String prompt, int tokens, double temperature, long seed, PrintWriter o) {
-        ByteTokenizer tok = new ByteTokenizer();
+    static void printSample(Model model, Tokenizer tok, String prompt, int tokens, double temperature, long seed, PrintWriter o) {
         o.println("sample (temperature " + temperature + "):");
         o.print(prompt);
-        Utf8Printer p = new Utf8Printer(o);
-        Generator.generate(model, tok.encode(prompt), tokens, new Sampler(temperature, 0, 1.0, seed), p::accept);
+        Utf8Printer p = new Utf8Printer(o, tok);
+        Generator.generate(model, promptIds(tok, prompt), tokens, new Sampler(temperature, 0, 1.0, seed), p::accept);
         p.finish();
         o.println();
         o.flush();
@@ -166,18 +166,40 @@ final class Runs {
         return String.format("%d:%02d", s / 60, s % 60);
     }
 
-    /** Prints bytes as they arrive, decoding UTF-8 sequences that span several tokens. */
+    /**
+     * The ids generation starts from. The generator starts an empty prompt from a newline byte, which
+     * only the byte tokenizer reads as a newline: the others start from their own newline token.
+     */
+    static int[] promptIds(Tokenizer tok, String prompt) {
+        return prompt.isEmpty() && !(tok instanceof ByteTokenizer) ? tok.encode("\n") : tok.encode(prompt);
+    }
+
+    /** Prints the bytes of tokens as they arrive, decoding UTF-8 sequences that span several tokens. */
     static final class Utf8Printer {
         private final PrintWriter out;
+        private final Tokenizer tok;
         private final CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE);
         private final ByteBuffer in = ByteBuffer.allocate(16);
         private final CharBuffer chars = CharBuffer.allocate(32);
 
-        Utf8Printer(PrintWriter out) { this.out = out; }
+        Utf8Printer(PrintWriter out, Tokenizer tok) {
+            this.out = out;
+            this.tok = tok;
+        }
 
+        /** One token: a byte for the byte tokenizer, else its bytes (U+FFFD for an id beyond the tokenizer's, which a larger model vocabulary allows). */
         void accept(int token) {
-            in.put((byte) token);
+            if (tok instanceof ByteTokenizer) {
+                acceptByte((byte) token);
+                return;
+            }
+            byte[] b = token >= 0 && token < tok.vocabSize() ? tok.decodeBytes(new int[]{token}) : Tokenizer.REPLACEMENT;
+            for (byte x : b) acceptByte(x);
+        }
+
+        private void acceptByte(byte x) {
+            in.put(x);
             in.flip();
             dec.decode(in, chars, false);
             in.compact();

@@ -2,6 +2,7 @@ package dev.ultramem.cli;
 
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
+import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
 import dev.ultramem.data.SyntheticCorpus;
 import dev.ultramem.model.MemoryPlan;
@@ -64,6 +65,7 @@ final class TrainCommand implements Callable<Integer> {
                     ? Corpus.builtin(SyntheticCorpus.DEFAULT_SEED, SyntheticCorpus.DEFAULT_BYTES, job.train.valFraction)
                     : Corpus.load(inputs, job.train.valFraction);
             corpus.requireWindows(job.train.seqLen);
+            if (!job.model.tokenizer.equals(ByteTokenizer.NAME)) o.println("tokenizer: " + job.model.tokenizer);
             o.println("data: " + (inputs.isEmpty() ? "built-in synthetic corpus" : inputs.toString()) + ", "
                     + corpus.train().length + " training bytes, " + corpus.val().length + " validation bytes");
             o.println("output folder: " + out.toAbsolutePath().normalize() + "  (" + Parallel.threads() + " threads)");
@@ -73,7 +75,7 @@ final class TrainCommand implements Callable<Integer> {
                 if (code != 0) return code;
             }
             Runs.printRunFiles(out, o);
-            if (!noSample) Runs.printSample(t.model, "", 120, 0.7, 7, o);
+            if (!noSample) Runs.printSample(t.model, t.tokenizer(), "", 120, 0.7, 7, o);
         }
         return 0;
     }

@@ -131,11 +131,39 @@ public record Corpus(byte[] train, byte[] val, ObjectNode source) {
 
     /** Checks that both splits hold at least one window of seqLen+1 bytes. */
     public Corpus requireWindows(int seqLen) {
-        if (train.length < seqLen + 1 || val.length < seqLen + 1)
-            throw new UserError("corpus too short: training split has " + train.length + " bytes and validation split "
-                    + val.length + " bytes, each needs at least seq_len+1 = " + (seqLen + 1)
-                    + " (use more text, a smaller seq_len or a larger val_fraction)");
+        requireWindows(train.length, val.length, seqLen, "bytes");
         return this;
+    }
+
+    private static void requireWindows(int train, int val, int seqLen, String unit) {
+        if (train < seqLen + 1 || val < seqLen + 1)
+            throw new UserError("corpus too short: training split has " + train + " " + unit + " and validation split "
+                    + val + " " + unit + ", each needs at least seq_len+1 = " + (seqLen + 1)
+                    + " (use more text, a smaller seq_len or a larger val_fraction)");
+    }
+
+    /** The two splits as tokens of one tokenizer. */
+    public record Encoded(Tokens train, Tokens val, Tokenizer tokenizer) {
+        /** Checks that both splits hold at least one window of seqLen+1 tokens. */
+        public Encoded requireWindows(int seqLen) {
+            Corpus.requireWindows(train.length(), val.length(), seqLen,
+                    tokenizer instanceof ByteTokenizer ? "bytes" : "tokens of " + tokenizer.name());
+            return this;
+        }
+    }
+
+    /**
+     * Both splits encoded by tok, each on its own. The byte tokenizer reads the bytes as they are; the
+     * others tokenize text, so a UTF-8 sequence that the byte split cut in two goes whole to the training part.
+     */
+    public Encoded encode(Tokenizer tok) {
+        if (tok instanceof ByteTokenizer) return new Encoded(Tokens.of(train), Tokens.of(val), tok);
+        int lead = 0;
+        while (lead < val.length && (val[lead] & 0xC0) == 0x80) lead++;
+        byte[] tr = java.util.Arrays.copyOf(train, train.length + lead);
+        System.arraycopy(val, 0, tr, train.length, lead);
+        byte[] va = java.util.Arrays.copyOfRange(val, lead, val.length);
+        return new Encoded(Tokens.of(tok.encode(tr)), Tokens.of(tok.encode(va)), tok);
     }
 
     public long totalBytes() { return (long) train.length + val.length; }

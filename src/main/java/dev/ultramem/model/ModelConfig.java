@@ -12,6 +12,11 @@ import dev.ultramem.core.UserError;
 public final class ModelConfig {
     // ---- dense transformer (OLMo) ----
     public int vocabSize = 256;
+    /**
+     * Engine key, not an official one: byte (default), r50k_base, cl100k_base or hf:PATH (a Hugging Face
+     * tokenizer.json, embedded in the checkpoint); vocab_size must cover its ids (see dev.ultramem.data.Tokenizers).
+     */
+    public String tokenizer = dev.ultramem.data.ByteTokenizer.NAME;
     public int dModel = 256;
     public int nLayers = 4;
     public int nHeads = 4;
@@ -117,6 +122,7 @@ public final class ModelConfig {
         Configs.requireFinite("mem_key_balance_coef", memKeyBalanceCoef); Configs.requireFinite("mem_output_dropout", memOutputDropout);
         if (memTuckerPenalty != null) Configs.requireFinite("mem_tucker_penalty", memTuckerPenalty);
         positive("vocab_size", vocabSize);
+        dev.ultramem.data.Tokenizers.checkName(tokenizer);
         positive("d_model", dModel);
         positive("n_layers", nLayers);
         positive("n_heads", nHeads);

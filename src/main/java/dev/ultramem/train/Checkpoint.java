@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
+import dev.ultramem.data.Tokenizer;
+import dev.ultramem.data.Tokenizers;
 import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
@@ -28,7 +30,9 @@ import java.util.zip.CRC32;
  * Checkpoints as one safetensors file: weights and float buffers under their param names, index
  * buffers as I64, AdamW moments as {@code optim.m.<name>} / {@code optim.v.<name>}, the loss history,
  * and metadata (format version, model and train config JSON, step, optimizer step, the data
- * sampler's RNG state, the data source and a CRC32 of all tensor bytes).
+ * sampler's RNG state, the data source and a CRC32 of all tensor bytes). The tokenizer is named by the
+ * model config's {@code tokenizer}; an hf: tokenizer's tokenizer.json text is embedded as metadata
+ * {@code tokenizer_json} (with its CRC32), so the checkpoint alone can encode and decode text.
  */
 public final class Checkpoint {
     public static final String FORMAT = "ultramem-checkpoint";
@@ -40,8 +44,8 @@ public final class Checkpoint {
     /** Training progress saved beside the weights. */
     public record Progress(long step, long[] dataRng, ObjectNode dataSource, float[] trainLoss, float[] valSteps, float[] valLoss) {}
 
-    /** What {@link #load} returns: the model with its weights, the optimizer (if requested) and the progress. */
-    public record Loaded(JobConfig job, Model model, AdamW optimizer, Progress progress, Path file) {}
+    /** What {@link #load} returns: the model with its weights, the optimizer (if requested), the progress and the tokenizer. */
+    public record Loaded(JobConfig job, Model model, AdamW optimizer, Progress progress, Path file, Tokenizer tokenizer) {}
 
     /** Resolves a checkpoint argument: a file, or a run folder holding {@value #LATEST}. */
     public static Path resolve(Path p) {
@@ -63,7 +67,15 @@ public final class Checkpoint {
         save(file, job, model, null, new Progress(0, new long[4], null, new float[0], new float[0], new float[0]));
     }
 
+    /** Saves with the tokenizer model.tokenizer names (an hf: tokenizer is read from its path). */
     public static void save(Path file, JobConfig job, Model model, AdamW opt, Progress pr) {
+        save(file, job, model, opt, pr, Tokenizers.isHf(job.model.tokenizer) ? Tokenizers.named(job.model.tokenizer) : null);
+    }
+
+    /** Saves; tok is the tokenizer model.tokenizer names, whose definition is embedded (null: a built-in one). */
+    public static void save(Path file, JobConfig job, Model model, AdamW opt, Progress pr, Tokenizer tok) {
+        if (tok != null && !tok.name().equals(job.model.tokenizer))
+            throw new IllegalArgumentException("tokenizer " + tok.name() + " is not the config's " + job.model.tokenizer);
         List<Safetensors.Out> outs = new ArrayList<>();
         for (Param p : model.params()) outs.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
         for (IndexBuffer b : model.indexBuffers()) outs.add(Safetensors.Out.i64(b.name(), new long[]{b.data().length}, b.data()));
@@ -89,6 +101,13 @@ public final class Checkpoint {
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
         meta.put("data_crc32", Long.toString(crc(outs)));
+        String definition = tok == null ? null : tok.definition();
+        if (definition != null) {
+            meta.put("tokenizer_json", definition);
+            meta.put("tokenizer_crc32", Long.toString(crc(definition)));
+        } else if (Tokenizers.isHf(job.model.tokenizer)) {
+            throw new IllegalArgumentException("an hf: tokenizer needs its tokenizer.json to be saved");
+        }
         String kept = Files.exists(file) ? "; the previous checkpoint is intact" : "; no checkpoint was saved";
         try {
             Safetensors.write(file, outs, meta);
@@ -155,10 +174,26 @@ public final class Checkpoint {
             Progress pr = new Progress(step, rng, src instanceof ObjectNode o ? o : null,
                     floats(st, "train.loss_history"), floats(st, "train.val_steps"), floats(st, "train.val_loss"));
             if (pr.trainLoss().length != step) throw new UserError(file + ": loss history has " + pr.trainLoss().length + " entries for step " + step);
-            return new Loaded(job, model, opt, pr, file);
+            return new Loaded(job, model, opt, pr, file, tokenizer(file, job.model.tokenizer, meta));
         } finally {
             if (!mapTables) st.close();
         }
+    }
+
+    /** The checkpoint's tokenizer: a built-in one by name, an hf: one from the embedded tokenizer.json. */
+    private static Tokenizer tokenizer(Path file, String name, Map<String, String> meta) {
+        if (!Tokenizers.isHf(name)) return Tokenizers.builtin(name);
+        String json = meta.get("tokenizer_json");
+        if (json == null) throw new UserError(file + ": checkpoint metadata lacks the tokenizer_json of its tokenizer " + name);
+        if (!Long.toString(crc(json)).equals(String.valueOf(meta.get("tokenizer_crc32")).strip()))
+            throw new UserError(file + ": checkpoint is corrupt (tokenizer_json checksum mismatch)");
+        return Tokenizers.fromHfJson(name, json, file + " (embedded tokenizer.json)");
+    }
+
+    private static long crc(String s) {
+        CRC32 c = new CRC32();
+        c.update(s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return c.getValue();
     }
 
     /** The training tensors beside the weights and the optimizer state. */

@@ -2,8 +2,10 @@ package dev.ultramem.train;
 
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.BatchSampler;
-import dev.ultramem.data.ByteTokenizer;
 import dev.ultramem.data.Corpus;
+import dev.ultramem.data.Tokenizer;
+import dev.ultramem.data.Tokenizers;
+import dev.ultramem.data.Tokens;
 import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.model.Model;
 import dev.ultramem.core.StepProfile;
@@ -44,6 +46,9 @@ public final class Trainer {
     public final AdamW optimizer;
     private LrSchedule schedule;
     private final Corpus corpus;
+    /** The corpus as tokens of the model's tokenizer (the bytes themselves for the byte tokenizer). */
+    private final Corpus.Encoded tokens;
+    private final Tokenizer tokenizer;
     private final BatchSampler sampler;
     private final Path outDir;
     private final int B, T;
@@ -60,21 +65,21 @@ public final class Trainer {
     /** metrics.csv while training runs: rows are appended as steps finish and flushed at every checkpoint. */
     private java.io.Writer metricsLog;
 
-    private Trainer(JobConfig job, Model model, AdamW opt, Corpus corpus, Path outDir) {
-        // not a config rule: imported models may have any vocabulary, but training text is bytes
-        if (job.model.vocabSize < ByteTokenizer.VOCAB_SIZE)
-            throw new UserError("config: model.vocab_size (" + job.model.vocabSize + ") is below the " + ByteTokenizer.VOCAB_SIZE
-                    + " byte values that training text is tokenised into");
+    private Trainer(JobConfig job, Model model, AdamW opt, Corpus corpus, Tokenizer tokenizer, Path outDir) {
+        // not a config rule: imported models may have any vocabulary, but training text needs the tokenizer's ids
+        Tokenizers.requireFits(tokenizer, job.model.vocabSize);
         this.job = job;
+        this.tokenizer = tokenizer;
         this.model = model;
         this.optimizer = opt;
         this.schedule = new LrSchedule(job.train);
-        this.corpus = corpus.requireWindows(job.train.seqLen);
+        this.corpus = corpus;
+        this.tokens = corpus.encode(tokenizer).requireWindows(job.train.seqLen);
         this.B = job.train.batchSize;
         this.T = job.train.seqLen;
         this.inputs = new int[B * T];
         this.targets = new int[B * T];
-        this.sampler = new BatchSampler(corpus.train(), samplerSeed(job.train.seed));
+        this.sampler = new BatchSampler(tokens.train(), samplerSeed(job.train.seed));
         this.outDir = outDir;
         // grown as steps complete: a long planned schedule must not allocate per planned step
         this.trainLoss = new float[(int) Math.min(1024, Math.max(16, job.train.steps))];
@@ -86,10 +91,12 @@ public final class Trainer {
 
     /** A new run: weights initialised from train.seed. */
     public static Trainer fresh(JobConfig job, Corpus corpus, Path outDir) {
+        Tokenizer tok = Tokenizers.named(job.model.tokenizer);
+        Tokenizers.requireFits(tok, job.model.vocabSize);  // before the model is built
         Model model = new Model(job.model);
         model.initialize(job.train.seed);
         model.afterWeightsChanged();
-        Trainer t = new Trainer(job, model, new AdamW(model.params(), job.train), corpus, outDir);
+        Trainer t = new Trainer(job, model, new AdamW(model.params(), job.train), corpus, tok, outDir);
         t.dropStaleDiagnostics();
         return t;
     }
@@ -107,7 +114,9 @@ public final class Trainer {
     /** Continues a loaded checkpoint (its job may carry a changed train.steps). */
     public static Trainer resume(Checkpoint.Loaded ck, JobConfig job, Corpus corpus, Path outDir) {
         if (ck.optimizer() == null) throw new IllegalArgumentException("checkpoint loaded without optimizer state");
-        Trainer t = new Trainer(job, ck.model(), ck.optimizer(), corpus, outDir);
+        if (!ck.tokenizer().name().equals(job.model.tokenizer))
+            throw new IllegalArgumentException("the job's tokenizer " + job.model.tokenizer + " is not the checkpoint's " + ck.tokenizer().name());
+        Trainer t = new Trainer(job, ck.model(), ck.optimizer(), corpus, ck.tokenizer(), outDir);
         Checkpoint.Progress p = ck.progress();
         t.step = p.step();
         t.sampler.setState(p.dataRng());
@@ -225,6 +234,8 @@ public final class Trainer {
 
     public Corpus corpus() { return corpus; }
 
+    public Tokenizer tokenizer() { return tokenizer; }
+
     public Path outDir() { return outDir; }
 
     /**
@@ -339,7 +350,7 @@ public final class Trainer {
 
     /** Mean validation loss over the fixed eval_batches validation batches. */
     public float evaluate() {
-        float v = evaluate(model, corpus.val(), job.train.evalBatches, B, T);
+        float v = evaluate(model, tokens.val(), job.train.evalBatches, B, T);
         // diagnostics describe training batches only
         for (var l : model.memoryLayers()) l.resetDiagnostics();
         return v;
@@ -373,15 +384,36 @@ public final class Trainer {
     }
 
     public static float evaluate(Model model, byte[] data, int batches, int B, int T) {
+        return evaluate(model, Tokens.of(data), batches, B, T);
+    }
+
+    /** Mean loss per token over the fixed validation batches of data. */
+    public static float evaluate(Model model, Tokens data, int batches, int B, int T) {
+        return (float) score(model, data, null, batches, B, T).meanLoss();
+    }
+
+    /**
+     * What an evaluation measured: the mean loss per scored token (nats) over {@code tokens} scored
+     * target tokens, which stand for {@code bytes} bytes of text (0 when not counted).
+     */
+    public record Score(double meanLoss, long tokens, long bytes) {
+        /** Total nats over ln 2 · bytes: comparable across tokenizers, as every tokenizer here is byte-level. */
+        public double bitsPerByte() { return meanLoss * tokens / (Math.log(2) * bytes); }
+    }
+
+    /** As {@link #evaluate(Model, Tokens, int, int, int)}, also counting the bytes of the scored targets when tok is given. */
+    public static Score score(Model model, Tokens data, Tokenizer tok, int batches, int B, int T) {
         int[] in = new int[B * T], tg = new int[B * T];
         model.setTraining(false);
         double sum = 0;
+        long bytes = 0;
         for (int i = 0; i < batches; i++) {
             BatchSampler.evalBatch(data, i, batches, in, tg, B, T);
             sum += model.loss(in, tg, B, T);
+            if (tok != null) for (int t : tg) bytes += tok.byteLength(t);
         }
         model.setTraining(true);
-        return (float) (sum / batches);
+        return new Score(sum / batches, (long) batches * B * T, bytes);
     }
 
     private void recordVal(long s, float v) {
@@ -400,7 +432,7 @@ public final class Trainer {
     public Path save() {
         flushMetricsLog();
         Path f = outDir.resolve(Checkpoint.LATEST);
-        Checkpoint.save(f, job, model, optimizer, progress());
+        Checkpoint.save(f, job, model, optimizer, progress(), tokenizer);
         savedStep = step;
         return f;
     }

@@ -215,7 +215,8 @@ class FaultProcessTest {
         long lastStep = 0;
         List<Path> leftBefore = List.of();
         for (int i = 0; i < kills; i++) {
-            Child c = i == 0
+            // until a first checkpoint exists (a slow machine may be killed before it) the run starts afresh
+            Child c = !Files.exists(run.resolve(Checkpoint.LATEST))
                     ? startTraining("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample")
                     : startTraining("resume", run.toString(), "--quiet");
             Thread.sleep(300 + rnd.nextInt(2000));
