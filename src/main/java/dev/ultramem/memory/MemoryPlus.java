@@ -7,6 +7,7 @@ import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.TokenLayer;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -30,6 +31,8 @@ public final class MemoryPlus implements TokenLayer {
     private final int d, heads, knum, kdim, knn, vdim;
     private final boolean keyNorm;
     private final ProductKeys pk;
+    private final ValueLookup lookup;
+    private final MemoryStats stats;
 
     public final Param queryProj, queryNorm, keys, keysNorm, swiluProjection, valuesProj;
     private final Param values;
@@ -53,6 +56,9 @@ public final class MemoryPlus implements TokenLayer {
             throw new UserError("memory_plus: shared value table has shape " + shared.values.shapeString() + ", expected [" + (long) knum * knum + ", " + vdim + "]");
         int k1 = cfg.stage1Knn() > 0 ? cfg.stage1Knn() : knn;
         this.pk = new ProductKeys(heads, knum, kdim, k1, knn);
+        long rows = (long) knum * knum;
+        lookup = new ValueLookup(null, rows, rows, 0, vdim, 1, false);
+        stats = new MemoryStats(rows);
         queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, 2 * kdim * heads, d);
         queryNorm = Param.of(prefix + "query_norm.weight", Param.Group.DECAY, kdim);
         keys = Param.of(prefix + "keys", Param.Group.DECAY, heads, 2, knum, kdim);
@@ -92,12 +98,15 @@ public final class MemoryPlus implements TokenLayer {
         else
             keysEff = keys.data();
         pk.forward(n, qNorm, keysEff);
-        pk.groupByRow();
-        pk.lookup(values.segment(), 0, vdim, lookupOut);
+        // o = Σ_heads Σ_k w · V[idx], one fused gather in row order
+        lookup.address(pk.bestIndices, n * pk.entriesPerToken());
+        Arrays.fill(lookupOut, 0, n * vdim, 0f);
+        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), lookupOut, vdim, false);
         // output gate: o ⊙ SiLU(swilu_projection(x)), then values_proj
         K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, gatePre, 0, false);
         K.swigluForward(n * vdim, lookupOut, 0, gatePre, 0, hidden, 0);
         K.gemmNT(n, d, vdim, hidden, 0, valuesProj.data(), 0, y, 0, false);
+        stats.record(lookup, pk, y, n, d);
     }
 
     @Override
@@ -110,7 +119,9 @@ public final class MemoryPlus implements TokenLayer {
         K.gemmTN(vdim, d, n, dGate, 0, x, 0, swiluProjection.grad(), 0, true);
         K.gemmNN(n, d, vdim, dGate, 0, swiluProjection.data(), 0, dx, 0, true);
         // value lookup: gradient of the weights, scatter-add into the touched value rows
-        pk.lookupBackward(values.segment(), values.gradSegment(), 0, vdim, dLookup, dWeights);
+        int R = pk.entriesPerToken();
+        lookup.dots(R, 1, vdim, values.segment(), dLookup, vdim, false, dWeights);
+        lookup.scatterAdd(R, 1, vdim, pk.weights(), dLookup, vdim, false, values.gradSegment());
         // softmax, grid and key scoring
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
@@ -126,10 +137,10 @@ public final class MemoryPlus implements TokenLayer {
     }
 
     /** Selected value rows {@code i·knum + j} of the last forward, {@code [n][H·knn]}, heads concatenated. */
-    public int[] lastIndices() { return pk.indices(); }
+    public int[] lastIndices() { return pk.bestIndices; }
 
     /** Additive grid scores of the selected entries, {@code [n][H·knn]}. */
-    public float[] lastRawScores() { return pk.rawScores(); }
+    public float[] lastRawScores() { return pk.sumScores; }
 
     /** Softmax weights of the selected entries, {@code [n][H·knn]}. */
     public float[] lastWeights() { return pk.weights(); }
@@ -147,6 +158,10 @@ public final class MemoryPlus implements TokenLayer {
         out.add(swiluProjection); out.add(valuesProj);
         return out;
     }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     /**
      * Official init: query_proj Xavier-uniform, keys U(±1/sqrt(2·kdim)), swilu_projection and
@@ -181,7 +196,7 @@ public final class MemoryPlus implements TokenLayer {
 
     @Override
     public long forwardMacsPerToken() {
-        long k1 = pk.k1;
+        long k1 = pk.knn1;
         return (long) 2 * kdim * heads * d             // query projection
                 + (long) heads * 2 * knum * kdim       // row and column key scores
                 + (long) heads * k1 * k1               // additive grid
@@ -191,6 +206,6 @@ public final class MemoryPlus implements TokenLayer {
 
     @Override
     public long lastForwardParamBytes() {
-        return (denseParams() + (long) pk.distinctRows() * vdim) * Float.BYTES;
+        return (denseParams() + (long) lookup.nSeg * vdim) * Float.BYTES;
     }
 }

@@ -118,7 +118,7 @@ public final class UltraMemV1 implements TokenLayer {
         lookup.address(retrieval.bestIndices, n * R);
         // 9. multi-core pooled lookup: o[n, g·vdim + chunk c] += score_c · V[p, chunk c]
         Arrays.fill(o, 0, n * W, 0f);
-        MK.gatherWeightedSum(n, R, cores, vdim, values.segment(), lookup.row, lookup.col, retrieval.scores, o, W);
+        lookup.gather(n, R, cores, vdim, values.segment(), retrieval.scores, o, W, true);
         // 10. y = values_proj(concat_g o_g)
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
         lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel() + (long) lookup.nSeg * vdim);
@@ -133,7 +133,7 @@ public final class UltraMemV1 implements TokenLayer {
         K.gemmNN(n, W, d, dy, 0, valuesProj.data(), 0, dO, 0, false);
         K.gemmTN(d, W, n, dy, 0, o, 0, valuesProj.grad(), 0, true);
         // 9'. lookup: score gradients (gathered dots) and value rows (row-grouped scatter-add)
-        MK.gatherDot(n, R, cores, vdim, values.segment(), lookup.row, lookup.col, dO, W, dScores);
+        lookup.dots(R, cores, vdim, values.segment(), dO, W, true, dScores);
         MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
                 retrieval.scores, dO, W, lookup.col, values.gradSegment());
         // 7'–1'. retrieval
