@@ -7,6 +7,8 @@ import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.layer.Attention;
 import dev.ultramem.memory.MemoryStats;
+import dev.ultramem.memory.UltraMemV1;
+import dev.ultramem.memory.UltraMemV2;
 import dev.ultramem.memory.ValueLookup;
 
 import java.lang.management.ManagementFactory;
@@ -523,17 +525,14 @@ public final class MemoryPlan {
         long Hm = c.memHead, kd = c.memKdim, vd = c.memVdim, knn = c.memKnn, R = mul(Hm, knn), C = c.memTuckerCores;
         switch (c.memType) {
             case "ultramem_v2" -> {
-                act("memory lookup outputs and gradients", mul(2, M), mul(n, ms.outWidth));
-                if (c.memPreVdim > 0) act("pre-value projections and gradients", mul(2, M), mul(n, c.memPreVdim));
-                act("pre-value scores and gradients", mul(3, M), mul(n, R));
-                act("lookup weights and score gradients", mul(3, M), mul(n, R, C));
-                act("memory dropout masks", mul(2, M), nd);
+                // lookup outputs, pre-value inputs and scores, lookup weights, dropout masks, and their gradients
+                act("UltraMemV2 step state", M, mul(n, UltraMemV2.StepState.floatsPerToken(ms.outWidth, c.memPreVdim, R, C, d)));
                 lookup(M, mul(n, R), ms.tableRows);
                 retrieval(c, ms, n);
             }
             case "ultramem_v1" -> {
-                act("memory lookup outputs and gradients", mul(2, M), mul(n, ms.outWidth));
-                act("lookup score gradients", M, mul(n, R, C));
+                // lookup outputs and their gradients, score gradients
+                act("UltraMem v1 step state", M, mul(n, UltraMemV1.StepState.floatsPerToken(ms.outWidth, R, C)));
                 lookup(M, mul(n, R), ms.tableRows);
                 retrieval(c, ms, n);
             }
