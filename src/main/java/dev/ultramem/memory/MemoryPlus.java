@@ -37,15 +37,31 @@ public final class MemoryPlus implements TokenLayer {
     public final Param queryProj, queryNorm, keys, keysNorm, swiluProjection, valuesProj;
     private final Param values;
 
-    // forward state
-    private int cap;
-    private float[] qRaw = new float[0], qNorm = new float[0], qRstd = new float[0];
     private float[] keysEff, keysRstd;
-    private float[] lookupOut = new float[0], gatePre = new float[0], hidden = new float[0];
-    // backward scratch
-    private float[] dHidden = new float[0], dLookup = new float[0], dGate = new float[0];
-    private float[] dWeights = new float[0], dqNorm = new float[0], dqRaw = new float[0];
     private float[] dKeysEff;
+    private int cap;
+    private StepState st = new StepState(0, 0, 0, 0, 0);
+
+    /**
+     * What a step keeps per token: the raw and normalised query with its norm factors and gradients, the
+     * lookup output, gate input and gated hidden state with their gradients, and the lookup-weight gradient.
+     */
+    public static final class StepState {
+        final float[] qRaw, qNorm, qRstd, dqNorm, dqRaw, lookupOut, gatePre, hidden, dHidden, dLookup, dGate, dWeights;
+
+        StepState(int tokens, int queryWidth, int querySlots, int vdim, int entries) {
+            int q = tokens * queryWidth, v = tokens * vdim;
+            qRaw = new float[q]; qNorm = new float[q]; qRstd = new float[tokens * querySlots]; dqNorm = new float[q]; dqRaw = new float[q];
+            lookupOut = new float[v]; gatePre = new float[v]; hidden = new float[v];
+            dHidden = new float[v]; dLookup = new float[v]; dGate = new float[v];
+            dWeights = new float[tokens * entries];
+        }
+
+        /** floats per token, as allocated above. */
+        public static long floatsPerToken(long queryWidth, long querySlots, long vdim, long entries) {
+            return 4 * queryWidth + querySlots + 6 * vdim + entries;
+        }
+    }
 
     public MemoryPlus(MemoryConfig cfg, SharedMemory shared, String prefix) {
         if (shared == null || shared.values == null) throw new UserError("memory_plus: the shared value table full_memory_layer.values_for_look_up is missing");
@@ -77,12 +93,7 @@ public final class MemoryPlus implements TokenLayer {
     private void ensure(int n) {
         if (n <= cap) return;
         cap = n;
-        int q = n * heads * 2 * kdim;
-        qRaw = new float[q]; qNorm = new float[q]; qRstd = new float[n * heads * 2];
-        dqNorm = new float[q]; dqRaw = new float[q];
-        lookupOut = new float[n * vdim]; gatePre = new float[n * vdim]; hidden = new float[n * vdim];
-        dHidden = new float[n * vdim]; dLookup = new float[n * vdim]; dGate = new float[n * vdim];
-        dWeights = new float[n * heads * knn];
+        st = new StepState(n, heads * 2 * kdim, heads * 2, vdim, heads * knn);
     }
 
     @Override
@@ -91,21 +102,21 @@ public final class MemoryPlus implements TokenLayer {
         Kernels K = Kernels.get();
         int qd = 2 * kdim * heads;
         // query: linear, then RMSNorm over each kdim slot (shared norm weight for heads and sides)
-        K.gemmNT(n, qd, d, x, 0, queryProj.data(), 0, qRaw, 0, false);
-        K.rmsnormForward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), EPS, qNorm, 0, qRstd, 0);
+        K.gemmNT(n, qd, d, x, 0, queryProj.data(), 0, st.qRaw, 0, false);
+        K.rmsnormForward(n * heads * 2, kdim, st.qRaw, 0, queryNorm.data(), EPS, st.qNorm, 0, st.qRstd, 0);
         if (keyNorm)
             K.rmsnormForward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), EPS, keysEff, 0, keysRstd, 0);
         else
             keysEff = keys.data();
-        pk.forward(n, qNorm, keysEff);
+        pk.forward(n, st.qNorm, keysEff);
         // o = Σ_heads Σ_k w · V[idx], one fused gather in row order
         lookup.address(pk.bestIndices, n * pk.entriesPerToken());
-        Arrays.fill(lookupOut, 0, n * vdim, 0f);
-        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), lookupOut, vdim, false);
+        Arrays.fill(st.lookupOut, 0, n * vdim, 0f);
+        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), st.lookupOut, vdim, false);
         // output gate: o ⊙ SiLU(swilu_projection(x)), then values_proj
-        K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, gatePre, 0, false);
-        K.swigluForward(n * vdim, lookupOut, 0, gatePre, 0, hidden, 0);
-        K.gemmNT(n, d, vdim, hidden, 0, valuesProj.data(), 0, y, 0, false);
+        K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, st.gatePre, 0, false);
+        K.swigluForward(n * vdim, st.lookupOut, 0, st.gatePre, 0, st.hidden, 0);
+        K.gemmNT(n, d, vdim, st.hidden, 0, valuesProj.data(), 0, y, 0, false);
         stats.record(lookup, pk, y, n, d);
     }
 
@@ -113,27 +124,27 @@ public final class MemoryPlus implements TokenLayer {
     public void backward(float[] x, float[] dy, float[] dx, int n) {
         Kernels K = Kernels.get();
         int qd = 2 * kdim * heads;
-        K.gemmTN(d, vdim, n, dy, 0, hidden, 0, valuesProj.grad(), 0, true);
-        K.gemmNN(n, vdim, d, dy, 0, valuesProj.data(), 0, dHidden, 0, false);
-        K.swigluBackward(n * vdim, lookupOut, 0, gatePre, 0, dHidden, 0, dLookup, 0, dGate, 0);
-        K.gemmTN(vdim, d, n, dGate, 0, x, 0, swiluProjection.grad(), 0, true);
-        K.gemmNN(n, d, vdim, dGate, 0, swiluProjection.data(), 0, dx, 0, true);
+        K.gemmTN(d, vdim, n, dy, 0, st.hidden, 0, valuesProj.grad(), 0, true);
+        K.gemmNN(n, vdim, d, dy, 0, valuesProj.data(), 0, st.dHidden, 0, false);
+        K.swigluBackward(n * vdim, st.lookupOut, 0, st.gatePre, 0, st.dHidden, 0, st.dLookup, 0, st.dGate, 0);
+        K.gemmTN(vdim, d, n, st.dGate, 0, x, 0, swiluProjection.grad(), 0, true);
+        K.gemmNN(n, d, vdim, st.dGate, 0, swiluProjection.data(), 0, dx, 0, true);
         // value lookup: gradient of the weights, scatter-add into the touched value rows
         int R = pk.entriesPerToken();
-        lookup.dots(R, 1, vdim, values.segment(), dLookup, vdim, false, dWeights);
-        lookup.scatterAdd(R, 1, vdim, pk.weights(), dLookup, vdim, false, values.gradSegment());
+        lookup.dots(R, 1, vdim, values.segment(), st.dLookup, vdim, false, st.dWeights);
+        lookup.scatterAdd(R, 1, vdim, pk.weights(), st.dLookup, vdim, false, values.gradSegment());
         // softmax, grid and key scoring
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
-            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, dKeysEff);
+            pk.backward(n, st.dWeights, st.qNorm, keysEff, st.dqNorm, dKeysEff);
             K.rmsnormBackward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), keysRstd, 0,
                     dKeysEff, 0, keys.grad(), 0, keysNorm.grad(), true);
         } else {
-            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, keys.grad());
+            pk.backward(n, st.dWeights, st.qNorm, keysEff, st.dqNorm, keys.grad());
         }
-        K.rmsnormBackward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), qRstd, 0, dqNorm, 0, dqRaw, 0, queryNorm.grad(), false);
-        K.gemmTN(qd, d, n, dqRaw, 0, x, 0, queryProj.grad(), 0, true);
-        K.gemmNN(n, d, qd, dqRaw, 0, queryProj.data(), 0, dx, 0, true);
+        K.rmsnormBackward(n * heads * 2, kdim, st.qRaw, 0, queryNorm.data(), st.qRstd, 0, st.dqNorm, 0, st.dqRaw, 0, queryNorm.grad(), false);
+        K.gemmTN(qd, d, n, st.dqRaw, 0, x, 0, queryProj.grad(), 0, true);
+        K.gemmNN(n, d, qd, st.dqRaw, 0, queryProj.data(), 0, dx, 0, true);
     }
 
     /** Selected value rows {@code i·knum + j} of the last forward, {@code [n][H·knn]}, heads concatenated. */
@@ -146,7 +157,7 @@ public final class MemoryPlus implements TokenLayer {
     public float[] lastWeights() { return pk.weights(); }
 
     /** Pooled lookup output before the gate, {@code [n][vdim]}. */
-    public float[] lastLookupOutput() { return lookupOut; }
+    public float[] lastLookupOutput() { return st.lookupOut; }
 
     /** The shared value table this layer reads. */
     public Param values() { return values; }

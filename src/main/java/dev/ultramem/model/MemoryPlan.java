@@ -6,7 +6,9 @@ import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.layer.Attention;
+import dev.ultramem.memory.MemoryPlus;
 import dev.ultramem.memory.MemoryStats;
+import dev.ultramem.memory.Pkm;
 import dev.ultramem.memory.UltraMemV1;
 import dev.ultramem.memory.UltraMemV2;
 import dev.ultramem.memory.ValueLookup;
@@ -537,15 +539,13 @@ public final class MemoryPlan {
                 retrieval(c, ms, n);
             }
             case "pkm" -> {
-                act("memory queries and gradients", mul(2, M), mul(n, Hm, 2, kd));
-                act("lookup weight gradients", M, mul(n, R));
+                // queries and their gradients, lookup-weight gradients
+                act("PKM step state", M, mul(n, Pkm.StepState.floatsPerToken(mul(Hm, 2, kd), R)));
                 productKeys(c, ms, n);
             }
             case "memory_plus" -> {
-                act("memory queries, normalised queries and gradients", mul(4, M), mul(n, Hm, 2, kd));
-                act("memory query norm factors", M, mul(n, Hm, 2));
-                act("memory lookup, gate and hidden states and gradients", mul(6, M), mul(n, vd));
-                act("lookup weight gradients", M, mul(n, R));
+                // queries, norm factors, lookup, gate and hidden states, and their gradients
+                act("Memory+ step state", M, mul(n, MemoryPlus.StepState.floatsPerToken(mul(Hm, 2, kd), mul(Hm, 2), vd, R)));
                 productKeys(c, ms, n);
             }
             default -> { }

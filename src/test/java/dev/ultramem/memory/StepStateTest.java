@@ -26,6 +26,9 @@ class StepStateTest {
                     floats(new UltraMemV2.StepState(tokens, width, preVdim, entries, cores, d)));
             assertEquals(tokens * UltraMemV1.StepState.floatsPerToken(width, entries, cores),
                     floats(new UltraMemV1.StepState(tokens, width, entries, cores)));
+            assertEquals(tokens * Pkm.StepState.floatsPerToken(width, entries), floats(new Pkm.StepState(tokens, width, entries)));
+            assertEquals(tokens * MemoryPlus.StepState.floatsPerToken(width, cores, d, entries),
+                    floats(new MemoryPlus.StepState(tokens, width, cores, d, entries)));
         }
     }
 }
