@@ -7,6 +7,7 @@ import dev.ultramem.kernel.Kernels;
 import dev.ultramem.layer.TokenLayer;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -30,19 +31,37 @@ public final class MemoryPlus implements TokenLayer {
     private final int d, heads, knum, kdim, knn, vdim;
     private final boolean keyNorm;
     private final ProductKeys pk;
+    private final ValueLookup lookup;
+    private final MemoryStats stats;
 
     public final Param queryProj, queryNorm, keys, keysNorm, swiluProjection, valuesProj;
     private final Param values;
 
-    // forward state
-    private int cap;
-    private float[] qRaw = new float[0], qNorm = new float[0], qRstd = new float[0];
     private float[] keysEff, keysRstd;
-    private float[] lookupOut = new float[0], gatePre = new float[0], hidden = new float[0];
-    // backward scratch
-    private float[] dHidden = new float[0], dLookup = new float[0], dGate = new float[0];
-    private float[] dWeights = new float[0], dqNorm = new float[0], dqRaw = new float[0];
     private float[] dKeysEff;
+    private int cap;
+    private StepState st = new StepState(0, 0, 0, 0, 0);
+
+    /**
+     * What a step keeps per token: the raw and normalised query with its norm factors and gradients, the
+     * lookup output, gate input and gated hidden state with their gradients, and the lookup-weight gradient.
+     */
+    public static final class StepState {
+        final float[] qRaw, qNorm, qRstd, dqNorm, dqRaw, lookupOut, gatePre, hidden, dHidden, dLookup, dGate, dWeights;
+
+        StepState(int tokens, int queryWidth, int querySlots, int vdim, int entries) {
+            int q = tokens * queryWidth, v = tokens * vdim;
+            qRaw = new float[q]; qNorm = new float[q]; qRstd = new float[tokens * querySlots]; dqNorm = new float[q]; dqRaw = new float[q];
+            lookupOut = new float[v]; gatePre = new float[v]; hidden = new float[v];
+            dHidden = new float[v]; dLookup = new float[v]; dGate = new float[v];
+            dWeights = new float[tokens * entries];
+        }
+
+        /** floats per token, as allocated above. */
+        public static long floatsPerToken(long queryWidth, long querySlots, long vdim, long entries) {
+            return 4 * queryWidth + querySlots + 6 * vdim + entries;
+        }
+    }
 
     public MemoryPlus(MemoryConfig cfg, SharedMemory shared, String prefix) {
         if (shared == null || shared.values == null) throw new UserError("memory_plus: the shared value table full_memory_layer.values_for_look_up is missing");
@@ -53,6 +72,9 @@ public final class MemoryPlus implements TokenLayer {
             throw new UserError("memory_plus: shared value table has shape " + shared.values.shapeString() + ", expected [" + (long) knum * knum + ", " + vdim + "]");
         int k1 = cfg.stage1Knn() > 0 ? cfg.stage1Knn() : knn;
         this.pk = new ProductKeys(heads, knum, kdim, k1, knn);
+        long rows = (long) knum * knum;
+        lookup = new ValueLookup(null, rows, rows, 0, vdim, 1, false);
+        stats = new MemoryStats(rows);
         queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, 2 * kdim * heads, d);
         queryNorm = Param.of(prefix + "query_norm.weight", Param.Group.DECAY, kdim);
         keys = Param.of(prefix + "keys", Param.Group.DECAY, heads, 2, knum, kdim);
@@ -71,12 +93,7 @@ public final class MemoryPlus implements TokenLayer {
     private void ensure(int n) {
         if (n <= cap) return;
         cap = n;
-        int q = n * heads * 2 * kdim;
-        qRaw = new float[q]; qNorm = new float[q]; qRstd = new float[n * heads * 2];
-        dqNorm = new float[q]; dqRaw = new float[q];
-        lookupOut = new float[n * vdim]; gatePre = new float[n * vdim]; hidden = new float[n * vdim];
-        dHidden = new float[n * vdim]; dLookup = new float[n * vdim]; dGate = new float[n * vdim];
-        dWeights = new float[n * heads * knn];
+        st = new StepState(n, heads * 2 * kdim, heads * 2, vdim, heads * knn);
     }
 
     @Override
@@ -85,57 +102,62 @@ public final class MemoryPlus implements TokenLayer {
         Kernels K = Kernels.get();
         int qd = 2 * kdim * heads;
         // query: linear, then RMSNorm over each kdim slot (shared norm weight for heads and sides)
-        K.gemmNT(n, qd, d, x, 0, queryProj.data(), 0, qRaw, 0, false);
-        K.rmsnormForward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), EPS, qNorm, 0, qRstd, 0);
+        K.gemmNT(n, qd, d, x, 0, queryProj.data(), 0, st.qRaw, 0, false);
+        K.rmsnormForward(n * heads * 2, kdim, st.qRaw, 0, queryNorm.data(), EPS, st.qNorm, 0, st.qRstd, 0);
         if (keyNorm)
             K.rmsnormForward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), EPS, keysEff, 0, keysRstd, 0);
         else
             keysEff = keys.data();
-        pk.forward(n, qNorm, keysEff);
-        pk.groupByRow();
-        pk.lookup(values.segment(), 0, vdim, lookupOut);
+        pk.forward(n, st.qNorm, keysEff);
+        // o = Σ_heads Σ_k w · V[idx], one fused gather in row order
+        lookup.address(pk.bestIndices, n * pk.entriesPerToken());
+        Arrays.fill(st.lookupOut, 0, n * vdim, 0f);
+        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), st.lookupOut, vdim, false);
         // output gate: o ⊙ SiLU(swilu_projection(x)), then values_proj
-        K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, gatePre, 0, false);
-        K.swigluForward(n * vdim, lookupOut, 0, gatePre, 0, hidden, 0);
-        K.gemmNT(n, d, vdim, hidden, 0, valuesProj.data(), 0, y, 0, false);
+        K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, st.gatePre, 0, false);
+        K.swigluForward(n * vdim, st.lookupOut, 0, st.gatePre, 0, st.hidden, 0);
+        K.gemmNT(n, d, vdim, st.hidden, 0, valuesProj.data(), 0, y, 0, false);
+        stats.record(lookup, pk, y, n, d);
     }
 
     @Override
     public void backward(float[] x, float[] dy, float[] dx, int n) {
         Kernels K = Kernels.get();
         int qd = 2 * kdim * heads;
-        K.gemmTN(d, vdim, n, dy, 0, hidden, 0, valuesProj.grad(), 0, true);
-        K.gemmNN(n, vdim, d, dy, 0, valuesProj.data(), 0, dHidden, 0, false);
-        K.swigluBackward(n * vdim, lookupOut, 0, gatePre, 0, dHidden, 0, dLookup, 0, dGate, 0);
-        K.gemmTN(vdim, d, n, dGate, 0, x, 0, swiluProjection.grad(), 0, true);
-        K.gemmNN(n, d, vdim, dGate, 0, swiluProjection.data(), 0, dx, 0, true);
+        K.gemmTN(d, vdim, n, dy, 0, st.hidden, 0, valuesProj.grad(), 0, true);
+        K.gemmNN(n, vdim, d, dy, 0, valuesProj.data(), 0, st.dHidden, 0, false);
+        K.swigluBackward(n * vdim, st.lookupOut, 0, st.gatePre, 0, st.dHidden, 0, st.dLookup, 0, st.dGate, 0);
+        K.gemmTN(vdim, d, n, st.dGate, 0, x, 0, swiluProjection.grad(), 0, true);
+        K.gemmNN(n, d, vdim, st.dGate, 0, swiluProjection.data(), 0, dx, 0, true);
         // value lookup: gradient of the weights, scatter-add into the touched value rows
-        pk.lookupBackward(values.segment(), values.gradSegment(), 0, vdim, dLookup, dWeights);
+        int R = pk.entriesPerToken();
+        lookup.dots(R, 1, vdim, values.segment(), st.dLookup, vdim, false, st.dWeights);
+        lookup.scatterAdd(R, 1, vdim, pk.weights(), st.dLookup, vdim, false, values.gradSegment());
         // softmax, grid and key scoring
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
-            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, dKeysEff);
+            pk.backward(n, st.dWeights, st.qNorm, keysEff, st.dqNorm, dKeysEff);
             K.rmsnormBackward(heads * 2 * knum, kdim, keys.data(), 0, keysNorm.data(), keysRstd, 0,
                     dKeysEff, 0, keys.grad(), 0, keysNorm.grad(), true);
         } else {
-            pk.backward(n, dWeights, qNorm, keysEff, dqNorm, keys.grad());
+            pk.backward(n, st.dWeights, st.qNorm, keysEff, st.dqNorm, keys.grad());
         }
-        K.rmsnormBackward(n * heads * 2, kdim, qRaw, 0, queryNorm.data(), qRstd, 0, dqNorm, 0, dqRaw, 0, queryNorm.grad(), false);
-        K.gemmTN(qd, d, n, dqRaw, 0, x, 0, queryProj.grad(), 0, true);
-        K.gemmNN(n, d, qd, dqRaw, 0, queryProj.data(), 0, dx, 0, true);
+        K.rmsnormBackward(n * heads * 2, kdim, st.qRaw, 0, queryNorm.data(), st.qRstd, 0, st.dqNorm, 0, st.dqRaw, 0, queryNorm.grad(), false);
+        K.gemmTN(qd, d, n, st.dqRaw, 0, x, 0, queryProj.grad(), 0, true);
+        K.gemmNN(n, d, qd, st.dqRaw, 0, queryProj.data(), 0, dx, 0, true);
     }
 
     /** Selected value rows {@code i·knum + j} of the last forward, {@code [n][H·knn]}, heads concatenated. */
-    public int[] lastIndices() { return pk.indices(); }
+    public int[] lastIndices() { return pk.bestIndices; }
 
     /** Additive grid scores of the selected entries, {@code [n][H·knn]}. */
-    public float[] lastRawScores() { return pk.rawScores(); }
+    public float[] lastRawScores() { return pk.sumScores; }
 
     /** Softmax weights of the selected entries, {@code [n][H·knn]}. */
     public float[] lastWeights() { return pk.weights(); }
 
     /** Pooled lookup output before the gate, {@code [n][vdim]}. */
-    public float[] lastLookupOutput() { return lookupOut; }
+    public float[] lastLookupOutput() { return st.lookupOut; }
 
     /** The shared value table this layer reads. */
     public Param values() { return values; }
@@ -147,6 +169,10 @@ public final class MemoryPlus implements TokenLayer {
         out.add(swiluProjection); out.add(valuesProj);
         return out;
     }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     /**
      * Official init: query_proj Xavier-uniform, keys U(±1/sqrt(2·kdim)), swilu_projection and
@@ -181,7 +207,7 @@ public final class MemoryPlus implements TokenLayer {
 
     @Override
     public long forwardMacsPerToken() {
-        long k1 = pk.k1;
+        long k1 = pk.knn1;
         return (long) 2 * kdim * heads * d             // query projection
                 + (long) heads * 2 * knum * kdim       // row and column key scores
                 + (long) heads * k1 * k1               // additive grid
@@ -191,6 +217,6 @@ public final class MemoryPlus implements TokenLayer {
 
     @Override
     public long lastForwardParamBytes() {
-        return (denseParams() + (long) pk.distinctRows() * vdim) * Float.BYTES;
+        return (denseParams() + (long) lookup.nSeg * vdim) * Float.BYTES;
     }
 }

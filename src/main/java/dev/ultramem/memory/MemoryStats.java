@@ -7,37 +7,74 @@ import java.util.Arrays;
  * mean top-1 and top-k scores, memory output std, and the singular values of the summed Tucker cores.
  */
 public final class MemoryStats {
+    /** Tables up to this many rows keep one usage count per row; larger ones count the touched rows only. */
+    public static final long DENSE_ROWS = 1L << 24;
+    private final long rows;
+    /** usage count per row (tables up to {@link #DENSE_ROWS} rows), else null. */
     private final int[] counts;
+    /** larger tables: open-addressing table of (row + 1, count) over the rows touched since reset (0 = empty slot). */
+    private long[] touchedRows = new long[0];
+    private int[] touchedCounts = new int[0];
     private long hits, distinct, scoredTokens, scoredEntries, outCount;
     private double top1Sum, topkSum, outSum, outSq;
     private double[] singular = new double[0];
 
     public MemoryStats(long rows) {
-        if (rows > Integer.MAX_VALUE - 16) throw new IllegalArgumentException("too many rows for usage statistics");
-        counts = new int[(int) rows];
+        this.rows = rows;
+        counts = rows <= DENSE_ROWS ? new int[(int) rows] : null;
+        if (counts == null) clearTouched();
     }
 
+    private void clearTouched() { touchedRows = new long[1024]; touchedCounts = new int[1024]; }
+
     public synchronized void reset() {
-        Arrays.fill(counts, 0);
+        if (counts != null) Arrays.fill(counts, 0); else clearTouched();
         hits = distinct = scoredTokens = scoredEntries = outCount = 0;
         top1Sum = topkSum = outSum = outSq = 0;
     }
 
-    /** One TDQKR layer's forward over n tokens: rows selected, selection scores and the output y [n][d]. */
-    void record(ValueLookup lk, TuckerRetrieval r, float[] y, int n, int d) {
-        recordRows(lk, n * r.heads * r.knn);
+    /** One memory layer's forward over n tokens: rows selected, the winners' scores and the output y [n][d]. */
+    void record(ValueLookup lk, ProductKeyRetrieval r, float[] y, int n, int d) {
+        recordRows(lk);
         recordScores(r.sumScores, n, r.heads, r.knn);
         recordOutput(y, n * d);
     }
 
     /** Counts per distinct row from the lookup's row-grouped segments (built by {@link ValueLookup#address}). */
-    private void recordRows(ValueLookup lk, int m) {
+    void recordRows(ValueLookup lk) {
         for (int s = 0; s < lk.nSeg; s++) {
-            int l = (int) lk.localRow(lk.segRow[s]);
-            if (counts[l] == 0) distinct++;
-            counts[l] += lk.segStart[s + 1] - lk.segStart[s];
+            long l = lk.localRow(lk.segRow[s]);
+            int c = lk.segStart[s + 1] - lk.segStart[s];
+            if (counts != null) {
+                if (counts[(int) l] == 0) distinct++;
+                counts[(int) l] += c;
+            } else {
+                addTouched(l, c);
+            }
         }
-        hits += m;
+        hits += lk.segStart[lk.nSeg];
+    }
+
+    /** Adds c uses of row l to the touched-row table (linear probing, grown at half load). */
+    private void addTouched(long l, int c) {
+        if (2 * (distinct + 1) > touchedRows.length) {
+            long[] oldRows = touchedRows;
+            int[] oldCounts = touchedCounts;
+            touchedRows = new long[2 * oldRows.length];
+            touchedCounts = new int[2 * oldRows.length];
+            for (int i = 0; i < oldRows.length; i++)
+                if (oldRows[i] != 0) { int j = slot(oldRows[i] - 1); touchedRows[j] = oldRows[i]; touchedCounts[j] = oldCounts[i]; }
+        }
+        int i = slot(l);
+        if (touchedRows[i] == 0) { touchedRows[i] = l + 1; distinct++; }
+        touchedCounts[i] += c;
+    }
+
+    /** The slot holding row l, or the empty slot where it belongs. */
+    private int slot(long l) {
+        int mask = touchedRows.length - 1, i = (int) ((l * 0x9E3779B97F4A7C15L) >>> 40) & mask;
+        while (touchedRows[i] != 0 && touchedRows[i] != l + 1) i = (i + 1) & mask;
+        return i;
     }
 
     /** sumScores [t][h][knn], each head's list sorted descending. */
@@ -72,13 +109,13 @@ public final class MemoryStats {
     void setSingular(double[] s, int r) { singular = s.clone(); rank = r; }
 
     /** Fraction of the layer's value rows selected at least once since reset. */
-    public double coverage() { return counts.length == 0 ? 0 : (double) distinct / counts.length; }
+    public double coverage() { return rows == 0 ? 0 : (double) distinct / rows; }
 
     /** KL(usage ‖ uniform) over the layer's rows, in nats (0 = perfectly even usage). */
     public double usageKl() {
         if (hits == 0) return 0;
-        double kl = 0, m = counts.length;
-        for (int c : counts) if (c > 0) { double p = (double) c / hits; kl += p * Math.log(p * m); }
+        double kl = 0, m = rows;
+        for (int c : counts != null ? counts : touchedCounts) if (c > 0) { double p = (double) c / hits; kl += p * Math.log(p * m); }
         return kl;
     }
 
@@ -95,7 +132,7 @@ public final class MemoryStats {
     /** Singular values of Σ_c core_c[h] per head, [h·r + i], from the last Tucker update. */
     public double[] tuckerSingularValues() { return singular.clone(); }
 
-    public long rows() { return counts.length; }
+    public long rows() { return rows; }
 
     /**
      * The diagnostics by name, as the official code logs them: coverage, usage_kl, top1_score,

@@ -28,12 +28,26 @@ public final class Pkm implements TokenLayer {
     private final int d, heads, knum, kdim, knn, vdim;
     private final boolean keyNorm;
     private final ProductKeys pk;
+    private final ValueLookup lookup;
+    private final MemoryStats stats;
 
     public final Param queryProj, keys, values;
 
     private int cap;
-    private float[] query = new float[0], dQuery = new float[0], dWeights = new float[0];
+    private StepState st = new StepState(0, 0, 0);
     private float[] keysEff, keysRstd, dKeysEff;
+
+    /** What a step keeps per token: the query and its gradient, and the gradient of the lookup weights. */
+    public static final class StepState {
+        final float[] query, dQuery, dWeights;
+
+        StepState(int tokens, int queryWidth, int entries) {
+            query = new float[tokens * queryWidth]; dQuery = new float[tokens * queryWidth]; dWeights = new float[tokens * entries];
+        }
+
+        /** floats per token, as allocated above. */
+        public static long floatsPerToken(long queryWidth, long entries) { return 2 * queryWidth + entries; }
+    }
 
     public Pkm(MemoryConfig cfg, String prefix) {
         this.d = cfg.dModel(); this.heads = cfg.heads(); this.knum = cfg.knum(); this.kdim = cfg.kdim();
@@ -41,6 +55,9 @@ public final class Pkm implements TokenLayer {
         if (vdim != d) throw new UserError("config: pkm has no output projection, so mem_vdim must equal d_model (" + vdim + " != " + d + ")");
         int k1 = cfg.stage1Knn() > 0 ? cfg.stage1Knn() : knn;
         this.pk = new ProductKeys(heads, knum, kdim, k1, knn);
+        long rows = (long) knum * knum;
+        lookup = new ValueLookup(null, rows, rows, 0, vdim, 1, false);
+        stats = new MemoryStats(rows);
         queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, 2 * kdim * heads, d);
         keys = Param.of(prefix + "keys", Param.Group.DECAY, heads, 2, knum, kdim);
         values = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, Arena.ofAuto(), (long) knum * knum, vdim);
@@ -53,44 +70,51 @@ public final class Pkm implements TokenLayer {
     private void ensure(int n) {
         if (n <= cap) return;
         cap = n;
-        query = new float[n * heads * 2 * kdim];
-        dQuery = new float[n * heads * 2 * kdim];
-        dWeights = new float[n * heads * knn];
+        st = new StepState(n, heads * 2 * kdim, heads * knn);
     }
 
     @Override
     public void forward(float[] x, float[] y, int n) {
         ensure(n);
         Kernels K = Kernels.get();
-        K.gemmNT(n, 2 * kdim * heads, d, x, 0, queryProj.data(), 0, query, 0, false);
+        K.gemmNT(n, 2 * kdim * heads, d, x, 0, queryProj.data(), 0, st.query, 0, false);
         if (keyNorm) K.rmsnormForward(heads * 2 * knum, kdim, keys.data(), 0, null, 1e-5f, keysEff, 0, keysRstd, 0);
-        pk.forward(n, query, keysEff);
-        pk.groupByRow();
-        pk.lookup(values.segment(), 0, vdim, y);
+        pk.forward(n, st.query, keysEff);
+        // y = Σ_heads Σ_k w · V[idx], one fused gather in row order
+        lookup.address(pk.bestIndices, n * pk.entriesPerToken());
+        java.util.Arrays.fill(y, 0, n * d, 0f);
+        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), y, vdim, false);
+        stats.record(lookup, pk, y, n, d);
     }
 
     @Override
     public void backward(float[] x, float[] dy, float[] dx, int n) {
         Kernels K = Kernels.get();
-        pk.lookupBackward(values.segment(), values.gradSegment(), 0, vdim, dy, dWeights);
+        int R = pk.entriesPerToken();
+        lookup.dots(R, 1, vdim, values.segment(), dy, vdim, false, st.dWeights);
+        lookup.scatterAdd(R, 1, vdim, pk.weights(), dy, vdim, false, values.gradSegment());
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
-            pk.backward(n, dWeights, query, keysEff, dQuery, dKeysEff);
+            pk.backward(n, st.dWeights, st.query, keysEff, st.dQuery, dKeysEff);
             K.rmsnormBackward(heads * 2 * knum, kdim, keys.data(), 0, null, keysRstd, 0, dKeysEff, 0, keys.grad(), 0, null, true);
         } else {
-            pk.backward(n, dWeights, query, keysEff, dQuery, keys.grad());
+            pk.backward(n, st.dWeights, st.query, keysEff, st.dQuery, keys.grad());
         }
         int qd = 2 * kdim * heads;
-        K.gemmTN(qd, d, n, dQuery, 0, x, 0, queryProj.grad(), 0, true);
-        K.gemmNN(n, d, qd, dQuery, 0, queryProj.data(), 0, dx, 0, true);
+        K.gemmTN(qd, d, n, st.dQuery, 0, x, 0, queryProj.grad(), 0, true);
+        K.gemmNN(n, d, qd, st.dQuery, 0, queryProj.data(), 0, dx, 0, true);
     }
 
-    public int[] lastIndices() { return pk.indices(); }
+    public int[] lastIndices() { return pk.bestIndices; }
 
     public float[] lastWeights() { return pk.weights(); }
 
     @Override
     public List<Param> params() { return List.of(queryProj, keys, values); }
+
+    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
+
+    @Override public void resetDiagnostics() { stats.reset(); }
 
     /**
      * As the PKM reference code: keys U(±1/sqrt(kdim)), values N(0, 1/vdim); the query projection
@@ -116,12 +140,12 @@ public final class Pkm implements TokenLayer {
 
     @Override
     public long forwardMacsPerToken() {
-        long k1 = pk.k1;
+        long k1 = pk.knn1;
         return (long) 2 * kdim * heads * d + (long) heads * 2 * knum * kdim + (long) heads * k1 * k1 + (long) heads * knn * vdim;
     }
 
     @Override
     public long lastForwardParamBytes() {
-        return (denseParams() + (long) pk.distinctRows() * vdim) * Float.BYTES;
+        return (denseParams() + (long) lookup.nSeg * vdim) * Float.BYTES;
     }
 }

@@ -1,15 +1,10 @@
 package dev.ultramem.memory;
 
-import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
-import dev.ultramem.kernel.Kernels;
-import dev.ultramem.kernel.MemoryKernels;
-import dev.ultramem.layer.TokenLayer;
 
 import java.lang.foreign.Arena;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -20,59 +15,44 @@ import java.util.List;
  * weights the c-th 1/C of each value row), the E pooled blocks concatenated and projected by
  * {@code values_proj}. Scores are raw (no softmax).
  */
-public final class UltraMemV1 implements TokenLayer {
+public final class UltraMemV1 extends TuckerMemoryLayer<UltraMemV1.StepState> {
 
-    final MemoryConfig cfg;
-    public final int d, vdim, knn, heads, cores, expand, keyNum;
+    public final int expand;
     public final long valueNum;
-    public final TuckerRetrieval retrieval;
     public final Param values, valuesProj;
-    public final IndexBuffer shuffleIndex;
     public final ValueLookup lookup;
-    public final MemoryStats stats;
-    private final int memLayerNum;
 
-    private final Kernels K = Kernels.get();
-    private final MemoryKernels MK = MemoryKernels.get();
+    /** What a step keeps per token: the pooled lookup o and its gradient, and the score gradients. */
+    public static final class StepState {
+        final float[] o, dO, dScores;
 
-    private int cap = -1, n;
-    private float[] o, dO, dScores;
-    private long lastBytes;
+        StepState(int tokens, int width, int entries, int cores) {
+            o = new float[tokens * width]; dO = new float[tokens * width]; dScores = new float[tokens * entries * cores];
+        }
+
+        /** floats per token, as allocated above. */
+        public static long floatsPerToken(long width, long entries, long cores) { return 2 * width + entries * cores; }
+    }
 
     public UltraMemV1(MemoryConfig cfg, int memLayerNum, String prefix) {
-        this.cfg = cfg;
-        this.memLayerNum = memLayerNum;
-        d = cfg.dModel(); vdim = cfg.vdim(); knn = cfg.knn(); heads = cfg.heads(); cores = cfg.tuckerCores();
-        expand = cfg.v1ValueExpand();
-        int ket = (int) Math.round(Math.sqrt(expand));
+        int expand = cfg.v1ValueExpand(), ket = (int) Math.round(Math.sqrt(expand));
         if (ket * ket != expand) throw new UserError("config: mem_v1_value_expand_time must be a perfect square");
-        if (vdim % cores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
-        keyNum = ket * cfg.knum();
-        valueNum = (long) cfg.knum() * cfg.knum();
-        int k1 = cfg.stage1Knn() == 0 ? knn : cfg.stage1Knn();
-        int r = cfg.tuckerRank();
+        if (cfg.vdim() % cfg.tuckerCores() != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
+        int keyNum = ket * cfg.knum(), heads = cfg.heads(), r = cfg.tuckerRank();
+        long valueNum = (long) cfg.knum() * cfg.knum();
+        int k1 = cfg.stage1Knn() == 0 ? cfg.knn() : cfg.stage1Knn();
         int[][][] slots = TuckerRetrieval.sharedQuerySlots(heads, r);
-        retrieval = new TuckerRetrieval(prefix, d, cfg.kdim(), heads, keyNum, r, cores, k1, knn,
-                2 * ((heads + 1) / 2), slots[0], slots[1]);
+        super(cfg, memLayerNum, prefix, keyNum, valueNum, new TuckerRetrieval(prefix, cfg.dModel(), cfg.kdim(), heads, keyNum, r,
+                cfg.tuckerCores(), k1, cfg.knn(), 2 * ((heads + 1) / 2), slots[0], slots[1]));
+        this.expand = expand;
+        this.valueNum = valueNum;
         retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.tuckerTau(), 0);
         values = Param.offHeap(prefix + "values_for_look_up", Param.Group.VALUE, Arena.ofAuto(), valueNum, vdim);
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, expand * vdim);
-        int virtual = Math.toIntExact((long) keyNum * keyNum);
-        int[] perm = new int[virtual];
-        for (int i = 0; i < virtual; i++) perm[i] = i;
-        shuffleIndex = new IndexBuffer(prefix + "shuffle_index", perm);
-        lookup = new ValueLookup(perm, valueNum, valueNum, 0, vdim, expand, true);
-        stats = new MemoryStats(valueNum);
+        lookup = new ValueLookup(shuffleIndex.data(), valueNum, valueNum, 0, vdim, expand, true);
     }
 
-    @Override public List<Param> params() {
-        List<Param> l = new ArrayList<>(retrieval.params());
-        l.add(values);
-        l.add(valuesProj);
-        return l;
-    }
-
-    @Override public List<IndexBuffer> indexBuffers() { return List.of(shuffleIndex); }
+    @Override public List<Param> params() { return params(values, valuesProj); }
 
     @Override public void initialize(Rng rng) {
         boolean paper = cfg.paperInit();
@@ -80,8 +60,7 @@ public final class UltraMemV1 implements TokenLayer {
         double linStd = PaperInit.linearStd(cfg);
         retrieval.initialize(rng, Math.pow(kdim, -0.33), paper ? linStd : 1.0 / Math.sqrt(kdim));
         rng.fillNormal(valuesProj.data(), paper ? linStd : 1.0 / Math.sqrt(expand * vdim));
-        int[] perm = rng.permutation(shuffleIndex.data().length);
-        System.arraycopy(perm, 0, shuffleIndex.data(), 0, perm.length);
+        shuffle(rng);
         double valueStd = 0.02;
         if (paper) {
             double sigmaS = retrieval.calibrateNorms(rng, 256);
@@ -91,34 +70,20 @@ public final class UltraMemV1 implements TokenLayer {
         afterWeightsChanged();
     }
 
-    /** Eval mode reuses the normalised keys until afterWeightsChanged (v1 has no dropout). */
-    @Override public void setTraining(boolean training) { retrieval.setCacheKeys(!training); }
-
-    @Override public void afterWeightsChanged() {
-        retrieval.updateTucker();
-        stats.setSingular(retrieval.singular, retrieval.rank);
-    }
-
-    private void ensure(int n) {
-        this.n = n;
-        if (n <= cap) return;
-        int c = Math.max(n, cap * 3 / 2);
-        o = new float[c * expand * vdim]; dO = new float[c * expand * vdim];
-        dScores = new float[c * heads * knn * cores];
-        cap = c;
-    }
+    @Override StepState newState(int c) { return new StepState(c, expand * vdim, entriesPerToken(), cores); }
 
     @Override
     public void forward(float[] x, float[] y, int n) {
         ensure(n);
-        int R = heads * knn, W = expand * vdim;
+        float[] o = state.o;
+        int R = entriesPerToken(), W = expand * vdim;
         // 1–7. TDQKR: query, keys, row/col scores, stage-1 top-k with u, v, grid per core, stage-2 top-k
         retrieval.forward(x, n);
         // 8. shuffle and implicit value expansion: virtual index → (block g, physical row)
         lookup.address(retrieval.bestIndices, n * R);
         // 9. multi-core pooled lookup: o[n, g·vdim + chunk c] += score_c · V[p, chunk c]
         Arrays.fill(o, 0, n * W, 0f);
-        MK.gatherWeightedSum(n, R, cores, vdim, values.segment(), lookup.row, lookup.col, retrieval.scores, o, W);
+        lookup.gather(n, R, cores, vdim, values.segment(), retrieval.scores, o, W, true);
         // 10. y = values_proj(concat_g o_g)
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
         lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel() + (long) lookup.nSeg * vdim);
@@ -128,23 +93,17 @@ public final class UltraMemV1 implements TokenLayer {
     @Override
     public void backward(float[] x, float[] dy, float[] dx, int n) {
         if (n != this.n) throw new IllegalStateException("backward n differs from forward n");
-        int R = heads * knn, W = expand * vdim;
+        StepState s = state;
+        int R = entriesPerToken(), W = expand * vdim;
         // 10'. values_proj
-        K.gemmNN(n, W, d, dy, 0, valuesProj.data(), 0, dO, 0, false);
-        K.gemmTN(d, W, n, dy, 0, o, 0, valuesProj.grad(), 0, true);
+        K.gemmNN(n, W, d, dy, 0, valuesProj.data(), 0, s.dO, 0, false);
+        K.gemmTN(d, W, n, dy, 0, s.o, 0, valuesProj.grad(), 0, true);
         // 9'. lookup: score gradients (gathered dots) and value rows (row-grouped scatter-add)
-        MK.gatherDot(n, R, cores, vdim, values.segment(), lookup.row, lookup.col, dO, W, dScores);
-        MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
-                retrieval.scores, dO, W, lookup.col, values.gradSegment());
+        lookup.dots(R, cores, vdim, values.segment(), s.dO, W, true, s.dScores);
+        lookup.scatterAdd(R, cores, vdim, retrieval.scores, s.dO, W, true, values.gradSegment());
         // 7'–1'. retrieval
-        retrieval.backward(x, dScores, dx, n);
+        retrieval.backward(x, s.dScores, dx, n);
     }
-
-    @Override public double auxLoss() { return retrieval.auxLoss(); }
-
-    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
-
-    @Override public void resetDiagnostics() { stats.reset(); }
 
     @Override public long activatedParamsPerToken() {
         return retrieval.denseParams() + valuesProj.numel() + (long) knn * heads * vdim;
@@ -154,5 +113,4 @@ public final class UltraMemV1 implements TokenLayer {
         return retrieval.forwardMacsPerToken() + (long) heads * knn * vdim + (long) expand * vdim * d;
     }
 
-    @Override public long lastForwardParamBytes() { return lastBytes; }
 }

@@ -1,14 +1,9 @@
 package dev.ultramem.memory;
 
-import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
-import dev.ultramem.kernel.Kernels;
-import dev.ultramem.kernel.MemoryKernels;
-import dev.ultramem.layer.TokenLayer;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -25,56 +20,61 @@ import java.util.List;
  * kept so official weights load). "paper" gives every rank its own row and column query: slots laid
  * out [h div 2][side][rank][kdim], row query of rank ρ = (side 0, ρ), column query = (side 1, ρ).
  */
-public final class UltraMemV2 implements TokenLayer {
+public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
 
-    final MemoryConfig cfg;
-    public final int d, vdim, preVdim, knn, heads, cores, keyExpand, valueExpand, keyNum, layerId;
+    public final int preVdim, keyExpand, valueExpand, layerId;
     public final long valueNum, allValueNum, offset;
-    public final TuckerRetrieval retrieval;
     public final SharedMemory shared;
     public final Param valuesProj, preValuesProj;
-    public final IndexBuffer shuffleIndex;
     public final ValueLookup lookup;
-    public final MemoryStats stats;
-    private final int memLayerNum;
-
-    private final Kernels K = Kernels.get();
-    private final MemoryKernels MK = MemoryKernels.get();
 
     private boolean training = true;
     private Rng dropoutRng;
-    private int cap = -1, n;
-    private float[] o, dO, preIn, dPreIn, preRaw, pre, w, dW, dScores, dPre, mask, dyMasked;
-    private long lastBytes;
+
+    /**
+     * What a step keeps per token: the pooled lookup o and its gradient, pre_values_proj(x) and its
+     * gradient, the pre-value scores π (raw, activated, gradient), the lookup weights score_c·π with
+     * their gradient and the score gradients, and the dropout mask with the masked output gradient.
+     */
+    public static final class StepState {
+        final float[] o, dO, preIn, dPreIn, preRaw, pre, dPre, w, dW, dScores, mask, dyMasked;
+
+        StepState(int tokens, int width, int preVdim, int entries, int cores, int d) {
+            o = new float[tokens * width]; dO = new float[tokens * width];
+            preIn = new float[tokens * preVdim]; dPreIn = new float[tokens * preVdim];
+            preRaw = new float[tokens * entries]; pre = new float[tokens * entries]; dPre = new float[tokens * entries];
+            w = new float[tokens * entries * cores]; dW = new float[tokens * entries * cores]; dScores = new float[tokens * entries * cores];
+            mask = new float[tokens * d]; dyMasked = new float[tokens * d];
+        }
+
+        /** floats per token, as allocated above. */
+        public static long floatsPerToken(long width, long preVdim, long entries, long cores, long d) {
+            return 2 * width + 2 * preVdim + 3 * entries + 3 * entries * cores + 2 * d;
+        }
+    }
 
     public UltraMemV2(MemoryConfig cfg, int layerId, int memLayerNum, SharedMemory shared, String prefix) {
-        this.cfg = cfg; this.layerId = layerId; this.memLayerNum = memLayerNum; this.shared = shared;
-        d = cfg.dModel(); vdim = cfg.vdim(); preVdim = cfg.preVdim(); knn = cfg.knn(); heads = cfg.heads();
-        cores = cfg.tuckerCores(); keyExpand = cfg.keyExpandTime(); valueExpand = cfg.valueExpandTime();
-        int r = cfg.tuckerRank();
-        if (vdim % cores != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
+        int heads = cfg.heads(), keyExpand = cfg.keyExpandTime(), valueExpand = cfg.valueExpandTime(), r = cfg.tuckerRank();
+        if (cfg.vdim() % cfg.tuckerCores() != 0) throw new UserError("config: mem_vdim must be divisible by mem_tucker_cores");
         if (valueExpand != 1 && valueExpand != keyExpand * keyExpand)
             throw new UserError("config: mem_value_expand_time must be 1 or mem_key_expand_time²");
-        long knumSq = (long) cfg.knum() * cfg.knum();
-        allValueNum = knumSq * memLayerNum;
+        long knumSq = (long) cfg.knum() * cfg.knum(), allValueNum = knumSq * memLayerNum;
         if (shared == null || shared.values == null || shared.allValueNum != allValueNum)
             throw new UserError("ultramem_v2: the shared value table must have knum²·mem_layer_num = " + allValueNum + " rows");
-        if (preVdim > 0 && (shared.preValues == null || shared.preValues.dim(1) != preVdim))
+        if (cfg.preVdim() > 0 && (shared.preValues == null || shared.preValues.dim(1) != cfg.preVdim()))
             throw new UserError("ultramem_v2: the shared pre-value table is missing or has the wrong width");
-        if (shared.values.dim(1) != vdim) throw new UserError("ultramem_v2: the shared value table width differs from mem_vdim");
+        if (shared.values.dim(1) != cfg.vdim()) throw new UserError("ultramem_v2: the shared value table width differs from mem_vdim");
+        // the layer's window of the shared table: knum_l = floor(sqrt(all · share_ratio)) rows per side
         long knumL = (long) Math.floor(Math.sqrt(allValueNum * cfg.shareRatio()));
         while ((knumL + 1) * (knumL + 1) <= allValueNum * cfg.shareRatio()) knumL++;
         while (knumL > 0 && knumL * knumL > allValueNum * cfg.shareRatio()) knumL--;
         if (knumL < 1) throw new UserError("config: mem_share_ratio too small: no value rows per layer");
-        valueNum = knumL * knumL;
-        offset = (long) layerId * knumSq;
-        keyNum = Math.toIntExact(keyExpand * knumL);
-        int k1 = cfg.stage1Knn() == 0 ? knn : cfg.stage1Knn();
-        boolean released = cfg.releasedQueries();
+        int keyNum = Math.toIntExact(keyExpand * knumL);
+        int k1 = cfg.stage1Knn() == 0 ? cfg.knn() : cfg.stage1Knn();
         int groups = (heads + 1) / 2;
         int[][][] slots;
         int nSlots;
-        if (released) {
+        if (cfg.releasedQueries()) {
             if (2 * groups > 2 * r)
                 throw new UserError("config: mem_query_mode released supports at most 2·mem_tucker_rank heads (" + 2 * r + "), got " + heads);
             slots = TuckerRetrieval.sharedQuerySlots(heads, r);
@@ -83,32 +83,26 @@ public final class UltraMemV2 implements TokenLayer {
             slots = TuckerRetrieval.perRankQuerySlots(heads, r);
             nSlots = 2 * r * groups;
         }
-        retrieval = new TuckerRetrieval(prefix, d, cfg.kdim(), heads, keyNum, r, cores, k1, knn, nSlots, slots[0], slots[1]);
+        super(cfg, memLayerNum, prefix, keyNum, knumL * knumL, new TuckerRetrieval(prefix, cfg.dModel(), cfg.kdim(), heads, keyNum, r,
+                cfg.tuckerCores(), k1, cfg.knn(), nSlots, slots[0], slots[1]));
+        this.layerId = layerId; this.shared = shared;
+        this.preVdim = cfg.preVdim(); this.keyExpand = keyExpand; this.valueExpand = valueExpand;
+        this.allValueNum = allValueNum;
+        valueNum = knumL * knumL;
+        offset = (long) layerId * knumSq;
         retrieval.setAuxLosses(cfg.tuckerPenalty(), cfg.tuckerTau(), cfg.keyBalanceCoef());
         preValuesProj = preVdim > 0 ? Param.of(prefix + "pre_values_proj.weight", Param.Group.DECAY, preVdim, d) : null;
         valuesProj = Param.of(prefix + "values_proj.weight", Param.Group.DECAY, d, valueExpand * vdim);
-        long virtual = (long) keyNum * keyNum;
-        int[] perm = new int[Math.toIntExact(virtual)];
-        for (int i = 0; i < perm.length; i++) perm[i] = i;
-        shuffleIndex = new IndexBuffer(prefix + "shuffle_index", perm);
         int g = keyExpand * keyExpand;
-        lookup = new ValueLookup(perm, valueNum, allValueNum, offset, vdim, g, valueExpand == g);
-        stats = new MemoryStats(valueNum);
+        lookup = new ValueLookup(shuffleIndex.data(), valueNum, allValueNum, offset, vdim, g, valueExpand == g);
         dropoutRng = new Rng(0x6d656d6f72794cL + layerId);
     }
 
-    @Override public List<Param> params() {
-        List<Param> l = new ArrayList<>(retrieval.params());
-        if (preValuesProj != null) l.add(preValuesProj);
-        l.add(valuesProj);
-        return l;
-    }
-
-    @Override public List<IndexBuffer> indexBuffers() { return List.of(shuffleIndex); }
+    @Override public List<Param> params() { return params(preValuesProj, valuesProj); }
 
     @Override public void setTraining(boolean training) {
         this.training = training;
-        retrieval.setCacheKeys(!training);
+        super.setTraining(training);
     }
 
     @Override public void initialize(Rng rng) {
@@ -118,64 +112,47 @@ public final class UltraMemV2 implements TokenLayer {
         retrieval.initialize(rng, Math.pow(kdim, -0.4), paper ? linStd : 1.0 / Math.sqrt(kdim));
         rng.fillNormal(valuesProj.data(), paper ? linStd : 1.0 / Math.sqrt(valueExpand * vdim));
         if (preValuesProj != null) rng.fillNormal(preValuesProj.data(), paper ? linStd : 1.0 / Math.sqrt(d));
-        int[] perm = rng.permutation(shuffleIndex.data().length);
-        System.arraycopy(perm, 0, shuffleIndex.data(), 0, perm.length);
+        shuffle(rng);
         if (paper) retrieval.calibrateNorms(rng, 256);
         dropoutRng = new Rng(rng.nextLong());
         afterWeightsChanged();
     }
 
-    @Override public void afterWeightsChanged() {
-        retrieval.updateTucker();
-        stats.setSingular(retrieval.singular, retrieval.rank);
-    }
-
-    private void ensure(int n) {
-        this.n = n;
-        if (n <= cap) return;
-        int c = Math.max(n, cap * 3 / 2);
-        int R = heads * knn, W = lookup.outWidth();
-        o = new float[c * W]; dO = new float[c * W];
-        if (preVdim > 0) { preIn = new float[c * preVdim]; dPreIn = new float[c * preVdim]; }
-        preRaw = new float[c * R]; pre = new float[c * R]; dPre = new float[c * R];
-        w = new float[c * R * cores]; dW = new float[c * R * cores]; dScores = new float[c * R * cores];
-        mask = new float[c * d]; dyMasked = new float[c * d];
-        cap = c;
-    }
+    @Override StepState newState(int c) { return new StepState(c, lookup.outWidth(), preVdim, entriesPerToken(), cores, d); }
 
     private boolean dropoutOn() { return training && cfg.outputDropout() > 0; }
 
     @Override
     public void forward(float[] x, float[] y, int n) {
         ensure(n);
-        int R = heads * knn, W = lookup.outWidth(), m = n * R;
+        StepState st = state;
+        int R = entriesPerToken(), W = lookup.outWidth(), m = n * R;
         // 1–7. TDQKR
         retrieval.forward(x, n);
         // shuffle, value expansion, ring window of the shared table
         lookup.address(retrieval.bestIndices, m);
-        float[] sc = retrieval.scores;
+        float[] sc = retrieval.scores, w = st.w;
         if (preVdim > 0) {
             // pre-values: π = ⟨P[p], pre_values_proj(x)⟩ (optionally GELU), weights = score_c · π
-            K.gemmNT(n, preVdim, d, x, 0, preValuesProj.data(), 0, preIn, 0, false);
-            MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
-                    shared.preValues.segment(), null, preIn, preVdim, preRaw);
+            K.gemmNT(n, preVdim, d, x, 0, preValuesProj.data(), 0, st.preIn, 0, false);
+            lookup.dots(R, 1, preVdim, shared.preValues.segment(), st.preIn, preVdim, false, st.preRaw);
             for (int e = 0; e < m; e++) {
-                pre[e] = cfg.useGluAct() ? (float) Gelu.f(preRaw[e]) : preRaw[e];
-                for (int c = 0; c < cores; c++) w[e * cores + c] = sc[e * cores + c] * pre[e];
+                st.pre[e] = cfg.useGluAct() ? (float) Gelu.f(st.preRaw[e]) : st.preRaw[e];
+                for (int c = 0; c < cores; c++) w[e * cores + c] = sc[e * cores + c] * st.pre[e];
             }
         } else {
             System.arraycopy(sc, 0, w, 0, m * cores);
         }
         // multi-core pooled lookup (groups summed or concatenated)
-        Arrays.fill(o, 0, n * W, 0f);
-        MK.gatherWeightedSumRows(n, R, cores, vdim, shared.values.segment(), lookup.order, lookup.row, lookup.col, w, o, W);
-        K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
+        Arrays.fill(st.o, 0, n * W, 0f);
+        lookup.gather(n, R, cores, vdim, shared.values.segment(), w, st.o, W, true);
+        K.gemmNT(n, d, W, st.o, 0, valuesProj.data(), 0, y, 0, false);
         // output dropout (training only)
         if (dropoutOn()) {
             float keep = (float) (1 / (1 - cfg.outputDropout()));
             for (int i = 0; i < n * d; i++) {
-                mask[i] = dropoutRng.nextDouble() < cfg.outputDropout() ? 0f : keep;
-                y[i] *= mask[i];
+                st.mask[i] = dropoutRng.nextDouble() < cfg.outputDropout() ? 0f : keep;
+                y[i] *= st.mask[i];
             }
         }
         lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel()
@@ -186,57 +163,49 @@ public final class UltraMemV2 implements TokenLayer {
     @Override
     public void backward(float[] x, float[] dy, float[] dx, int n) {
         if (n != this.n) throw new IllegalStateException("backward n differs from forward n");
-        int R = heads * knn, W = lookup.outWidth(), m = n * R;
+        StepState st = state;
+        int R = entriesPerToken(), W = lookup.outWidth(), m = n * R;
         float[] g = dy;
         if (dropoutOn()) {
-            for (int i = 0; i < n * d; i++) dyMasked[i] = dy[i] * mask[i];
-            g = dyMasked;
+            for (int i = 0; i < n * d; i++) st.dyMasked[i] = dy[i] * st.mask[i];
+            g = st.dyMasked;
         }
         // values_proj
-        K.gemmNN(n, W, d, g, 0, valuesProj.data(), 0, dO, 0, false);
-        K.gemmTN(d, W, n, g, 0, o, 0, valuesProj.grad(), 0, true);
+        K.gemmNN(n, W, d, g, 0, valuesProj.data(), 0, st.dO, 0, false);
+        K.gemmTN(d, W, n, g, 0, st.o, 0, valuesProj.grad(), 0, true);
         // lookup: weight gradients and value rows
-        MK.gatherDotRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
-                shared.values.segment(), lookup.col, dO, W, dW);
-        MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, cores, vdim,
-                w, dO, W, lookup.col, shared.values.gradSegment());
-        float[] sc = retrieval.scores;
+        lookup.dots(R, cores, vdim, shared.values.segment(), st.dO, W, true, st.dW);
+        lookup.scatterAdd(R, cores, vdim, st.w, st.dO, W, true, shared.values.gradSegment());
+        float[] sc = retrieval.scores, dW = st.dW, dScores = st.dScores;
         if (preVdim > 0) {
             // weights = score_c · π: split the gradient between the scores and the pre-value score
             for (int e = 0; e < m; e++) {
                 float dp = 0;
                 for (int c = 0; c < cores; c++) {
-                    dScores[e * cores + c] = dW[e * cores + c] * pre[e];
+                    dScores[e * cores + c] = dW[e * cores + c] * st.pre[e];
                     dp += dW[e * cores + c] * sc[e * cores + c];
                 }
-                dPre[e] = cfg.useGluAct() ? (float) (dp * Gelu.df(preRaw[e])) : dp;
+                st.dPre[e] = cfg.useGluAct() ? (float) (dp * Gelu.df(st.preRaw[e])) : dp;
             }
-            MK.scatterAddRows(lookup.nSeg, lookup.segStart, lookup.segRow, lookup.order, R, 1, preVdim,
-                    dPre, preIn, preVdim, null, shared.preValues.gradSegment());
-            Arrays.fill(dPreIn, 0, n * preVdim, 0f);
-            MK.gatherWeightedSumRows(n, R, 1, preVdim, shared.preValues.segment(), lookup.order, lookup.row, null, dPre, dPreIn, preVdim);
-            K.gemmTN(preVdim, d, n, dPreIn, 0, x, 0, preValuesProj.grad(), 0, true);
-            K.gemmNN(n, d, preVdim, dPreIn, 0, preValuesProj.data(), 0, dx, 0, true);
+            lookup.scatterAdd(R, 1, preVdim, st.dPre, st.preIn, preVdim, false, shared.preValues.gradSegment());
+            Arrays.fill(st.dPreIn, 0, n * preVdim, 0f);
+            lookup.gather(n, R, 1, preVdim, shared.preValues.segment(), st.dPre, st.dPreIn, preVdim, false);
+            K.gemmTN(preVdim, d, n, st.dPreIn, 0, x, 0, preValuesProj.grad(), 0, true);
+            K.gemmNN(n, d, preVdim, st.dPreIn, 0, preValuesProj.data(), 0, dx, 0, true);
         } else {
             System.arraycopy(dW, 0, dScores, 0, m * cores);
         }
         retrieval.backward(x, dScores, dx, n);
     }
 
-    @Override public double auxLoss() { return retrieval.auxLoss(); }
-
-    @Override public java.util.Map<String, Double> diagnostics() { return stats.toMap(); }
-
-    @Override public void resetDiagnostics() { stats.reset(); }
-
     /** pre-value scores of the last forward (after the optional GELU), [e]. */
-    public float[] preScores() { return pre; }
+    public float[] preScores() { return state.pre; }
 
     /** pre_values_proj(x) of the last forward, [t][pre_vdim]. */
-    public float[] preInput() { return preIn; }
+    public float[] preInput() { return state.preIn; }
 
     /** pooled lookup output before values_proj, [t][outWidth]. */
-    public float[] lookupOutput() { return o; }
+    public float[] lookupOutput() { return state.o; }
 
     @Override public long activatedParamsPerToken() {
         return retrieval.denseParams() + valuesProj.numel() + (preValuesProj == null ? 0 : preValuesProj.numel())
@@ -249,5 +218,4 @@ public final class UltraMemV2 implements TokenLayer {
         return m;
     }
 
-    @Override public long lastForwardParamBytes() { return lastBytes; }
 }

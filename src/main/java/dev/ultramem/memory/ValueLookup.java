@@ -1,18 +1,22 @@
 package dev.ultramem.memory;
 
 import dev.ultramem.core.Parallel;
+import dev.ultramem.kernel.MemoryKernels;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * Value addressing of the selected entries (shared by UltraMem v1 and UltraMemV2): shuffle, implicit
- * value expansion and the ring window of a shared table.
+ * Value addressing of the retrieval winners and the value read of every memory layer: shuffle, implicit
+ * value expansion and the ring window of a shared table (UltraMem v1 and UltraMemV2; PKM and Memory+ read
+ * their table directly, with no shuffle, one group and no offset).
  * {@code z' = shuffle[z]}, group {@code g = z' div valueNum}, physical row
  * {@code p = ((z' mod valueNum) + offset) mod allValueNum}; the output column block of an entry is
  * {@code g·vdim} when the groups are concatenated and 0 when they are summed.
  *
- * <p>Also builds the row-grouped (CSR) entry list used by the backward scatter-add and counts the
- * distinct rows touched (bytes read per forward).
+ * <p>Also builds the row-grouped (CSR) entry list used by the fused gather and scatter-add, so each
+ * touched row is read once, in ascending order, and its gradient is written by one thread; the number
+ * of distinct rows touched gives the bytes read per forward.
  */
 public final class ValueLookup {
     public final long valueNum, allValueNum, offset;
@@ -28,6 +32,7 @@ public final class ValueLookup {
     public static final int SORT_CHUNKS = 8;
     private int[] count = new int[0];
 
+    /** @param shuffle the virtual-index permutation, or null for none (z addresses the table directly) */
     public ValueLookup(int[] shuffle, long valueNum, long allValueNum, long offset, int vdim, int groups, boolean concat) {
         this.shuffle = shuffle; this.valueNum = valueNum; this.allValueNum = allValueNum; this.offset = offset;
         this.vdim = vdim; this.groups = groups; this.concat = concat;
@@ -44,7 +49,7 @@ public final class ValueLookup {
         }
         Parallel.forRange(m, 4096, (e0, e1) -> {
             for (int e = e0; e < e1; e++) {
-                int zs = shuffle[z[e]];
+                int zs = shuffle == null ? z[e] : shuffle[z[e]];
                 shuffled[e] = zs;
                 // the group is 0 without key expansion; offset < allValueNum and valueNum ≤ allValueNum, so the
             // window wraps at most once
@@ -89,6 +94,30 @@ public final class ValueLookup {
             int o = ch * buckets;
             for (int q = q0; q < q1; q++) { int e = src[q]; dst[cnt[o + ((row[e] >>> shift) & mask)]++] = e; }
         });
+    }
+
+    /**
+     * The fused value read {@code out[t, col[e] + chunk c] += Σ_e w[e·C + c] · table[row[e], chunk c]} over the
+     * R entries of each of n tokens (out {@code [n][stride]}, added into), reading the rows in ascending order.
+     */
+    public void gather(int n, int R, int C, int width, MemorySegment table, float[] w, float[] out, int stride, boolean cols) {
+        MemoryKernels.get().gatherWeightedSumRows(n, R, C, width, table, order, row, cols ? col : null, w, out, stride);
+    }
+
+    /**
+     * The gathered inner products {@code dots[e·C + c] = ⟨table[row[e], chunk c], vec[t, col[e] + chunk c]⟩}
+     * (overwrite): the gradient of the gather's weights, and the pre-value scores of UltraMemV2.
+     */
+    public void dots(int R, int C, int width, MemorySegment table, float[] vec, int stride, boolean cols, float[] dots) {
+        MemoryKernels.get().gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, cols ? col : null, vec, stride, dots);
+    }
+
+    /**
+     * The sparse scatter-add {@code grad[row[e], chunk c] += Σ_e w[e·C + c] · vec[t, col[e] + chunk c]} into
+     * the touched rows only (the value-table gradient of {@link #gather}); each row is written by one thread.
+     */
+    public void scatterAdd(int R, int C, int width, float[] w, float[] vec, int stride, boolean cols, MemorySegment grad) {
+        MemoryKernels.get().scatterAddRows(nSeg, segStart, segRow, order, R, C, width, w, vec, stride, cols ? col : null, grad);
     }
 
     /** Window-local row of a physical row (for usage statistics over the layer's own rows). */

@@ -6,6 +6,11 @@ import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.layer.Attention;
+import dev.ultramem.memory.MemoryPlus;
+import dev.ultramem.memory.MemoryStats;
+import dev.ultramem.memory.Pkm;
+import dev.ultramem.memory.UltraMemV1;
+import dev.ultramem.memory.UltraMemV2;
 import dev.ultramem.memory.ValueLookup;
 
 import java.lang.management.ManagementFactory;
@@ -451,13 +456,15 @@ public final class MemoryPlan {
                 heap(Part.BUFFERS, "normalised key copies and their gradients", mul(6, M), nk, 4);
                 heap(Part.BUFFERS, "key norms", M, mul(H, 2, c.memTuckerRank, ms.keyNum), 4);
                 heap(Part.BUFFERS, "shuffle indices, keys per side²", M, mul(ms.keyNum, ms.keyNum), 4);
-                heap(Part.BUFFERS, "value-row usage counts", M, ms.layerRows, 4);
+                heap(Part.BUFFERS, "value-row usage counts", M, Math.min(ms.layerRows, MemoryStats.DENSE_ROWS), 4);
                 heap(Part.BUFFERS, "stage-2 bound cells, built once", M, mul(ms.stage1, ms.stage1), 20);
             }
             case "pkm", "memory_plus" -> {
                 long nk = mul(H, 2, c.memKnum);
                 if (c.memKeyNorm) heap(Part.BUFFERS, "normalised key copies and their gradients", mul(2, M), mul(nk, kd), 4);
                 heap(Part.BUFFERS, "key norms", M, nk, 4);
+                heap(Part.BUFFERS, "value-row usage counts", M, Math.min(ms.layerRows, MemoryStats.DENSE_ROWS), 4);
+                heap(Part.BUFFERS, "stage-2 bound cells, built once", M, mul(ms.stage1, ms.stage1), 20);
             }
             default -> { }
         }
@@ -520,30 +527,25 @@ public final class MemoryPlan {
         long Hm = c.memHead, kd = c.memKdim, vd = c.memVdim, knn = c.memKnn, R = mul(Hm, knn), C = c.memTuckerCores;
         switch (c.memType) {
             case "ultramem_v2" -> {
-                act("memory lookup outputs and gradients", mul(2, M), mul(n, ms.outWidth));
-                if (c.memPreVdim > 0) act("pre-value projections and gradients", mul(2, M), mul(n, c.memPreVdim));
-                act("pre-value scores and gradients", mul(3, M), mul(n, R));
-                act("lookup weights and score gradients", mul(3, M), mul(n, R, C));
-                act("memory dropout masks", mul(2, M), nd);
+                // lookup outputs, pre-value inputs and scores, lookup weights, dropout masks, and their gradients
+                act("UltraMemV2 step state", M, mul(n, UltraMemV2.StepState.floatsPerToken(ms.outWidth, c.memPreVdim, R, C, d)));
                 lookup(M, mul(n, R), ms.tableRows);
                 retrieval(c, ms, n);
             }
             case "ultramem_v1" -> {
-                act("memory lookup outputs and gradients", mul(2, M), mul(n, ms.outWidth));
-                act("lookup score gradients", M, mul(n, R, C));
+                // lookup outputs and their gradients, score gradients
+                act("UltraMem v1 step state", M, mul(n, UltraMemV1.StepState.floatsPerToken(ms.outWidth, R, C)));
                 lookup(M, mul(n, R), ms.tableRows);
                 retrieval(c, ms, n);
             }
             case "pkm" -> {
-                act("memory queries and gradients", mul(2, M), mul(n, Hm, 2, kd));
-                act("lookup weight gradients", M, mul(n, R));
+                // queries and their gradients, lookup-weight gradients
+                act("PKM step state", M, mul(n, Pkm.StepState.floatsPerToken(mul(Hm, 2, kd), R)));
                 productKeys(c, ms, n);
             }
             case "memory_plus" -> {
-                act("memory queries, normalised queries and gradients", mul(4, M), mul(n, Hm, 2, kd));
-                act("memory query norm factors", M, mul(n, Hm, 2));
-                act("memory lookup, gate and hidden states and gradients", mul(6, M), mul(n, vd));
-                act("lookup weight gradients", M, mul(n, R));
+                // queries, norm factors, lookup, gate and hidden states, and their gradients
+                act("Memory+ step state", M, mul(n, MemoryPlus.StepState.floatsPerToken(mul(Hm, 2, kd), mul(Hm, 2), vd, R)));
                 productKeys(c, ms, n);
             }
             default -> { }
@@ -558,46 +560,42 @@ public final class MemoryPlan {
         act("lookup radix counts", M, mul(ValueLookup.SORT_CHUNKS, 1L << Math.min(lowBits, 62)));
     }
 
-    /** TuckerRetrieval.ensure and its per-chunk scratch. */
+    /** ProductKeyRetrieval.ensure and its per-chunk scratch: the two-stage core of every memory layer. */
+    private void selection(ModelConfig c, MemoryShape ms, long n) {
+        long M = ms.layers, H = c.memHead, kn = ms.keyNum, k1 = ms.stage1, knn = c.memKnn;
+        act("stage-1 side scores, tokens × keys per side", M, mul(H, 2, n, kn));
+        act("stage-1 candidates", M, mul(n, H, 2, k1));
+        act("winners: grid cells, addresses and scores", mul(4, M), mul(n, H, knn));
+        long chunks = mul(M, Math.max(1, Math.min(4L * threads, n)));
+        act("stage-1 candidate scores, per chunk", chunks, mul(2, k1));
+        act("stage-2 grids, per chunk", chunks, mul(k1, k1));
+        act("stage-2 winner values and cells, per chunk", mul(2, chunks), knn);
+    }
+
+    /** TuckerRetrieval.allocate and its per-chunk scratch, on top of {@link #selection}. */
     private void retrieval(ModelConfig c, MemoryShape ms, long n) {
         long M = ms.layers, S = ms.querySlots, kd = c.memKdim, H = c.memHead, r = c.memTuckerRank, kn = ms.keyNum, k1 = ms.stage1;
         long knn = c.memKnn, C = c.memTuckerCores;
+        selection(c, ms, n);
         act("retrieval queries and gradients", mul(6, M), mul(n, S, kd));
         act("retrieval query norm factors", M, mul(n, S));
         act("retrieval rank queries", M, mul(H, 2, n, r, kd));
-        act("stage-1 scores, tokens × keys per side", M, mul(H, 2, n, kn));
-        act("stage-1 winners", M, mul(n, H, 2, k1));
-        act("stage-1 winner scores and gradients", mul(2, M), mul(n, H, 2, k1, r));
-        act("selected entries", mul(3, M), mul(n, H, knn));
+        act("per-rank candidate scores and gradients", mul(2, M), mul(n, H, 2, k1, r));
         act("per-core scores", M, mul(n, H, knn, C));
-        act("summed scores", M, mul(n, H, knn));
         if (c.memKeyBalanceCoef > 0) act("key-balance score gradients", M, mul(H, 2, r, n, kn));
         heap(Part.ACTIVATIONS, "Tucker-core gradient partials", M, mul(Math.min(n, 64), C, H, r, r), 8);
         long chunks = mul(M, Math.max(1, Math.min(4L * threads, n)));
-        act("stage-2 grids, per chunk", chunks, mul(k1, k1));
-        act("stage-1 top-k scratch, per chunk", chunks, Math.max(k1, knn));
-        act("per-rank winner scratch, per chunk", mul(4, chunks), mul(k1, r));
+        act("per-rank candidate scratch, per chunk", mul(4, chunks), mul(k1, r));
         act("per-core grid scratch, per chunk", chunks, mul(C, k1, r));
-        act("stage-2 winner values, per chunk", chunks, knn);
-        act("stage-2 winner cells, per chunk", chunks, knn);
     }
 
-    /** ProductKeys.ensure and its per-thread scratch (PKM, Memory+). */
+    /** ProductKeys.allocate (PKM, Memory+), on top of {@link #selection}. */
     private void productKeys(ModelConfig c, MemoryShape ms, long n) {
-        long M = ms.layers, hs = mul(2, c.memHead), slots = mul(c.memHead, c.memKnn), k1 = ms.stage1, kd = c.memKdim;
+        long M = ms.layers, hs = mul(2, c.memHead), slots = mul(c.memHead, c.memKnn), kd = c.memKdim;
+        selection(c, ms, n);
         act("product-key queries, side-major", M, mul(hs, n, kd));
-        act("product-key scores, tokens × mem_knum", M, mul(hs, n, c.memKnum));
-        act("selected value rows", M, mul(n, slots));
-        act("selection scores, weights and gradients", mul(3, M), mul(n, slots));
-        heap(Part.ACTIVATIONS, "selections sorted by row", M, mul(n, slots), 8);
-        act("selection row starts", M, add(mul(n, slots), 1));
-        long scratch = mul(M, threads);
-        act("stage-1 winners, per thread", mul(2, scratch), k1);
-        act("stage-1 winner scores, per thread", mul(2, scratch), k1);
-        act("stage-2 grids, per thread", scratch, mul(k1, k1));
-        act("stage-2 winners, per thread", scratch, c.memKnn);
-        act("stage-2 winner scores, per thread", scratch, c.memKnn);
-        act("value-row scratch, per thread", mul(2, scratch), c.memVdim);
+        act("lookup weights and score gradients", mul(2, M), mul(n, slots));
+        lookup(M, mul(n, slots), ms.tableRows);
     }
 
     private void kvCache(ModelConfig c, MemoryShape ms) {

@@ -80,7 +80,7 @@ class UltraMemGradientTest {
     static int[] selection(TuckerRetrieval r) {
         int m = N * r.heads * r.knn, m1 = N * r.heads * 2 * r.knn1;
         int[] s = Arrays.copyOf(r.bestIndices, m + m1);
-        System.arraycopy(r.I1, 0, s, m, m1);
+        System.arraycopy(r.candidates, 0, s, m, m1);
         return s;
     }
 
