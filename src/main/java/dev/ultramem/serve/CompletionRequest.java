@@ -39,6 +39,7 @@ record CompletionRequest(String prompt, boolean stream, boolean includeUsage, Ba
 
     /** Parses a body; model is the served model's id, context the window of each slot. */
     static CompletionRequest parse(byte[] body, String model, int context) {
+        if (body.length == 0) throw ApiError.of(400, "invalid_json", "empty request body: expected a JSON object");
         JsonNode root;
         try {
             root = JSON.readTree(body);

@@ -11,9 +11,9 @@ import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-class BatchSchedulerTest {
+public class BatchSchedulerTest {
 
-    static Model tinyModel(int maxSeqLen) {
+    public static Model tinyModel(int maxSeqLen) {
         ModelConfig cfg = TestModels.tinyUltraMemV2();
         cfg.maxSeqLen = maxSeqLen;
         Model m = new Model(cfg.validate());
@@ -24,7 +24,7 @@ class BatchSchedulerTest {
     }
 
     /** What the batch-1 generator (the model's own KV-cache decoder) samples, as text cut before the first stop. */
-    static String reference(Model m, int[] prompt, BatchScheduler.Params p) {
+    public static String reference(Model m, int[] prompt, BatchScheduler.Params p) {
         int[] toks = Generator.generate(m, prompt, p.maxTokens(), new Sampler(p.temperature(), p.topK(), p.topP(), p.seed()), null);
         TextCodec.Decoder d = TextCodec.bytes().newDecoder();
         StringBuilder sb = new StringBuilder();
