@@ -159,7 +159,8 @@ class FaultProcessTest {
         long lastStep = 0;
         List<Path> leftBefore = List.of();
         for (int i = 0; i < kills; i++) {
-            Child c = i == 0
+            // a kill before the first checkpoint (a slow or busy machine) leaves nothing to resume: start again
+            Child c = !Files.exists(run.resolve(Checkpoint.LATEST))
                     ? startTraining("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample")
                     : startTraining("resume", run.toString(), "--quiet");
             Thread.sleep(300 + rnd.nextInt(2000));
