@@ -11,7 +11,7 @@ import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.sli
 /**
  * The package graph of the main code (tests may reach across it). Arrows read "is used by":
  * <pre>
- *   core → kernel → layer → memory → model → train, infer → bench → cli
+ *   core → kernel → layer → memory → model → train, infer → serve → bench → cli
  *   core → data, io (low: they use core only)
  * </pre>
  * A package may use the packages below it on the ladder and none above or beside it, and no two
@@ -34,6 +34,7 @@ class ArchitectureTest {
             .layer("model").definedBy("dev.ultramem.model..")
             .layer("train").definedBy("dev.ultramem.train..")
             .layer("infer").definedBy("dev.ultramem.infer..")
+            .layer("serve").definedBy("dev.ultramem.serve..")
             .layer("bench").definedBy("dev.ultramem.bench..")
             .layer("cli").definedBy("dev.ultramem.cli..")
             .whereLayer("core").mayNotAccessAnyLayer()
@@ -45,6 +46,7 @@ class ArchitectureTest {
             .whereLayer("model").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io")
             .whereLayer("train").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model")
             .whereLayer("infer").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model")
-            .whereLayer("bench").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train", "infer")
+            .whereLayer("serve").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train", "infer")
+            .whereLayer("bench").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train", "infer", "serve")
             .whereLayer("cli").mayNotBeAccessedByAnyLayer();
 }

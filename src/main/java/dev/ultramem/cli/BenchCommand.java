@@ -21,7 +21,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchDecodeCommand.class},
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchDecodeCommand.class, BenchServeCommand.class},
         description = {"Benchmarks kernels, memory and FFN layers, training steps and batch-1 decoding.",
                 "Training throughput is measured in full steps on a preset (default ref-256, B=16, T=256); decoding also reports the implied memory bandwidth."})
 final class BenchCommand implements Callable<Integer> {

@@ -9,8 +9,9 @@ import java.util.Map;
 
 /**
  * Ctrl-C (SIGINT) and SIGTERM while a run trains: the first asks the trainer to stop after the
- * current step and save (checkpoint, metrics, plot), the second exits at once. Outside training the
- * JVM's usual handling applies again. {@code sun.misc.Signal} is the JDK's supported way to handle
+ * current step and save (checkpoint, metrics, plot), the second exits at once. The server uses the
+ * same two stages (finish the running requests, then stop at once). Outside them the JVM's usual
+ * handling applies again. {@code sun.misc.Signal} is the JDK's supported way to handle
  * signals (module jdk.unsupported); a shutdown hook cannot finish a training step, nor tell a first
  * signal from a second.
  */
@@ -19,13 +20,23 @@ final class StopSignals implements AutoCloseable {
 
     private final Map<Signal, SignalHandler> previous = new LinkedHashMap<>();
     private final PrintStream err;
+    private final String stopping, atOnce;
     private volatile Signal received;
 
-    private StopSignals(PrintStream err) { this.err = err; }
+    private StopSignals(PrintStream err, String stopping, String atOnce) {
+        this.err = err;
+        this.stopping = stopping;
+        this.atOnce = atOnce;
+    }
 
-    /** Installs the handlers until {@link #close()}. */
+    /** Installs the training handlers until {@link #close()}. */
     static StopSignals install(PrintStream err) {
-        StopSignals s = new StopSignals(err);
+        return install(err, "stopping after this step and saving a checkpoint", "the last checkpoint is kept");
+    }
+
+    /** Handlers saying what the first signal does (stopping) and what a second one leaves behind (atOnce). */
+    static StopSignals install(PrintStream err, String stopping, String atOnce) {
+        StopSignals s = new StopSignals(err, stopping, atOnce);
         for (String n : NAMES) {
             try {
                 Signal sig = new Signal(n);
@@ -40,13 +51,13 @@ final class StopSignals implements AutoCloseable {
     private void handle(Signal sig) {
         if (received != null) {
             err.println();
-            err.println("error: stopped at once by a second SIG" + sig.getName() + " (the last checkpoint is kept)");
+            err.println("error: stopped at once by a second SIG" + sig.getName() + " (" + atOnce + ")");
             err.flush();
             Runtime.getRuntime().halt(exitCode(sig));
         }
         received = sig;
         err.println();
-        err.println("SIG" + sig.getName() + ": stopping after this step and saving a checkpoint (send it again to stop at once)");
+        err.println("SIG" + sig.getName() + ": " + stopping + " (send it again to stop at once)");
         err.flush();
     }
 

@@ -9,10 +9,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -29,65 +27,11 @@ import static org.junit.jupiter.api.Assertions.*;
 class FaultProcessTest {
     @TempDir Path dir;
 
-    /** A child JVM running the CLI, its output (stdout and stderr) going to a file. */
-    record Child(Process process, Path log) {
-        String output() {
-            try {
-                return Files.readString(log, StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                return "";
-            }
-        }
-
-        int waitExit() throws InterruptedException {
-            assertTrue(process.waitFor(120, TimeUnit.SECONDS), "child did not end:\n" + output());
-            return process.exitValue();
-        }
-
-        void signal(String name) throws Exception {
-            new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start().waitFor();
-        }
-    }
-
     private int children;
 
-    private Child start(String... args) throws IOException {
-        List<String> cmd = new ArrayList<>();
-        // a non-interactive parent may start us with SIGINT ignored, and children inherit that: reset it
-        if (envResetsSignals()) cmd.addAll(List.of("env", "--default-signal=INT,TERM"));
-        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "-Xmx1g",
-                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
-        cmd.addAll(List.of(args));
-        Path log = dir.resolve("child-" + (children++) + ".log");
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
-                .redirectOutput(log.toFile()).start();
-        return new Child(p, log);
-    }
+    private Child start(String... args) throws IOException { return Child.start(dir, "child-" + (children++), args); }
 
-    private static Boolean envResets;
-
-    private static synchronized boolean envResetsSignals() {
-        if (envResets == null) {
-            try {
-                Process p = new ProcessBuilder("env", "--default-signal=INT", "true").redirectErrorStream(true).start();
-                p.getInputStream().readAllBytes();
-                envResets = p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0;
-            } catch (IOException | InterruptedException e) {
-                envResets = false;
-            }
-        }
-        return envResets;
-    }
-
-    private static void await(BooleanSupplier cond, Child c, String what) throws InterruptedException {
-        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
-        while (!cond.getAsBoolean()) {
-            if (!c.process().isAlive()) fail("child ended before " + what + ":\n" + c.output());
-            if (System.nanoTime() > end) fail("timed out waiting for " + what + ":\n" + c.output());
-            Thread.sleep(20);
-        }
-    }
+    private static void await(BooleanSupplier cond, Child c, String what) throws InterruptedException { c.await(cond, what); }
 
     private static boolean training(Child c) { return c.output().contains("training: steps"); }
 
@@ -215,7 +159,7 @@ class FaultProcessTest {
         long lastStep = 0;
         List<Path> leftBefore = List.of();
         for (int i = 0; i < kills; i++) {
-            // until a first checkpoint exists (a slow machine may be killed before it) the run starts afresh
+            // a kill before the first checkpoint (a slow or busy machine) leaves nothing to resume: start again
             Child c = !Files.exists(run.resolve(Checkpoint.LATEST))
                     ? startTraining("train", "--config", cfg.toString(), "--out", run.toString(), "--quiet", "--no-sample")
                     : startTraining("resume", run.toString(), "--quiet");

@@ -1,0 +1,77 @@
+package dev.ultramem.infer;
+
+import dev.ultramem.data.ByteTokenizer;
+
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * Text to token ids and back, for serving: the one place the server meets the tokenizer. Decoding is
+ * incremental because a stream sends text as tokens arrive, and a character may span several tokens.
+ */
+public interface TextCodec {
+    int vocabSize();
+
+    int[] encode(String text);
+
+    /** What an empty prompt is fed as (the model needs one token to predict from). */
+    int[] emptyPrompt();
+
+    /** A fresh incremental decoder for one sequence. */
+    Decoder newDecoder();
+
+    /** Turns a stream of token ids into text, holding back the tokens of an unfinished character. */
+    interface Decoder {
+        /** Appends a token and returns the text it completes (often empty mid-character). */
+        String append(int token);
+
+        /** The end of the sequence: what is still held back, with an unfinished character as U+FFFD. */
+        String finish();
+    }
+
+    /** The byte tokenizer: each token is a UTF-8 byte; invalid byte sequences decode to U+FFFD. */
+    static TextCodec bytes() {
+        ByteTokenizer tok = new ByteTokenizer();
+        return new TextCodec() {
+            @Override public int vocabSize() { return tok.vocabSize(); }
+            @Override public int[] encode(String text) { return tok.encode(text); }
+            // as the generate command: a newline byte
+            @Override public int[] emptyPrompt() { return new int[]{'\n'}; }
+            @Override public Decoder newDecoder() { return new Utf8Decoder(); }
+        };
+    }
+
+    /** Incremental UTF-8: at most 4 bytes wait for the end of their character. */
+    final class Utf8Decoder implements Decoder {
+        private final CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE);
+        private final ByteBuffer in = ByteBuffer.allocate(8);
+        private final CharBuffer out = CharBuffer.allocate(16);
+
+        @Override
+        public String append(int token) {
+            if (token < 0 || token > 255) throw new IllegalArgumentException("byte token out of range: " + token);
+            in.put((byte) token);
+            return drain(false);
+        }
+
+        @Override
+        public String finish() { return drain(true); }
+
+        private String drain(boolean end) {
+            in.flip();
+            out.clear();
+            dec.decode(in, out, end);
+            if (end) {
+                dec.flush(out);
+                dec.reset();
+            }
+            in.compact();
+            out.flip();
+            return out.toString();
+        }
+    }
+}
