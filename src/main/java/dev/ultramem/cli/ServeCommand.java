@@ -71,11 +71,19 @@ final class ServeCommand implements Callable<Integer> {
         Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.GENERATE, j -> {});
         Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
         ck.model().setTraining(false);
-        TextCodec codec = TextCodec.bytes();
+        TextCodec codec = TextCodec.of(ck.tokenizer());
         int vocab = ck.job().model.vocabSize;
         if (vocab < codec.vocabSize())
-            throw new UserError("the model's vocabulary (" + vocab + ") is smaller than the byte tokenizer's (" + codec.vocabSize() + ")");
+            throw new UserError("the model's vocabulary (" + vocab + ") is smaller than its tokenizer's (" + codec.vocabSize()
+                    + ", " + ck.tokenizer().name() + ")");
         int ctx = context != null ? context : ck.job().model.maxSeqLen;
+        // the KV caches of all slots are allocated up front: refuse a size the heap cannot hold
+        long kv = 2L * maxBatch * ctx * ck.job().model.dModel * ck.job().model.nLayers * Float.BYTES;
+        Runtime rt = Runtime.getRuntime();
+        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (kv > free * 0.9)
+            throw new UserError("--max-batch " + maxBatch + " × --context " + ctx + " needs " + MemoryPlan.human(kv)
+                    + " of KV cache, more than the " + MemoryPlan.human(free) + " of heap left; lower them or raise -Xmx via ULTRAMEM_JAVA_OPTS");
         Model.BatchDecoder dec = ck.model().newBatchDecoder(maxBatch, ctx);
         String name = modelName != null ? modelName : defaultName(checkpoint);
         var opts = new CompletionServer.Options(host, port, queue, prefill, maxBody, name);

@@ -33,14 +33,34 @@ public interface TextCodec {
     }
 
     /** The byte tokenizer: each token is a UTF-8 byte; invalid byte sequences decode to U+FFFD. */
-    static TextCodec bytes() {
-        ByteTokenizer tok = new ByteTokenizer();
+    static TextCodec bytes() { return of(new ByteTokenizer()); }
+
+    /**
+     * Any tokenizer of the engine (all are byte-level): a token's bytes go through the incremental UTF-8
+     * decoder, so a character split over tokens comes out whole. An empty prompt is the tokenizer's
+     * newline, as in the generate command; ids past the tokenizer's vocabulary (a padded model
+     * vocabulary) decode to U+FFFD.
+     */
+    static TextCodec of(dev.ultramem.data.Tokenizer tok) {
         return new TextCodec() {
             @Override public int vocabSize() { return tok.vocabSize(); }
             @Override public int[] encode(String text) { return tok.encode(text); }
-            // as the generate command: a newline byte
-            @Override public int[] emptyPrompt() { return new int[]{'\n'}; }
-            @Override public Decoder newDecoder() { return new Utf8Decoder(); }
+            @Override public int[] emptyPrompt() { return tok.encode("\n"); }
+            @Override public Decoder newDecoder() {
+                if (tok instanceof ByteTokenizer) return new Utf8Decoder();
+                Utf8Decoder utf8 = new Utf8Decoder();
+                int[] one = new int[1];
+                return new Decoder() {
+                    @Override public String append(int token) {
+                        if (token < 0 || token >= tok.vocabSize()) return utf8.finish() + "\uFFFD";
+                        one[0] = token;
+                        StringBuilder sb = new StringBuilder();
+                        for (byte b : tok.decodeBytes(one)) sb.append(utf8.append(b & 0xFF));
+                        return sb.toString();
+                    }
+                    @Override public String finish() { return utf8.finish(); }
+                };
+            }
         };
     }
 

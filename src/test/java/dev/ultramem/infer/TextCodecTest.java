@@ -38,4 +38,20 @@ class TextCodecTest {
         assertEquals("€", d.append(euro[2] & 0xFF));
         assertEquals("", d.finish());
     }
+
+    @Test
+    void aBpeTokenizerStreamsTheTextItsTokensDecodeTo() {
+        dev.ultramem.data.Tokenizer tok = dev.ultramem.data.Tokenizers.named("cl100k_base");
+        TextCodec codec = TextCodec.of(tok);
+        String text = "emoji 👍🏽 and 是美國, then ascii";
+        int[] ids = codec.encode(text);
+        TextCodec.Decoder dec = codec.newDecoder();
+        StringBuilder sb = new StringBuilder();
+        for (int id : ids) sb.append(dec.append(id));
+        sb.append(dec.finish());
+        // the reference: the whole byte string decoded at once by the JDK
+        assertEquals(new String(tok.decodeBytes(ids), java.nio.charset.StandardCharsets.UTF_8), sb.toString());
+        assertEquals(text, sb.toString());
+        assertEquals("\uFFFD", codec.newDecoder().append(tok.vocabSize() + 3), "an id past the tokenizer's vocabulary");
+    }
 }
