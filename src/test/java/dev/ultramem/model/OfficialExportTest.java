@@ -363,6 +363,90 @@ class OfficialExportTest {
         assertEquals(2L * c.memKdim, ((dev.ultramem.memory.UltraMemV2) m.memoryLayers().get(0)).retrieval.queryProj.shape[0]);
     }
 
+    /**
+     * Official weights stored as BF16 or F16 (as a bf16 training run saves them) import exactly: the
+     * model's weights are first rounded to values the 16-bit format holds exactly, the file is written
+     * by hand in that dtype, and the import must give those float32 values bit for bit, and the logits
+     * of the rounded model.
+     */
+    @TestFactory
+    List<DynamicTest> bf16AndF16WeightsImportExactly() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String dtype : List.of("BF16", "F16"))
+            for (String type : List.of("dense", "moe", "ultramem_v2 released, pre-values, shared table", "memory_plus"))
+                tests.add(DynamicTest.dynamicTest(dtype + " " + type, () -> {
+                    ModelConfig cfg = exportable().get(type);
+                    Model m = randomModel(cfg, 17);
+                    for (Param p : m.params())
+                        for (long i = 0; i < p.numel(); i++) p.set(i, representable(dtype, p.get(i)));
+                    // values at the edges of the formats: F16 subnormals and its largest value, BF16 tiny and huge
+                    Param wte = m.params().get(0);
+                    float[] edge = dtype.equals("F16") ? new float[]{0x1p-24f, -0x1p-20f, 65504f, -0.0f, 0x1.ff8p-15f}
+                            : new float[]{0x1p-133f, -0x1p-126f, 0x1.fep127f, -0.0f, 1.5f};
+                    for (int i = 0; i < edge.length; i++) wte.set(i, edge[i]);
+                    m.afterWeightsChanged();
+                    // the Tucker vectors derived from the rounded cores are stored in the 16-bit file too
+                    for (Param p : m.params())
+                        if (!p.trainable) for (long i = 0; i < p.numel(); i++) p.set(i, representable(dtype, p.get(i)));
+                    Path f32 = export(m, dir.resolve("f32.safetensors"));
+                    Path half = rewriteAs16(f32, dir.resolve("half.safetensors"), dtype);
+                    Model back = new Model(viaYaml(OfficialWeights.officialConfig(cfg)));
+                    try (Safetensors st = Safetensors.open(half)) {
+                        assertTrue(st.entries().values().stream().anyMatch(e -> e.dtype().equals(dtype)), "a " + dtype + " file");
+                        OfficialWeights.load(back, st, true);
+                    }
+                    for (int i = 0; i < m.params().size(); i++)
+                        assertTrue(bitsEqual(floats(m.params().get(i)), floats(back.params().get(i))), m.params().get(i).name);
+                    int[] ids = tokens(24, cfg.vocabSize, 5);
+                    assertTrue(bitsEqual(m.logits(ids, 2, 12).clone(), back.logits(ids, 2, 12)), "logits");
+                }));
+        return tests;
+    }
+
+    /** x rounded to a value the 16-bit format represents exactly (bf16: upper 16 bits; f16: nearest half). */
+    static float representable(String dtype, float x) {
+        return dtype.equals("BF16") ? Float.intBitsToFloat(Float.floatToRawIntBits(x) & 0xffff0000)
+                : Float.float16ToFloat(Float.floatToFloat16(x));
+    }
+
+    /** A copy of a safetensors file with every F32 tensor stored in {@code dtype} (values must be exact in it). */
+    static Path rewriteAs16(Path from, Path to, String dtype) throws Exception {
+        ObjectNode header = Configs.JSON.createObjectNode();
+        java.io.ByteArrayOutputStream data = new java.io.ByteArrayOutputStream();
+        try (Safetensors st = Safetensors.open(from)) {
+            ObjectNode meta = header.putObject("__metadata__");
+            st.metadata().forEach(meta::put);
+            for (Safetensors.Entry e : st.entries().values()) {
+                byte[] bytes;
+                String dt = e.dtype();
+                if (dt.equals("F32")) {
+                    float[] v = e.toFloats();
+                    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(2 * v.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                    for (float x : v) {
+                        short h = dtype.equals("BF16") ? (short) (Float.floatToRawIntBits(x) >>> 16) : Float.floatToFloat16(x);
+                        assertEquals(Float.floatToRawIntBits(x), Float.floatToRawIntBits(representable(dtype, x)), "exact in " + dtype);
+                        b.putShort(h);
+                    }
+                    bytes = b.array();
+                    dt = dtype;
+                } else {
+                    bytes = e.data().toArray(ValueLayout.JAVA_BYTE);
+                }
+                ObjectNode o = header.putObject(e.name());
+                o.put("dtype", dt);
+                var sh = o.putArray("shape");
+                for (long x : e.shape()) sh.add(x);
+                o.putArray("data_offsets").add(data.size()).add(data.size() + bytes.length);
+                data.write(bytes);
+            }
+        }
+        byte[] h = Configs.JSON.writeValueAsBytes(header);
+        java.nio.ByteBuffer out = java.nio.ByteBuffer.allocate(8 + h.length + data.size()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        out.putLong(h.length).put(h).put(data.toByteArray());
+        java.nio.file.Files.write(to, out.array());
+        return to;
+    }
+
     static float[] floats(Param p) {
         float[] a = new float[Math.toIntExact(p.numel())];
         MemorySegment.copy(p.segment(), ValueLayout.JAVA_FLOAT, 0, a, 0, a.length);
