@@ -33,11 +33,13 @@ import java.util.concurrent.Callable;
                 "Models: OLMo with UltraMem, UltraMemV2 or Memory+ layers, e.g. a state dict saved as safetensors.",
                 "The official model config comes from --config (JSON/YAML, the official ModelConfig fields, or a",
                 "file with a 'model' section) or from the file's metadata ('config' -> 'model_config').",
-                "The model runs in released mode: it computes what the official code computes."})
+                "The model runs in released mode: it computes what the official code computes.",
+                "`export` writes the other direction."})
 final class ImportCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "WEIGHTS", description = "safetensors file with official tensor names")
+    @Parameters(index = "0", paramLabel = "WEIGHTS", description = {"safetensors file with official tensor names (F32, BF16 or F16),",
+            "or a folder written by export (model.safetensors and config.yaml)"})
     Path weights;
 
     @Option(names = "--config", paramLabel = "FILE", description = "official model config (JSON or YAML)")
@@ -56,6 +58,10 @@ final class ImportCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
+        if (Files.isDirectory(weights)) {
+            if (config == null && Files.exists(weights.resolve(ExportCommand.CONFIG))) config = weights.resolve(ExportCommand.CONFIG);
+            weights = weights.resolve(ExportCommand.WEIGHTS);
+        }
         try (RunLock lock = Runs.lock(out, o); Safetensors st = Safetensors.open(weights)) {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
                 throw new UserError(out + " already holds a checkpoint; choose another --out or pass --force to overwrite it");
@@ -68,7 +74,7 @@ final class ImportCommand implements Callable<Integer> {
             JobConfig job = new JobConfig(cfg, train.validate());
             Capacity.require(MemoryPlan.Use.IMPORT, job);
             Model model = new Model(cfg);
-            OfficialWeights.load(model, st);
+            OfficialWeights.load(model, st, true); // the stored u, v, which the official inference uses
             Path file = out.resolve(Checkpoint.LATEST);
             // fresh optimizer state, so the imported model can be fine-tuned with `resume`
             Checkpoint.save(file, job, model, new AdamW(model.params(), train),

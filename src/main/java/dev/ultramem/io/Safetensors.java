@@ -79,6 +79,25 @@ public final class Safetensors implements AutoCloseable {
             return out;
         }
 
+        /**
+         * Copies the tensor into {@code dst} (native-order float32, {@link #numel()} elements), converting
+         * exactly from F32, BF16 (its 16 bits are the upper half of a float32) or F16 (IEEE half, every
+         * value, subnormals included, is a float32). Other dtypes are an error naming the tensor.
+         */
+        public void copyAsFloat32(MemorySegment dst) {
+            long n = numel();
+            switch (dtype) {
+                case "F32" -> MemorySegment.copy(data, LE_FLOAT, 0, dst, ValueLayout.JAVA_FLOAT, 0, n);
+                case "BF16" -> {
+                    for (long i = 0; i < n; i++) dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, bf16ToFloat(data.getAtIndex(LE_SHORT, i)));
+                }
+                case "F16" -> {
+                    for (long i = 0; i < n; i++) dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, Float.float16ToFloat(data.getAtIndex(LE_SHORT, i)));
+                }
+                default -> throw new UserError(file + ": " + name + ": expected a floating-point tensor (F32, BF16 or F16), found " + dtype);
+            }
+        }
+
         public void requireDtype(String dt) {
             if (!dtype.equals(dt)) throw new UserError(file + ": " + name + ": expected dtype " + dt + ", found " + dtype);
         }
@@ -87,6 +106,10 @@ public final class Safetensors implements AutoCloseable {
     public static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     public static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     public static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** A bfloat16 value as float32: its bits are the upper 16 bits of the float32. */
+    public static float bf16ToFloat(short bits) { return Float.intBitsToFloat((bits & 0xffff) << 16); }
 
     private final Path path;
     private final Arena arena;
@@ -335,6 +358,8 @@ public final class Safetensors implements AutoCloseable {
         public static Out i64(String name, long[] shape, int[] data) { return new Out(name, "I64", shape, null, data); }
 
         long bytes() { return "F32".equals(dtype) ? f32.byteSize() : (long) ints.length * 8; }
+
+        public static long numel(long[] shape) { long n = 1; for (long s : shape) n *= s; return n; }
     }
 
     /**

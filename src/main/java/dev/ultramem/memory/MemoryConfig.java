@@ -11,7 +11,8 @@ package dev.ultramem.memory;
  * @param ffnInner        SwiGLU inner width of the FFN slot (MoE: experts per token × expert width)
  * @param stage1Knn       row/column top-k; 0 means {@code knn}
  * @param v1ValueExpand   UltraMem v1 implicit value expansion E (a perfect square)
- * @param releasedQueries UltraMemV2 query mode "released" (shared row/column query) rather than "paper"
+ * @param queryMode       UltraMemV2 query: "released" (shared row/column query in a 2·r·kdim projection),
+ *                        "paper" (a query per side and rank) or "shared" (shared row/column query, 2·kdim projection)
  * @param paperInit       the papers' variance-matching init rather than the official constants
  * @param tuckerPenalty   Tucker-core penalty weight α in force (0 = off)
  * @param keyNorm         PKM / Memory+: normalise the keys
@@ -20,6 +21,10 @@ public record MemoryConfig(
         String type, int dModel, double ffnInner,
         int knum, int kdim, int vdim, int preVdim, int knn, int stage1Knn, int heads,
         double shareRatio, int keyExpandTime, int valueExpandTime, int v1ValueExpand,
-        int tuckerRank, int tuckerCores, boolean releasedQueries, boolean paperInit,
+        int tuckerRank, int tuckerCores, String queryMode, boolean paperInit,
         double tuckerPenalty, double tuckerTau, double keyBalanceCoef, double outputDropout,
-        boolean useGluAct, boolean keyNorm) {}
+        boolean useGluAct, boolean keyNorm) {
+
+    /** UltraMemV2 query mode "released". */
+    public boolean releasedQueries() { return "released".equals(queryMode); }
+}

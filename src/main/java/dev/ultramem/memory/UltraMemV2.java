@@ -19,6 +19,8 @@ import java.util.List;
  * rank, i.e. for h &lt; 2 slot (side 0, rank 0) and (side 0, rank 1); the other slots are unused but
  * kept so official weights load). "paper" gives every rank its own row and column query: slots laid
  * out [h div 2][side][rank][kdim], row query of rank ρ = (side 0, ρ), column query = (side 1, ρ).
+ * "shared" is the official {@code mem_q_for_each_tucker_rank = false}: a {@code 2·kdim} projection per
+ * pair of heads, [row, column], both used by every rank (as UltraMem v1).
  */
 public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
 
@@ -74,14 +76,23 @@ public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
         int groups = (heads + 1) / 2;
         int[][][] slots;
         int nSlots;
-        if (cfg.releasedQueries()) {
-            if (2 * groups > 2 * r)
-                throw new UserError("config: mem_query_mode released supports at most 2·mem_tucker_rank heads (" + 2 * r + "), got " + heads);
-            slots = TuckerRetrieval.sharedQuerySlots(heads, r);
-            nSlots = 2 * r;
-        } else {
-            slots = TuckerRetrieval.perRankQuerySlots(heads, r);
-            nSlots = 2 * r * groups;
+        switch (cfg.queryMode()) {
+            case "released" -> {
+                if (2 * groups > 2 * r)
+                    throw new UserError("config: mem_query_mode released supports at most 2·mem_tucker_rank heads (" + 2 * r + "), got " + heads);
+                slots = TuckerRetrieval.sharedQuerySlots(heads, r);
+                nSlots = 2 * r;
+            }
+            // the official mem_q_for_each_tucker_rank = false, decided as v1's query: one row and one
+            // column slot per pair of heads, read by every rank (the official code crashes instead)
+            case "shared" -> {
+                slots = TuckerRetrieval.sharedQuerySlots(heads, r);
+                nSlots = 2 * groups;
+            }
+            default -> {
+                slots = TuckerRetrieval.perRankQuerySlots(heads, r);
+                nSlots = 2 * r * groups;
+            }
         }
         super(cfg, memLayerNum, prefix, keyNum, knumL * knumL, new TuckerRetrieval(prefix, cfg.dModel(), cfg.kdim(), heads, keyNum, r,
                 cfg.tuckerCores(), k1, cfg.knn(), nSlots, slots[0], slots[1]));

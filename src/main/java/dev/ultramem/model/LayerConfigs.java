@@ -35,7 +35,7 @@ public final class LayerConfigs {
         return new MemoryConfig(c.memType, c.dModel, ffnInner,
                 c.memKnum, c.memKdim, c.memVdim, c.memPreVdim, c.memKnn, c.memStage1Knn, c.memHead,
                 c.memShareRatio, c.memKeyExpandTime, c.memValueExpandTime, c.memV1ValueExpandTime,
-                c.memTuckerRank, c.memTuckerCores, "released".equals(c.memQueryMode), c.paperInit(),
+                c.memTuckerRank, c.memTuckerCores, c.memQueryMode, c.paperInit(),
                 c.tuckerPenalty(), c.memTuckerTau, c.memKeyBalanceCoef, c.memOutputDropout,
                 c.memUseGluAct, c.memKeyNorm);
     }

@@ -627,7 +627,11 @@ public final class MemoryPlan {
         return switch (c.memType) {
             case "ultramem_v2" -> {
                 long all = mul(knumSq, M), knumL = rowsPerSide(all, c.memShareRatio);
-                long slots = c.memQueryMode.equals("released") ? 2L * c.memTuckerRank : mul(2, c.memTuckerRank, groups);
+                long slots = switch (c.memQueryMode) {
+                    case "released" -> 2L * c.memTuckerRank;
+                    case "shared" -> 2 * groups;
+                    default -> mul(2, c.memTuckerRank, groups);
+                };
                 long g = mul(c.memKeyExpandTime, c.memKeyExpandTime);
                 long width = c.memValueExpandTime == g ? mul(g, c.memVdim) : c.memVdim;
                 yield new MemoryShape(M, mul(c.memKeyExpandTime, knumL), stage1, slots, mul(knumL, knumL), all, width);

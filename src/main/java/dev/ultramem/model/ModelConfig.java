@@ -58,7 +58,10 @@ public final class ModelConfig {
     public int memV1ValueExpandTime = 4;
     public int memTuckerRank = 2;
     public int memTuckerCores = 2;
-    /** UltraMemV2 query: "released" (shared row/column query, 2·r·kdim projection) or "paper" (a query per side and rank). */
+    /**
+     * UltraMemV2 query: "released" (shared row/column query, 2·r·kdim projection), "paper" (a query per side and
+     * rank) or "shared" (shared row/column query, 2·kdim projection: the official mem_q_for_each_tucker_rank false).
+     */
     public String memQueryMode = "paper";
     /**
      * "released" (official constants), "paper" (variance matching) or "auto": the default for new
@@ -166,7 +169,8 @@ public final class ModelConfig {
         positive("mem_tucker_cores", memTuckerCores);
         int e = (int) Math.round(Math.sqrt(memV1ValueExpandTime));
         if (memV1ValueExpandTime < 1 || e * e != memV1ValueExpandTime) throw new UserError("config: mem_v1_value_expand_time must be a perfect square");
-        if (!"released".equals(memQueryMode) && !"paper".equals(memQueryMode)) throw new UserError("config: mem_query_mode must be released or paper");
+        if (!"released".equals(memQueryMode) && !"paper".equals(memQueryMode) && !"shared".equals(memQueryMode))
+            throw new UserError("config: mem_query_mode must be released, paper or shared");
         if (!"released".equals(memInit) && !"paper".equals(memInit) && !"auto".equals(memInit)) throw new UserError("config: mem_init must be auto, released or paper");
         if (memOutputDropout < 0 || memOutputDropout >= 1) throw new UserError("config: mem_output_dropout must be in [0, 1)");
         if ((memTuckerPenalty != null && memTuckerPenalty < 0) || memKeyBalanceCoef < 0) throw new UserError("config: loss coefficients must be >= 0");

@@ -11,6 +11,7 @@ import dev.ultramem.io.AtomicFiles;
 import dev.ultramem.io.Safetensors;
 import dev.ultramem.model.Configs;
 import dev.ultramem.model.Model;
+import dev.ultramem.model.OfficialWeights;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -245,6 +246,8 @@ public final class Checkpoint {
             if (mapTables) dev.ultramem.io.PageAdvice.release(e.data());
         }
         model.afterWeightsChanged();
+        // the stored u, v: the recomputed ones for this engine's checkpoints, the official ones for an import
+        OfficialWeights.keepStoredTuckerVectors(model, st);
     }
 
     static void copyInto(Safetensors st, String name, long[] shape, MemorySegment dst) {

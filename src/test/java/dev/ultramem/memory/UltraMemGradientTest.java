@@ -192,6 +192,15 @@ class UltraMemGradientTest {
         check(c, 14);
     }
 
+    /** The 2·kdim query shared by both ranks (official mem_q_for_each_tucker_rank = false), two heads sharing it. */
+    @Test void v2SharedQueryTwoHeads() {
+        ModelConfig c = base("ultramem_v2");
+        c.memQueryMode = "shared"; c.memHead = 2;
+        Built b = build(c, 21);
+        assertEquals(2 * c.memKdim, b.ret().queryProj.dim(0), "a 2·kdim query projection");
+        check(c, 21);
+    }
+
     @Test void v2PaperKeyExpandGeluBalance() {
         ModelConfig c = base("ultramem_v2");
         c.memQueryMode = "paper"; c.memKeyExpandTime = 2; c.memUseGluAct = true; c.memKeyBalanceCoef = 0.3;
