@@ -12,6 +12,7 @@ import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.sli
  * The package graph of the main code (tests may reach across it). Arrows read "is used by":
  * <pre>
  *   core → kernel → layer → memory → model → train, infer → bench → cli
+ *   train → experiment → cli
  *   core → data, io (low: they use core only)
  * </pre>
  * A package may use the packages below it on the ladder and none above or beside it, and no two
@@ -35,6 +36,7 @@ class ArchitectureTest {
             .layer("train").definedBy("dev.ultramem.train..")
             .layer("infer").definedBy("dev.ultramem.infer..")
             .layer("bench").definedBy("dev.ultramem.bench..")
+            .layer("experiment").definedBy("dev.ultramem.experiment..")
             .layer("cli").definedBy("dev.ultramem.cli..")
             .whereLayer("core").mayNotAccessAnyLayer()
             .whereLayer("kernel").mayOnlyAccessLayers("core")
@@ -46,5 +48,6 @@ class ArchitectureTest {
             .whereLayer("train").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model")
             .whereLayer("infer").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model")
             .whereLayer("bench").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train", "infer")
+            .whereLayer("experiment").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train")
             .whereLayer("cli").mayNotBeAccessedByAnyLayer();
 }

@@ -186,11 +186,13 @@ public final class Experiments {
                                 "P2 §7.2.1: \"activating more values matters more than more sparse parameters\"")),
                 s -> {
                     int L = s.layers, k = Math.max(2, 4 * s.knn / L / 2);
+                    // row/column top-m capped at 2k for every row (P2 caps it at 128): the half tables have fewer keys per side than 3k
+                    java.util.function.UnaryOperator<List<String>> cap = l -> plus(l, "model.mem_stage1_knn=" + 2 * k);
                     return List.of(
-                            Variant.of("v2-top1x", "UltraMemV2, top-" + k + " (reference)", NONE, ultramemV2(s, L, k, "full")),
-                            Variant.of("v2-top3x", "UltraMemV2, top-" + 3 * k + ", same total parameters", COMPUTE_TABLES, ultramemV2(s, L, 3 * k, "full")),
-                            Variant.of("v2-top1x-2x-table", "UltraMemV2, top-" + k + ", 2× tables", COMPUTE_TABLES, ultramemV2(s, L, k, "full")).withTableFactor(2),
-                            Variant.of("v2-top3x-half-table", "UltraMemV2, top-" + 3 * k + ", ½ tables", COMPUTE_TABLES, ultramemV2(s, L, 3 * k, "full")).withTableFactor(0.5));
+                            Variant.of("v2-top1x", "UltraMemV2, top-" + k + " (reference)", NONE, cap.apply(ultramemV2(s, L, k, "full"))),
+                            Variant.of("v2-top3x", "UltraMemV2, top-" + 3 * k + ", same total parameters", COMPUTE_TABLES, cap.apply(ultramemV2(s, L, 3 * k, "full"))),
+                            Variant.of("v2-top1x-2x-table", "UltraMemV2, top-" + k + ", 2× tables", COMPUTE_TABLES, cap.apply(ultramemV2(s, L, k, "full"))).withTableFactor(2),
+                            Variant.of("v2-top3x-half-table", "UltraMemV2, top-" + 3 * k + ", ½ tables", COMPUTE_TABLES, cap.apply(ultramemV2(s, L, 3 * k, "full"))).withTableFactor(0.5));
                 });
     }
 
