@@ -91,7 +91,7 @@ public final class ExperimentRunner {
         if (Files.exists(f)) {
             JsonNode stored = Configs.readTree(f);
             if (!resume) throw new UserError(out + " already holds an experiment; continue it with --resume or choose another --out");
-            if (!stored.path("plan").equals(tree))
+            if (!Plan.sameJson(stored.path("plan"), tree))
                 throw new UserError(out + " holds an experiment planned with other settings (experiment, scale, seeds, tokens, data); "
                         + "choose another --out or rerun with the same settings");
             return;
@@ -128,7 +128,7 @@ public final class ExperimentRunner {
             Path ck = dir.resolve(Checkpoint.LATEST);
             if (Files.exists(ck)) {
                 Checkpoint.Loaded loaded = Checkpoint.load(ck, true);
-                if (!loaded.job().toTree().equals(r.job().toTree()))
+                if (!Plan.sameJson(loaded.job().toTree(), r.job().toTree()))
                     throw new UserError(ck + " holds a checkpoint of another config than run " + r.id() + " of this experiment");
                 if (!corpus.sameBytesAs(loaded.progress().dataSource()))
                     throw new UserError(ck + ": the training data changed since the checkpoint was written; rerun the experiment in a new folder");

@@ -251,7 +251,8 @@ public final class MemoryTasks {
                 java.util.Arrays.fill(in, '\n');
                 int[] answerAt = new int[n];
                 for (int b = 0; b < n; b++) {
-                    byte[] seq = ("\n" + items.get(start + b).prompt() + items.get(start + b).answer()).getBytes(StandardCharsets.US_ASCII);
+                    // one byte per char (the items are ASCII; Latin-1 keeps any byte value a char can name)
+                    byte[] seq = ("\n" + items.get(start + b).prompt() + items.get(start + b).answer()).getBytes(StandardCharsets.ISO_8859_1);
                     if (seq.length > T) throw new IllegalArgumentException("test item longer than seq_len " + T);
                     for (int i = 0; i < seq.length; i++) in[b * T + i] = seq[i] & 0xFF;
                     answerAt[b] = seq.length - items.get(start + b).answer().length();

@@ -130,7 +130,7 @@ public final class Plan {
         List<Path> data = new ArrayList<>();
         t.path("data").forEach(n -> data.add(Path.of(n.asText())));
         Plan p = of(e, s, t.path("seeds").asInt(), t.path("tokens").asLong(), data);
-        if (!p.toTree().equals(t))
+        if (!sameJson(p.toTree(), t))
             throw new UserError(where + ": the experiment was planned by a different version of its declaration; rerun it");
         return p;
     }
@@ -167,5 +167,17 @@ public final class Plan {
                     c.totalParams(), c.tableParams(), 100.0 * (c.totalParams() - ref.totalParams()) / ref.totalParams(), r.job().train.steps));
         }
         return sb.toString();
+    }
+
+    /**
+     * Whether two trees hold the same JSON: a tree read from a file has int nodes where one built from
+     * a config has long nodes, which {@link JsonNode#equals} tells apart; their JSON text reads back alike.
+     */
+    public static boolean sameJson(JsonNode a, JsonNode b) {
+        try {
+            return dev.ultramem.model.Configs.JSON.readTree(a.toString()).equals(dev.ultramem.model.Configs.JSON.readTree(b.toString()));
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
+        }
     }
 }

@@ -66,7 +66,7 @@ public final class Report {
             if (first == null) {
                 first = tree;
                 plan = Plan.fromTree(tree, f.toString());
-            } else if (!first.equals(tree)) {
+            } else if (!Plan.sameJson(first, tree)) {
                 throw new UserError(d + " holds another experiment (or other settings) than " + dirs.get(0) + "; only shards of one plan can be merged");
             }
         }
