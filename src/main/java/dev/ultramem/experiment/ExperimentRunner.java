@@ -90,8 +90,11 @@ public final class ExperimentRunner {
         ObjectNode tree = plan.toTree();
         if (Files.exists(f)) {
             JsonNode stored = Configs.readTree(f);
-            if (!resume) throw new UserError(out + " already holds an experiment; continue it with --resume or choose another --out");
-            if (!Plan.sameJson(stored.path("plan"), tree))
+            boolean same = Plan.sameJson(stored.path("plan"), tree);
+            // shards of one plan may share a folder: each run folder has its own lock
+            if (!resume && !(shards > 1 && same))
+                throw new UserError(out + " already holds an experiment; continue it with --resume or choose another --out");
+            if (!same)
                 throw new UserError(out + " holds an experiment planned with other settings (experiment, scale, seeds, tokens, data); "
                         + "choose another --out or rerun with the same settings");
             return;

@@ -50,6 +50,8 @@ public final class Plan {
         if (tokens < s.tokensPerStep())
             throw new UserError("--tokens must be at least one batch (" + s.tokensPerStep() + " tokens at scale " + s.id() + "), got " + tokens);
         List<Path> files = data == null || data.isEmpty() ? null : List.copyOf(data);
+        if (files != null && e.variants(s).stream().allMatch(v -> v.data() != null))
+            throw new UserError("experiment " + e.name() + " trains on its own generated text; --data does not apply to it");
         int L = e.layers(s);
         List<Variant> vs = e.variants(s);
         Variant ref = e.variant(s, e.reference());

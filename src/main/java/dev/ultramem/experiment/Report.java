@@ -168,7 +168,8 @@ public final class Report {
                 .append("**does not reproduce** when m < −2s and is **inconclusive** when |m| ≤ 2s (or with fewer than two seeds).\n\n");
         md.append("| claim | better | worse | metric | m ± s | verdict | paper |\n|---|---|---|---|---:|---|---|\n");
         for (Claim c : e.claims()) {
-            double[] a = values(byRow.get(c.better()), c.metric()), b = values(byRow.get(c.worse()), c.metric());
+            // a row may be absent from a scale's grid (--quick has no 4-of-8 placement): its claim has no runs
+            double[] a = values(byRow.getOrDefault(c.better(), List.of()), c.metric()), b = values(byRow.getOrDefault(c.worse(), List.of()), c.metric());
             Stats.Verdict v = Stats.verdict(a, b, c.lowerIsBetter());
             String diff = a.length == 0 || b.length == 0 ? "–"
                     : signed(Stats.claimedDifference(a, b, c.lowerIsBetter()), 4) + " ± " + num(Stats.differenceStd(a, b), 4);
@@ -182,7 +183,7 @@ public final class Report {
         for (String d : diag) md.append("- `").append(d).append("`: memory-layer diagnostic over training (mean over layers and seeds)\n");
         md.append("- `configs/<run>.json`: the exact config of every run; `csv/<run>.csv`: per step: tokens, training FLOPs, training loss, ")
                 .append("validation loss (where measured), LR\n- `runs/<run>/`: the run folders (checkpoint, metrics.csv, loss.png, memory.csv, result.json)\n")
-                .append("- `timing.csv`: wall time per run\n");
+                .append("- `timing.csv`: wall time per run (of the process that finished it, for a resumed run the part after the resume)\n");
 
         StringBuilder timing = new StringBuilder("run,wall_seconds\n");
         for (Finished f : runs) {

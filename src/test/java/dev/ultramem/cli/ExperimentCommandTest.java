@@ -30,6 +30,7 @@ class ExperimentCommandTest {
         assertUserError(run("experiment", "layers", "--seeds", "0", "--plan"), "--seeds must be >= 1");
         assertUserError(run("experiment", "layers", "--tokens", "3", "--plan"), "--tokens must be at least one batch");
         assertUserError(run("experiment"), "give an experiment NAME");
+        assertUserError(run("experiment", "memory-tasks", "--data", "README.md", "--plan"), "--data does not apply");
     }
 
     @Test

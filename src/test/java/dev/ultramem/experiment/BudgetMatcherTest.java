@@ -75,6 +75,10 @@ class BudgetMatcherTest {
             for (Scale s : new Scale[]{Scale.QUICK, Scale.TINY}) {
                 Plan p = Plan.of(e, s, 1, null, null);
                 assertEquals(e.variants(s).size(), p.runs.size());
+                if (s == Scale.TINY) for (Claim c : e.claims()) {
+                    assertDoesNotThrow(() -> e.variant(s, c.better()), e.name() + ": " + c.text());
+                    assertDoesNotThrow(() -> e.variant(s, c.worse()), e.name() + ": " + c.text());
+                }
                 for (Plan.Run r : p.runs) {
                     Model m = new Model(r.job().model);
                     assertEquals(ModelCosts.of(r.job().model, r.job().train.seqLen), ModelCosts.of(m, r.job().train.seqLen), e.name() + " " + r.id());
