@@ -136,8 +136,8 @@ public final class Experiments {
                 "UltraMem Table 2: PKM → UltraMem structure → IVE → TDQKR → multi-core scoring → improved init → value-LR decay",
                 "UltraMem Table 2", "pkm", true,
                 "implemented; the engine has no switch for each of Table 2's rows 2–6 (remove softmax, half vdim + projection, "
-                        + "share query, split memory + skip, query/key norm), so they form one row (um-base); query conv is not "
-                        + "implemented (not in the released code either)",
+                        + "share query, split memory + skip, query/key norm), so they form one row (um-base); the PKM row already has two in-place layers (not one big memory), so "
+                        + "\"split\" is only the skip here; query conv is not implemented (not in the released code either)",
                 0, 65_000, 300_000, true, true,
                 "total parameters matched to the PKM row by the table size; compute differs per row as in the paper's table (printed)",
                 List.of(lowerLoss("rows 2–6 together (no softmax, half vdim + proj, shared query, split + skip, QK norm) improve on PKM", "um-base", "pkm",
@@ -159,7 +159,7 @@ public final class Experiments {
                     List<String> init = plus(mcs, "model.mem_init=paper");
                     List<String> lr = plus(init, "train.mem_value_lr_times=4.0");
                     return List.of(
-                            Variant.of("pkm", "PKM (softmax scores, 2 heads, full vdim)", NONE, plus(pkm(s, L), "model.mem_vdim=" + s.d)),
+                            Variant.of("pkm", "PKM, 2 in-place layers (softmax scores, 2 heads, full vdim)", NONE, plus(pkm(s, L), "model.mem_vdim=" + s.d)),
                             Variant.of("um-base", "+ no softmax, half vdim + proj, shared query, split + skip, QK norm", PARAMS, base),
                             Variant.of("ive", "+ IVE (E = 4)", PARAMS, ive),
                             Variant.of("tdqkr", "+ TDQKR (r = 2, Tucker penalty 0.001)", PARAMS, tdqkr),
