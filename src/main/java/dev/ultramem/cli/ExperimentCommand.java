@@ -84,6 +84,10 @@ final class ExperimentCommand implements Callable<Integer> {
             o.flush();
             return 0;
         }
+        // the heap and table limits of every run, before any training (as train checks them)
+        java.util.Set<String> checked = new java.util.HashSet<>();
+        for (Plan.Run r : plan.shard(sh[0], sh[1]))
+            if (checked.add(r.variant().name())) Capacity.require(dev.ultramem.model.MemoryPlan.Use.TRAIN, r.job());
         Path dir = out != null ? out : Path.of("experiments", e.name() + (quick ? "-quick" : ""));
         o.printf("experiment %s: %d rows x %d seeds = %d runs (shard %d/%d: %d), scale %s, %,d tokens per run, %d threads%n",
                 e.name(), e.variants(s).size(), plan.seeds, plan.runs.size(), sh[0], sh[1], plan.shard(sh[0], sh[1]).size(),

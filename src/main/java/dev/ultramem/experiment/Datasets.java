@@ -39,7 +39,8 @@ final class Datasets {
         ObjectNode src = JsonNodeFactory.instance.objectNode();
         src.put("type", "experiment-" + key);
         src.put("scale", s.id());
-        int nVal = (int) Math.ceil(text.length * valFraction);
+        // a small fact set still needs one validation window of the task rows' seq_len (twice the scale's)
+        int nVal = (int) Math.max(Math.ceil(text.length * valFraction), 2 * s.seqLen + 1);
         CRC32 crc = new CRC32();
         crc.update(text);
         src.put("length", text.length);

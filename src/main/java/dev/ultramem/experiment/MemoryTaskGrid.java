@@ -21,7 +21,7 @@ final class MemoryTaskGrid {
 
     static int[] factCounts(Scale s) {
         return switch (s) {
-            case QUICK -> new int[]{16};
+            case QUICK -> new int[]{8, 16};
             case TINY -> new int[]{32, 128, 512};
             case SMALL -> new int[]{128, 512, 2048};
         };

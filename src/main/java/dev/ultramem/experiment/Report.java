@@ -179,7 +179,8 @@ public final class Report {
         if (e.claims().isEmpty()) md.append("(no claims declared)\n");
 
         md.append("\n## Files\n\n- `loss_vs_tokens.png`, `loss_vs_flops.png`: mean validation loss over seeds per row\n");
-        List<String> diag = e.diagnostics() ? writeDiagnostics(out, rows, byRow) : List.of();
+        List<String> diag = new ArrayList<>(e.diagnostics() ? writeDiagnostics(out, rows, byRow) : List.of());
+        for (String f : writeFactCapacity(out, rows, byRow)) md.append("- `").append(f).append("`: the fact probe against the number of facts (mean over seeds)\n");
         for (String d : diag) md.append("- `").append(d).append("`: memory-layer diagnostic over training (mean over layers and seeds)\n");
         md.append("- `configs/<run>.json`: the exact config of every run; `csv/<run>.csv`: per step: tokens, training FLOPs, training loss, ")
                 .append("validation loss (where measured), LR\n- `runs/<run>/`: the run folders (checkpoint, metrics.csv, loss.png, memory.csv, result.json)\n")
@@ -291,6 +292,28 @@ public final class Report {
             }
             png(out.resolve(flops ? "loss_vs_flops.png" : "loss_vs_tokens.png"), chart);
         }
+    }
+
+    /** Fact accuracy and stored bits against the number of facts, one line per model (rows trained on facts-N). */
+    private static List<String> writeFactCapacity(Path out, List<Variant> rows, Map<String, List<Finished>> byRow) {
+        List<String> written = new ArrayList<>();
+        for (String metric : List.of(MemoryTaskGrid.FACT_ACCURACY, "stored_bits")) {
+            XYChart chart = chart(metric + " vs facts", "facts (N)", metric);
+            Map<String, TreeMap<Integer, Double>> lines = new LinkedHashMap<>();
+            for (Variant v : rows) {
+                if (v.data() == null || !v.data().startsWith("facts-")) continue;
+                double[] x = values(byRow.get(v.name()), metric);
+                if (x.length == 0) continue;
+                lines.computeIfAbsent(v.name().replaceAll("-facts\\d+$", ""), k -> new TreeMap<>()).put(Datasets.factCount(v.data()), Stats.mean(x));
+            }
+            lines.forEach((model, pts) -> chart.addSeries(model, pts.keySet().stream().mapToDouble(Integer::doubleValue).toArray(),
+                    pts.values().stream().mapToDouble(Double::doubleValue).toArray()).setMarker(SeriesMarkers.CIRCLE));
+            if (lines.isEmpty()) continue;
+            String file = metric + "_vs_facts.png";
+            png(out.resolve(file), chart);
+            written.add(file);
+        }
+        return written;
     }
 
     /** Diagnostic plots from the runs' memory.csv; λ1/λ2 is sv1/sv2 of the summed Tucker core. */

@@ -105,6 +105,28 @@ class ExperimentRunTest {
         assertThrows(dev.ultramem.core.UserError.class, () -> Report.merge(List.of(a, c), tmp.resolve("bad")));
     }
 
+    @Test
+    void memoryTasksScoreHeldOutItemsAndFacts() throws IOException {
+        Plan p = Plan.of(Experiments.byName("memory-tasks"), Scale.QUICK, 1, null, null);
+        Path dir = tmp.resolve("tasks");
+        assertTrue(new ExperimentRunner(p, dir, new PrintWriter(new StringWriter())).run(false, 1, 1));
+        for (Plan.Run r : p.runs) {
+            RunResult res = Configs.JSON.readValue(dir.resolve("runs").resolve(r.id()).resolve(RunResult.FILE).toFile(), RunResult.class);
+            if (r.variant().data().equals("tasks")) {
+                assertEquals(List.of(MemoryTasks.LONG_CONTEXT, MemoryTasks.MULTI_ROUND, MemoryTasks.IN_CONTEXT), List.copyOf(res.tasks().keySet()));
+                for (double a : res.tasks().values()) assertTrue(a >= 0 && a <= 1);
+            } else {
+                int n = Datasets.factCount(r.variant().data());
+                double acc = res.tasks().get(MemoryTaskGrid.FACT_ACCURACY);
+                assertEquals(MemoryTasks.storedBits(acc, n), res.tasks().get("stored_bits"), 1e-12);
+                assertEquals(res.tasks().get("stored_bits") / res.totalParams(), res.tasks().get("bits_per_param"), 1e-15);
+            }
+        }
+        String md = Files.readString(dir.resolve(Report.FILE));
+        assertTrue(md.contains("| long_context | multi_round | in_context | fact_accuracy |"), md);
+        assertTrue(Files.exists(dir.resolve("fact_accuracy_vs_facts.png")));
+    }
+
     /** report.md, the per-step CSVs and the configs are byte for byte equal (timing.csv holds wall times and differs). */
     static void assertSameOutputs(Path x, Path y) throws IOException {
         assertEquals(Files.readString(x.resolve(Report.FILE)), Files.readString(y.resolve(Report.FILE)));
