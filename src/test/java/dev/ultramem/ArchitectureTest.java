@@ -12,6 +12,7 @@ import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.sli
  * The package graph of the main code (tests may reach across it). Arrows read "is used by":
  * <pre>
  *   core → kernel → layer → memory → model → train, infer → serve → bench → cli
+ *   train → experiment → cli
  *   core → data, io (low: they use core only)
  * </pre>
  * A package may use the packages below it on the ladder and none above or beside it, and no two
@@ -36,6 +37,7 @@ class ArchitectureTest {
             .layer("infer").definedBy("dev.ultramem.infer..")
             .layer("serve").definedBy("dev.ultramem.serve..")
             .layer("bench").definedBy("dev.ultramem.bench..")
+            .layer("experiment").definedBy("dev.ultramem.experiment..")
             .layer("cli").definedBy("dev.ultramem.cli..")
             .whereLayer("core").mayNotAccessAnyLayer()
             .whereLayer("kernel").mayOnlyAccessLayers("core")
@@ -48,5 +50,6 @@ class ArchitectureTest {
             .whereLayer("infer").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model")
             .whereLayer("serve").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train", "infer")
             .whereLayer("bench").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train", "infer", "serve")
+            .whereLayer("experiment").mayOnlyAccessLayers("core", "kernel", "layer", "memory", "data", "io", "model", "train")
             .whereLayer("cli").mayNotBeAccessedByAnyLayer();
 }

@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
                 "synthetic corpus for about two minutes, then prints the validation loss and a sample."},
         subcommands = {TrainCommand.class, ResumeCommand.class, EvalCommand.class, GenerateCommand.class,
                 InfoCommand.class, BenchCommand.class, ImportCommand.class, ExportCommand.class, InitCommand.class,
-                ServeCommand.class, CommandLine.HelpCommand.class})
+                ServeCommand.class, ExperimentCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 
     /** Preset of the default job. */
