@@ -148,11 +148,11 @@ public final class AdamW {
         return norm;
     }
 
-    /** Clips, then takes one step with the schedule's LRs at t = step(). Returns the pre-clip gradient norm. */
+    /** Clips, then takes one step with the schedule's LRs at t = step() + 1 (the 1-based step number). Returns the pre-clip gradient norm. */
     public double step(LrSchedule schedule) {
         long t0 = StepProfile.start();
         double norm = clipGradients();
-        long t = step;
+        long t = step + 1;
         update(schedule.lr(t), schedule.valueLr(t), schedule.fixedValueLr(t));
         StepProfile.stop(StepProfile.Kind.OPTIMIZER, t0);
         return norm;
