@@ -64,8 +64,13 @@ public final class AdamW {
     /** The weight decay this optimizer applies to p. */
     public double weightDecay(Param p) {
         if (p.group == Param.Group.NO_DECAY) return 0;
-        if (!cfg.decayNormAndEmbeddings && (p.name.endsWith("norm.weight") || p.name.equals("transformer.wte.weight"))) return 0;
+        if (!cfg.decayNormAndEmbeddings && (isNormWeight(p.name) || p.name.equals("transformer.wte.weight"))) return 0;
         return cfg.weightDecay;
+    }
+
+    /** RMSNorm weights: the block, QK, memory query/key norms (*norm.weight) and the final ln_f. */
+    static boolean isNormWeight(String name) {
+        return name.endsWith("norm.weight") || name.equals("transformer.ln_f.weight");
     }
 
     /** Number of optimizer steps taken (the bias-correction exponent of the next step is step()+1). */
