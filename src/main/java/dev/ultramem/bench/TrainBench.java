@@ -28,7 +28,7 @@ public final class TrainBench {
         tc.steps = warmup + steps;
         tc.warmupSteps = 1;
         AdamW opt = new AdamW(m.params(), tc);
-        LrSchedule sched = new LrSchedule(tc);
+        LrSchedule sched = new LrSchedule(tc, cfg.memType);
         Rng rng = new Rng(2);
         int[] in = new int[B * T], tg = new int[B * T];
         for (int i = 0; i < in.length; i++) { in[i] = rng.nextInt(cfg.vocabSize); tg[i] = rng.nextInt(cfg.vocabSize); }

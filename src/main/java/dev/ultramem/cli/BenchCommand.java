@@ -79,7 +79,7 @@ final class BenchCommand implements Callable<Integer> {
         BatchSampler sampler = new BatchSampler(text, 1);
         int[] in = new int[batch * seq], tg = new int[batch * seq];
         AdamW opt = new AdamW(model.params(), job.train);
-        LrSchedule schedule = new LrSchedule(job.train);
+        LrSchedule schedule = new LrSchedule(job.train, job.model.memType);
         int warm = quick ? 1 : 2;
         double sec = 0;
         for (int s = 0; s < warm + measured; s++) {

@@ -20,9 +20,15 @@ import java.util.List;
  * limit): token slots are grouped by expert and each expert runs as one GEMM over its tokens.
  *
  * <p>Auxiliary losses (returned by {@link #auxLoss()}, gradients added by {@link #backward}):
- * load balancing {@code w_lb · E · Σ_e f_e · P_e} with {@code f_e} the fraction of the n·k token slots
- * routed to e and {@code P_e} the mean router probability of e (f_e carries no gradient), and router
- * z-loss {@code w_z · mean_t logsumexp(logits[t])²}.
+ * load balancing as megablocks' {@code batched_load_balancing_loss} (megablocks/layers/moe.py, the
+ * same in v0.5.1 and later; OLMoE adds it to the loss), whose share from one layer is
+ * <pre>
+ *   w_lb · E / (n_layers · n · k) · Σ_e count_e · P_e  =  (w_lb · E / n_layers) · Σ_e f_e · P_e
+ * </pre>
+ * with {@code count_e} the number of the n·k token slots routed to e, {@code f_e = count_e/(n·k)}
+ * (no gradient) and {@code P_e} the mean router probability of e over the n tokens, so the model's
+ * total over its MoE layers is an average over layers, not a sum; and router z-loss
+ * {@code w_z · mean_t logsumexp(logits[t])²} per layer (megablocks' {@code batched_router_zloss}).
  *
  * <p>Tensor names (after the block prefix): {@code ffn.router.weight [E, d]},
  * {@code ffn.experts.{e}.ff_proj.weight [2·hidden, d]} (first half a, second half gate, as the dense
@@ -32,8 +38,8 @@ public final class MoeFfn implements TokenLayer {
 
     /**
      * Width, expert count E, experts per token k, SwiGLU inner width of one expert, the weights of the
-     * load-balancing and z losses, the block count (scales the output init) and the truncated-normal
-     * init (std, cutoff in stds).
+     * load-balancing and z losses, the block count (scales the output init and divides the
+     * load-balancing loss, as megablocks' num_layers) and the truncated-normal init (std, cutoff in stds).
      */
     public record Config(int dModel, int experts, int topK, int expertHidden, double lbWeight, double zWeight,
                          int nLayers, double initStd, double initCutoff) {}
@@ -154,7 +160,7 @@ public final class MoeFfn implements TokenLayer {
         }
         double z = 0;
         for (int t = 0; t < n; t++) z += (double) lse[t] * lse[t];
-        lastLb = lbWeight * E * lb;
+        lastLb = lbWeight * E / nLayers * lb;
         lastZ = zWeight * z / n;
     }
 
@@ -207,7 +213,7 @@ public final class MoeFfn implements TokenLayer {
             K.gemmNN(c, d, h2, dh1, st * h2, ffProj[e].data(), 0, dxg, st * d, false);
         }
         // router: softmax backward of (gate gradients + load-balancing term) plus the z-loss term
-        double lbCoef = auxGradScale * lbWeight * E / n;
+        double lbCoef = auxGradScale * lbWeight * E / ((double) nLayers * n);
         double zCoef = auxGradScale * zWeight * 2.0 / n;
         Parallel.forRange(n, 64, (s, e) -> {
             for (int t = s; t < e; t++) {

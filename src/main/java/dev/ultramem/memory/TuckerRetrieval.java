@@ -100,9 +100,9 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
         this.d = d; this.kdim = kdim; this.rank = rank; this.cores = cores;
         this.nSlots = qSlots; this.rowSlot = rowSlot; this.colSlot = colSlot;
         queryProj = Param.of(prefix + "query_proj.weight", Param.Group.DECAY, qSlots * kdim, d);
-        queryNorm = Param.of(prefix + "query_norm.weight", Param.Group.NO_DECAY, kdim);
+        queryNorm = Param.of(prefix + "query_norm.weight", Param.Group.DECAY, kdim);
         keys = Param.of(prefix + "keys", Param.Group.DECAY, heads, 2, keyNum, kdim, rank);
-        keysNorm = Param.of(prefix + "keys_norm.weight", Param.Group.NO_DECAY, kdim);
+        keysNorm = Param.of(prefix + "keys_norm.weight", Param.Group.DECAY, kdim);
         tuckerCore = new Param[cores];
         for (int c = 0; c < cores; c++) tuckerCore[c] = Param.of(prefix + "tucker_core." + c, Param.Group.DECAY, heads, rank, rank);
         u = Param.buffer(prefix + "tucker_core_u", 1, heads, 1, rank);

@@ -391,9 +391,9 @@ public final class MemoryPlan {
             case "ultramem_v1", "ultramem_v2" -> {
                 long r = c.memTuckerRank;
                 tensor(mem + "query_proj.weight", dec, Owner.MEMORY, M, mul(ms.querySlots, kd, d));
-                tensor(mem + "query_norm.weight", Param.Group.NO_DECAY, Owner.MEMORY, M, kd);
+                tensor(mem + "query_norm.weight", dec, Owner.MEMORY, M, kd);
                 tensor(mem + "keys", dec, Owner.MEMORY, M, mul(H, 2, ms.keyNum, kd, r));
-                tensor(mem + "keys_norm.weight", Param.Group.NO_DECAY, Owner.MEMORY, M, kd);
+                tensor(mem + "keys_norm.weight", dec, Owner.MEMORY, M, kd);
                 tensor(mem + "tucker_core.*", dec, Owner.MEMORY, mul(M, c.memTuckerCores), mul(H, r, r));
                 tensor(mem + "tucker_core_u", Param.Group.NO_DECAY, false, true, Owner.MEMORY, M, mul(H, r));
                 tensor(mem + "tucker_core_v", Param.Group.NO_DECAY, false, true, Owner.MEMORY, M, mul(H, r));

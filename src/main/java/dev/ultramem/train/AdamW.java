@@ -64,8 +64,13 @@ public final class AdamW {
     /** The weight decay this optimizer applies to p. */
     public double weightDecay(Param p) {
         if (p.group == Param.Group.NO_DECAY) return 0;
-        if (!cfg.decayNormAndEmbeddings && (p.name.endsWith("norm.weight") || p.name.equals("transformer.wte.weight"))) return 0;
+        if (!cfg.decayNormAndEmbeddings && (isNormWeight(p.name) || p.name.equals("transformer.wte.weight"))) return 0;
         return cfg.weightDecay;
+    }
+
+    /** RMSNorm weights: the block, QK, memory query/key norms (*norm.weight) and the final ln_f. */
+    static boolean isNormWeight(String name) {
+        return name.endsWith("norm.weight") || name.equals("transformer.ln_f.weight");
     }
 
     /** Number of optimizer steps taken (the bias-correction exponent of the next step is step()+1). */
@@ -148,11 +153,11 @@ public final class AdamW {
         return norm;
     }
 
-    /** Clips, then takes one step with the schedule's LRs at t = step(). Returns the pre-clip gradient norm. */
+    /** Clips, then takes one step with the schedule's LRs at t = step() + 1 (the 1-based step number). Returns the pre-clip gradient norm. */
     public double step(LrSchedule schedule) {
         long t0 = StepProfile.start();
         double norm = clipGradients();
-        long t = step;
+        long t = step + 1;
         update(schedule.lr(t), schedule.valueLr(t), schedule.fixedValueLr(t));
         StepProfile.stop(StepProfile.Kind.OPTIMIZER, t0);
         return norm;

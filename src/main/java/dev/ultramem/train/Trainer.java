@@ -72,7 +72,7 @@ public final class Trainer {
         this.tokenizer = tokenizer;
         this.model = model;
         this.optimizer = opt;
-        this.schedule = new LrSchedule(job.train);
+        this.schedule = new LrSchedule(job.train, job.model.memType);
         this.corpus = corpus;
         this.tokens = corpus.encode(tokenizer).requireWindows(job.train.seqLen);
         this.B = job.train.batchSize;
@@ -143,7 +143,7 @@ public final class Trainer {
             throw new IllegalStateException("the total can only change during warmup (step " + step + ")");
         if (steps <= step) throw new IllegalArgumentException("steps must exceed the current step");
         job.train.steps = steps;
-        schedule = new LrSchedule(job.train);
+        schedule = new LrSchedule(job.train, job.model.memType);
     }
 
     /**
@@ -166,7 +166,7 @@ public final class Trainer {
             long ts = clock.getAsLong();
             float loss = trainStep();
             ms[probed++] = (clock.getAsLong() - ts) / 1e6;
-            listener.onStep(step, loss, schedule.lr(step - 1), (double) B * T / (ms[probed - 1] / 1e3));
+            listener.onStep(step, loss, schedule.lr(step), (double) B * T / (ms[probed - 1] / 1e3));
             if (i >= 3 && (clock.getAsLong() - start) / 1e6 > budgetMillis / 8.0) break;
         }
         if (probed == 0) return job.train.steps;
@@ -187,7 +187,7 @@ public final class Trainer {
             int warm = (int) Math.max(step, steps / 5);
             if (warm < job.train.warmupSteps) {
                 job.train.warmupSteps = warm;
-                schedule = new LrSchedule(job.train);
+                schedule = new LrSchedule(job.train, job.model.memType);
             }
         }
         return job.train.steps;
@@ -277,7 +277,7 @@ public final class Trainer {
                 float loss = trainStep();
                 tokens += (long) B * T;
                 double secs = (clock.getAsLong() - t0) / 1e9;
-                listener.onStep(step, loss, schedule.lr(step - 1), tokens / Math.max(secs, 1e-9));
+                listener.onStep(step, loss, schedule.lr(step), tokens / Math.max(secs, 1e-9));
                 if (deadline != 0 && step == job.train.warmupSteps - 1 && step < target) {
                     refitToDeadline(t0, step - step0, eval0);
                     if (toEnd) target = job.train.steps;
@@ -327,7 +327,7 @@ public final class Trainer {
         long t0 = StepProfile.start();
         lastGradNorm = optimizer.clipGradients();
         if (!Double.isFinite(lastGradNorm)) throw nonFinite("gradient norm", lastGradNorm);
-        long t = optimizer.step();
+        long t = optimizer.step() + 1; // the official schedule's t: 1-based number of this step
         optimizer.update(schedule.lr(t), schedule.valueLr(t), schedule.fixedValueLr(t));
         StepProfile.stop(StepProfile.Kind.OPTIMIZER, t0);
         model.afterWeightsChanged();
@@ -462,7 +462,7 @@ public final class Trainer {
     /** Row of step s+1; a NaN val means no validation point at that step. */
     private void appendRow(StringBuilder sb, int s, float val) {
         sb.append(s + 1).append(',').append(trainLoss[s]).append(',').append(Float.isNaN(val) ? "" : Float.toString(val)).append(',')
-                .append((float) schedule.lr(s)).append('\n');
+                .append((float) schedule.lr(s + 1)).append('\n');
     }
 
     /** Rewrites metrics.csv from the history so far (a killed run may have left rows past its checkpoint), then appends. */

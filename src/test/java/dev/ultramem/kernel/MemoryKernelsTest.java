@@ -21,9 +21,38 @@ class MemoryKernelsTest {
 
     static final MemoryKernels[] IMPLS = {MemoryKernels.of("scalar"), MemoryKernels.of("vector")};
 
+    /** rowDots of many long rows through mk: the scores the layers compute for the stage-1 winners. */
+    static float[] winnerScores(MemoryKernels mk, float[] q, float[] rows, int[] idx, int m, int dim) {
+        float[] out = new float[m];
+        mk.rowDots(m, 1, dim, q, 0, rows, 0, idx, 0, out, 0);
+        return out;
+    }
+
+    /**
+     * The kernels the layers get ({@link MemoryKernels#get()}) are identified by what they compute, not by
+     * their name: on long dot products the scalar and vector paths round differently (different summation
+     * order), and the default's results equal, bit for bit, those of the path the property selects
+     * (vector unless {@code -Dultramem.kernels=scalar}); they also match a double-precision loop.
+     */
     @Test
-    void vectorPathSelectedByDefault() {
-        assertEquals(System.getProperty("ultramem.kernels", "vector"), MemoryKernels.get().name());
+    void defaultKernelsAreTheConfiguredPathByBehaviour() {
+        Rng rng = new Rng(12);
+        int dim = 1000, m = 64;
+        float[] q = new float[dim], rows = new float[m * dim];
+        rng.fillNormal(q, 1.0);
+        rng.fillNormal(rows, 1.0);
+        int[] idx = rng.permutation(m);
+        float[] scalar = winnerScores(MemoryKernels.of("scalar"), q, rows, idx, m, dim);
+        float[] vector = winnerScores(MemoryKernels.of("vector"), q, rows, idx, m, dim);
+        assertFalse(Arrays.equals(scalar, vector), "the two paths must be told apart by their rounding");
+        float[] used = winnerScores(MemoryKernels.get(), q, rows, idx, m, dim);
+        float[] expected = System.getProperty("ultramem.kernels", "vector").equals("scalar") ? scalar : vector;
+        assertArrayEquals(expected, used, 0f);
+        for (int i = 0; i < m; i++) {
+            double ref = 0, mag = 0;
+            for (int j = 0; j < dim; j++) { double v = (double) q[j] * rows[idx[i] * dim + j]; ref += v; mag += Math.abs(v); }
+            assertEquals(ref, used[i], 1e-6 * mag, "row " + i);
+        }
     }
 
     static int[] naiveTopK(float[] x, int off, int n, int k) {

@@ -76,9 +76,12 @@ class MoeFfnTest {
                 }
             }
         }
-        double lb = 0;
-        for (int e = 0; e < E; e++) lb += cnt[e] / (double) (N * k) * pMean[e];
-        return cfg.moeLbWeight * E * lb + cfg.moeZWeight * z / N;
+        // megablocks batched_load_balancing_loss, one layer's share:
+        // loss_weight · num_experts / (num_layers · tokens · top_k) · dot(tokens_per_expert, mean_t scores)
+        double dot = 0;
+        for (int e = 0; e < E; e++) dot += cnt[e] * pMean[e];
+        double lb = cfg.moeLbWeight * E / ((double) cfg.nLayers * N * k) * dot;
+        return lb + cfg.moeZWeight * z / N;
     }
 
     record Checked(MoeFfn m, ModelConfig cfg, float[] x) {}
@@ -103,8 +106,8 @@ class MoeFfnTest {
         Checked c = forwardMatchesNaive(1, 4, 4);
         MoeFfn m = c.m();
         ModelConfig cfg = c.cfg();
-        // with every expert chosen f_e = 1/E, so the load-balancing term is exactly w_lb
-        assertEquals(cfg.moeLbWeight, m.lastLoadBalancingLoss(), 1e-6);
+        // with every expert chosen f_e = 1/E, so each layer's load-balancing term is exactly w_lb / n_layers
+        assertEquals(cfg.moeLbWeight / cfg.nLayers, m.lastLoadBalancingLoss(), 1e-6);
     }
 
     @Test

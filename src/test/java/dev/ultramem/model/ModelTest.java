@@ -152,7 +152,7 @@ class ModelTest {
         m.initialize(seed);
         TrainConfig tc = train(steps, lr);
         AdamW opt = new AdamW(m.params(), tc);
-        LrSchedule sched = new LrSchedule(tc);
+        LrSchedule sched = new LrSchedule(tc, c.memType);
         Rng rng = new Rng(seed + 1);
         int[] seq = randomTokens(rng, B * (T + 1), c.vocabSize);
         int[] in = new int[B * T], tg = new int[B * T];

@@ -97,8 +97,10 @@ class PresetFamilyTest {
         assertFalse(v1.paperInit());
         assertTrue(v1.tuckerPenalty() > 0);
         assertTrue(mp.memKeyNorm);
-        assertEquals(4.0, train("family-ultramem").memValueLrTimes);
-        assertEquals(1.0, train("family-ultramem-v2").memValueLrTimes);
+        // v1's 4 → 1 value LR comes from the type default, not from the preset
+        assertNull(train("family-ultramem").memValueLrTimes);
+        assertEquals(4.0, train("family-ultramem").valueLrTimes(v1.memType));
+        assertEquals(1.0, train("family-ultramem-v2").valueLrTimes(v2.memType));
         // equal activated value rows per token: layers × heads × knn (Table 10 note)
         long rowsV2 = (long) MemoryPlacement.parse(v2.memInsertWay, v2.nLayers).size() * v2.memHead * v2.memKnn;
         for (ModelConfig c : List.of(v1, mp, config("family-pkm")))

@@ -3,7 +3,7 @@ package dev.ultramem.train;
 import dev.ultramem.core.Param;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.*;
 
 class LrScheduleTest {
 
@@ -11,8 +11,8 @@ class LrScheduleTest {
     void cosineWithWarmupAndValueMultiplier() {
         TrainConfig c = new TrainConfig();
         c.lr = 1e-3; c.warmupSteps = 10; c.steps = 110; c.finalLrRatio = 0.1;
-        c.memValueLrTimes = 4; c.memValueLrMaxStepsRate = 1; c.memoryPlusValueLr = 2e-3;
-        LrSchedule s = new LrSchedule(c);
+        c.memValueLrTimes = 4.0; c.memValueLrMaxStepsRate = 1; c.memoryPlusValueLr = 2e-3;
+        LrSchedule s = new LrSchedule(c, "ultramem_v2");
         assertEquals(1e-4, s.lr(0), 1e-12);            // warmup starts at 10%
         assertEquals(5.5e-4, s.lr(5), 1e-12);          // 0.1 + 0.9·0.5
         assertEquals(1e-3, s.lr(10), 1e-12);           // peak
@@ -29,10 +29,40 @@ class LrScheduleTest {
     }
 
     @Test
+    void valueLrMultiplierResolvedByMemoryType() {
+        TrainConfig c = new TrainConfig();
+        c.lr = 1e-3; c.warmupSteps = 0; c.steps = 100; c.finalLrRatio = 1; // no cosine: the LR is the multiplier
+        assertNull(c.memValueLrTimes);
+        // spec decisions: v1 4 → 1 over the run, everything else 1×
+        assertEquals(4e-3, new LrSchedule(c, "ultramem_v1").valueLr(0), 1e-15);
+        assertEquals(2.5e-3, new LrSchedule(c, "ultramem_v1").valueLr(50), 1e-15);
+        for (String other : new String[]{"ultramem_v2", "pkm", "none"}) assertEquals(1e-3, new LrSchedule(c, other).valueLr(0), 1e-15);
+        // an explicit value overrides the type default, in both directions
+        c.memValueLrTimes = 1.0;
+        assertEquals(1e-3, new LrSchedule(c, "ultramem_v1").valueLr(0), 1e-15);
+        c.memValueLrTimes = 3.0;
+        assertEquals(3e-3, new LrSchedule(c, "ultramem_v2").valueLr(0), 1e-15);
+    }
+
+    @Test
+    void v1JobsGetTheDecayingValueLrUnlessOverridden() {
+        var base = java.util.List.of("model.mem_type=ultramem_v1", "model.mem_insert_way=0:1", "model.n_layers=2");
+        JobConfig job = JobConfig.build(null, null, base);
+        assertEquals(4.0, job.train.valueLrTimes(job.model.memType));
+        // stored unset, so a checkpoint's config keeps resolving by type
+        assertTrue(job.toTree().get("train").get("mem_value_lr_times").isNull());
+        var set = new java.util.ArrayList<>(base);
+        set.add("train.mem_value_lr_times=1.5");
+        JobConfig over = JobConfig.build(null, null, set);
+        assertEquals(1.5, over.train.valueLrTimes(over.model.memType));
+        assertThrows(dev.ultramem.core.UserError.class, () -> JobConfig.build(null, null, java.util.List.of("train.mem_value_lr_times=0")));
+    }
+
+    @Test
     void noWarmup() {
         TrainConfig c = new TrainConfig();
         c.lr = 2e-3; c.warmupSteps = 0; c.steps = 100; c.finalLrRatio = 0;
-        LrSchedule s = new LrSchedule(c);
+        LrSchedule s = new LrSchedule(c, "ultramem_v2");
         assertEquals(2e-3, s.lr(0), 1e-12);
         assertEquals(1e-3, s.lr(50), 1e-12);
         assertEquals(0, s.lr(100), 1e-12);
