@@ -2,6 +2,7 @@ package dev.ultramem.bench;
 
 import dev.ultramem.core.Parallel;
 import dev.ultramem.kernel.Kernels;
+import dev.ultramem.kernel.VectorKernels;
 
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
@@ -10,8 +11,9 @@ import java.util.Random;
 
 /**
  * In-process GEMM benchmark: GFLOP/s of {@link Kernels#get()} on 1024³ in the three layouts, on the
- * shapes of a training step (d = 256, 4096 tokens) and on decode GEMVs, with 1 thread and with N threads, after
- * the machine's ceiling (a register-only FMA loop, {@link FmaPeak}).
+ * shapes of a training step (d = 256, 4096 tokens) and on decode GEMVs, with 1 thread and with N threads, each also
+ * as a fraction of the machine's ceiling in the same run (a register-only FMA loop, {@link FmaPeak}), after the
+ * streaming read bandwidth ({@link StreamBandwidth}).
  * Each figure is the best of several timed samples after a warm-up (the best sample is the least disturbed
  * by other processes sharing the cores).
  */
@@ -38,33 +40,53 @@ public final class KernelBench {
         new Shape("NT", 1, 256, 1024, "decode gemv"),
     };
 
+    /** The FMA ceiling (GFLOP/s) with 1 and with N threads, the better of a measurement before and after the shapes. */
+    public record Ceiling(double oneThread, double nThreads) {}
+
     /**
-     * Prints one line per shape: GFLOP/s with 1 thread and with {@code threads} threads.
+     * Prints the FMA ceiling, the streaming read bandwidth, then one line per shape: GFLOP/s and the fraction of
+     * the ceiling with 1 thread and with {@code threads} threads. The ceiling is measured before and after the
+     * shapes and the higher figure is used, so on a busy machine the fractions err low, not high.
      * quick = shorter samples (for smoke runs); the thread count of {@link Parallel} is restored afterwards.
      */
-    public static void run(PrintStream out, int threads, boolean quick) {
+    public static Ceiling run(PrintStream out, int threads, boolean quick) {
         Kernels kn = Kernels.get();
         int saved = Parallel.threads();
         double sampleSec = quick ? 0.03 : 0.12;
         int samples = quick ? 3 : 7;
-        out.printf("kernels=%s threads=%d samples=%d (best of, %.0f ms each)%n", kn.name(), threads, samples, sampleSec * 1000);
-        out.printf("%-4s %6s %6s %6s  %-18s %10s %10s %10s%n", "op", "M", "N", "K", "use", "1 thr", "1 thr cpu", threads + " thr");
+        out.printf("kernels=%s threads=%d samples=%d (best of, %.0f ms each); %s%n", kn.name(), threads, samples,
+                sampleSec * 1000, VectorKernels.gemmDescription());
         Random rnd = new Random(1);
         try {
             int loops = quick ? 10 : 40;
-            double peak1 = FmaPeak.measure(1, loops, samples), peakN = threads == 1 ? peak1 : FmaPeak.measure(threads, loops, samples);
-            out.printf("%-4s %6s %6s %6s  %-18s %10.1f %10s %10.1f%n", "FMA", "", "", "", "peak (no memory)", peak1, "", peakN);
-            for (Shape s : SHAPES) {
+            double p1 = FmaPeak.measure(1, loops, samples), pn = threads == 1 ? p1 : FmaPeak.measure(threads, loops, samples);
+            double bw1 = StreamBandwidth.readGBs(1, samples), bwn = threads == 1 ? bw1 : StreamBandwidth.readGBs(threads, samples);
+            out.printf("stream read (256 MB array): %.1f GB/s on 1 thread, %.1f GB/s on %d threads%n", bw1, bwn, threads);
+            double[][] g = new double[SHAPES.length][];
+            for (int i = 0; i < SHAPES.length; i++) {
+                Shape s = SHAPES[i];
                 float[] a = rand(rnd, (long) s.m * s.k), b = rand(rnd, (long) s.n * s.k), c = new float[s.m * s.n];
                 double[] g1 = measure(kn, s, a, b, c, 1, sampleSec, samples);
                 double gn = threads == 1 ? g1[0] : measure(kn, s, a, b, c, threads, sampleSec, samples)[0];
-                out.printf("%-4s %6d %6d %6d  %-18s %10.1f %10.1f %10.1f%n", s.layout, s.m, s.n, s.k, s.what, g1[0], g1[1], gn);
+                g[i] = new double[] {g1[0], g1[1], gn};
             }
+            double q1 = FmaPeak.measure(1, loops, samples), qn = threads == 1 ? q1 : FmaPeak.measure(threads, loops, samples);
+            Ceiling ceil = new Ceiling(Math.max(p1, q1), Math.max(pn, qn));
+            out.printf("FMA ceiling (register-only loop), GFLOP/s: 1 thread %.1f before, %.1f after the shapes; %d threads %.1f, %.1f%n",
+                    p1, q1, threads, pn, qn);
+            out.printf("%-4s %6s %6s %6s  %-18s %10s %6s %10s %10s %6s%n", "op", "M", "N", "K", "use", "1 thr", "ceil", "1 thr cpu",
+                    threads + " thr", "ceil");
+            for (int i = 0; i < SHAPES.length; i++) {
+                Shape s = SHAPES[i];
+                out.printf("%-4s %6d %6d %6d  %-18s %10.1f %5.0f%% %10.1f %10.1f %5.0f%%%n", s.layout, s.m, s.n, s.k, s.what,
+                        g[i][0], 100 * g[i][0] / ceil.oneThread, g[i][1], g[i][2], 100 * g[i][2] / ceil.nThreads);
+            }
+            out.println("GFLOP/s = 2·M·N·K / best sample time; ceil = GFLOP/s ÷ the higher FMA ceiling of the same thread count;"
+                    + " '1 thr cpu' divides by the CPU time of the calling thread instead of wall time");
+            return ceil;
         } finally {
             Parallel.setThreads(saved);
         }
-        out.println("GFLOP/s = 2·M·N·K / best sample time; '1 thr cpu' divides by the CPU time of the calling thread"
-                + " instead of wall time (insensitive to other processes taking the core)");
     }
 
     private static float[] rand(Random r, long n) {

@@ -64,11 +64,13 @@ public final class TrainBench {
         int B = args.length > 0 ? Integer.parseInt(args[0]) : 16;
         int T = args.length > 1 ? Integer.parseInt(args[1]) : 256;
         int steps = args.length > 2 ? Integer.parseInt(args[2]) : 5;
+        double ceiling = FmaPeak.measure(Parallel.threads(), 40, 7);
         Result r = run(c, B, T, 2, steps);
         long macs = ModelCosts.of(m(c), T).forwardMacsPerToken();
+        double gflops = 6.0 * macs * r.tokensPerSecond() / 1e9;
         System.out.printf("threads %d, B %d, T %d: %.0f tokens/s, %.1f ms/step (main thread CPU %.1f ms/step), loss %.4f%n"
-                        + "training ≈ 3 × %d MACs/token: %.1f GFLOP/s%n%s",
+                        + "training ≈ 3 × %d MACs/token: %.1f GFLOP/s, model-FLOP utilisation %.1f%% of the FMA ceiling %.1f%n%s",
                 Parallel.threads(), B, T, r.tokensPerSecond(), r.msPerStep(), r.cpuMsPerStep(), r.lastLoss(),
-                macs, 6.0 * macs * r.tokensPerSecond() / 1e9, r.profile());
+                macs, gflops, 100 * gflops / ceiling, ceiling, r.profile());
     }
 }

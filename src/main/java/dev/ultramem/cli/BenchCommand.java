@@ -1,5 +1,6 @@
 package dev.ultramem.cli;
 
+import dev.ultramem.bench.FmaPeak;
 import dev.ultramem.bench.KernelBench;
 import dev.ultramem.bench.LayerBench;
 import dev.ultramem.core.Parallel;
@@ -62,7 +63,8 @@ final class BenchCommand implements Callable<Integer> {
         threads.apply();
         if (batch < 1 || seq < 1 || decodeTokens < 1) throw new UserError("--batch, --seq and --decode-tokens must be >= 1");
         int nThreads = Parallel.threads();
-        if (!skipKernels) kernelBench(o, nThreads);
+        // the FMA ceiling of this run: model-FLOP utilisation of the training step is measured against it
+        double ceiling = skipKernels ? quickCeiling(o, nThreads) : kernelBench(o, nThreads).nThreads();
         if (!skipLayers) layerBench(o, nThreads);
         List<String> sets = new ArrayList<>(overrides);
         sets.add("train.batch_size=" + batch);
@@ -94,8 +96,11 @@ final class BenchCommand implements Callable<Integer> {
         }
         double tps = (double) measured * batch * seq / sec;
         long macs = ModelCosts.of(model, seq).forwardMacsPerToken();
+        double gflops = tps * 6 * macs / 1e9;
         o.printf("step %.1f ms, %s tokens/s, %.1f GFLOP/s (6 x %,d multiply-adds per token)%n",
-                sec / measured * 1e3, Runs.human(tps), tps * 6 * macs / 1e9, macs);
+                sec / measured * 1e3, Runs.human(tps), gflops, macs);
+        o.printf("model-FLOP utilisation %.1f%% (%.1f GFLOP/s of the %.1f GFLOP/s FMA ceiling on %d threads)%n",
+                100 * gflops / ceiling, gflops, ceiling, nThreads);
         StepProfile.setEnabled(false);
         o.println("per-operation breakdown over the measured steps:");
         o.print(StepProfile.report());
@@ -116,11 +121,18 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void kernelBench(PrintWriter o, int nThreads) {
+    private KernelBench.Ceiling kernelBench(PrintWriter o, int nThreads) {
         o.println("== kernels");
         o.flush();
-        KernelBench.run(System.out, nThreads, quick);
+        KernelBench.Ceiling c = KernelBench.run(System.out, nThreads, quick);
         System.out.flush();
+        return c;
+    }
+
+    private double quickCeiling(PrintWriter o, int nThreads) {
+        double c = FmaPeak.measure(nThreads, quick ? 10 : 40, quick ? 3 : 7);
+        o.printf("== FMA ceiling (register-only loop): %.1f GFLOP/s on %d threads%n", c, nThreads);
+        return c;
     }
 
     private void layerBench(PrintWriter o, int nThreads) {

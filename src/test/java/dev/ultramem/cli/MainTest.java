@@ -221,5 +221,6 @@ class MainTest {
         assertTrue(r.out().contains("tokens/s"), r.out());
         assertTrue(r.out().contains("attention"), r.out());
         assertTrue(r.out().contains("implied bandwidth"), r.out());
+        assertTrue(r.out().contains("model-FLOP utilisation"), r.out());
     }
 }

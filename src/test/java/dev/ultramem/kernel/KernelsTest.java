@@ -92,6 +92,29 @@ class KernelsTest {
     }
 
     @Test
+    void gemmOddShapesAroundTheRegisterTile() {
+        // 1, 3, 17, 63, 65, 257 and the tile's own edges: MR ± 1 rows, NR ± 1 columns, KC ± 1 depth.
+        Random r = new Random(11);
+        int mr = VectorGemm.MR, nr = VectorGemm.NR, kc = VectorGemm.KC;
+        int[] ms = {3, 17, 63, 65, mr - 1, mr + 1, 2 * mr + 1}, ns = {1, 3, 17, 63, 65, nr - 1, nr + 1}, ks = {1, 3, 65, 257, kc + 1};
+        for (Layout l : Layout.values())
+            for (int i = 0; i < ms.length; i++)
+                for (int j = 0; j < ns.length; j++)
+                    checkGemm(r, l, Math.max(1, ms[i]), Math.max(1, ns[j]), ks[(i + j) % ks.length], (i + j) % 2 == 0);
+    }
+
+    @Test
+    void gemmPlanFitsTheRegistersAndReadsCacheSizes() {
+        // accumulators + B vectors + one broadcast must fit 32 registers with 16 lanes (AVX-512), 16 otherwise
+        int regs = VectorGemm.L >= 16 ? 32 : 16;
+        assertTrue(VectorGemm.MR * VectorGemm.NV + VectorGemm.NV + 1 <= regs, VectorKernels.gemmDescription());
+        assertTrue(VectorGemm.KC >= 1 && VectorGemm.MC % VectorGemm.MR == 0 && VectorGemm.NC % VectorGemm.NR == 0);
+        assertEquals(32L << 10, GemmPlan.parseSize("32K"));
+        assertEquals(32L << 20, GemmPlan.parseSize("32M"));
+        assertEquals(4096, GemmPlan.parseSize("4096"));
+    }
+
+    @Test
     void gemmBlockedShapes() {
         // K > KC (several K blocks), N > NC (several N blocks), M not a multiple of MR; large enough to go parallel.
         Random r = new Random(7);
