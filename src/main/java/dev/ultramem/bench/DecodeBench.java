@@ -8,9 +8,6 @@ import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelConfig;
 import dev.ultramem.model.ModelCosts;
 import dev.ultramem.model.PresetFamily;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -96,51 +93,19 @@ public final class DecodeBench {
     }
 
     /** The value in [lo, hi] whose model's total parameters are closest to target (totals grow with the value). */
-    private static int search(int lo, int hi, IntFunction<ModelConfig> at, long target) {
+    private static int search(int min, int hi, IntFunction<ModelConfig> at, long target) {
+        int lo = min;
         while (lo < hi) {
             int mid = (lo + hi) >>> 1;
             if (ModelCosts.of(at.apply(mid).validate(), 16).totalParams() < target) lo = mid + 1; else hi = mid;
         }
         int best = lo;
-        if (lo > 8) {
+        if (lo > min) {
             long above = ModelCosts.of(at.apply(lo).validate(), 16).totalParams() - target;
             long below = target - ModelCosts.of(at.apply(lo - 1).validate(), 16).totalParams();
             if (below < above) best = lo - 1;
         }
         at.apply(best);
-        return best;
-    }
-
-    /**
-     * Streaming read bandwidth in bytes/s: a sum over a buffer far larger than the last-level cache,
-     * split over the worker threads, best of a few passes.
-     */
-    public static double readBandwidth(int megabytes) {
-        float[] buf = new float[megabytes * (1 << 20) / Float.BYTES];
-        java.util.Arrays.fill(buf, 1f);
-        VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-        double best = 0;
-        float[] sink = new float[Parallel.threads()];
-        for (int rep = 0; rep < 5; rep++) {
-            long t0 = System.nanoTime();
-            int chunks = Parallel.threads();
-            Parallel.forChunks(buf.length, chunks, (c, s, e) -> {
-                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-                int L = S.length(), i = s;
-                for (; i + 4 * L <= e; i += 4 * L) {
-                    a0 = a0.add(FloatVector.fromArray(S, buf, i));
-                    a1 = a1.add(FloatVector.fromArray(S, buf, i + L));
-                    a2 = a2.add(FloatVector.fromArray(S, buf, i + 2 * L));
-                    a3 = a3.add(FloatVector.fromArray(S, buf, i + 3 * L));
-                }
-                float r = a0.add(a1).add(a2).add(a3).reduceLanes(VectorOperators.ADD);
-                for (; i < e; i++) r += buf[i];
-                sink[c] += r;
-            });
-            double sec = (System.nanoTime() - t0) / 1e9;
-            if (rep > 0) best = Math.max(best, (double) buf.length * Float.BYTES / sec);
-        }
-        if (sink[0] == 42f) System.out.print("");
         return best;
     }
 
@@ -172,9 +137,12 @@ public final class DecodeBench {
         return t[samples / 2];
     }
 
-    /** Measures every model at every batch; prints the table as it goes and returns the points. */
+    /**
+     * Measures every model at every batch; prints the table as it goes and returns the points. Each model is
+     * built once: its prefill tokens/s (4 prompts of the full context in one call) go into prefill by name.
+     */
     public static List<Point> run(PrintStream out, List<Entry> models, int[] batches, int context, double kvBudgetGb,
-                                  double bandwidth, int samples) {
+                                  double bandwidth, int samples, java.util.Map<String, Double> prefill) {
         List<Point> points = new ArrayList<>();
         out.printf("memory bandwidth (streaming read, %d threads): %.1f GB/s; context %d cached positions per sequence%n",
                 Parallel.threads(), bandwidth / 1e9, context);
@@ -182,12 +150,8 @@ public final class DecodeBench {
         out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         Rng rng = new Rng(7);
         for (Entry e : models) {
-            ModelConfig c = e.config().copy();
-            c.maxSeqLen = Math.max(c.maxSeqLen, context);
-            Model m = new Model(c.validate());
-            m.initialize(1);
-            m.afterWeightsChanged();
-            m.setTraining(false);
+            Model m = build(e, context);
+            ModelConfig c = m.config();
             for (int B : batches) {
                 long kv = 2L * B * context * c.dModel * c.nLayers * Float.BYTES;
                 Runtime rt = Runtime.getRuntime();
@@ -209,18 +173,25 @@ public final class DecodeBench {
                         pb / 1e6, kb / 1e6, p.floorMs(), sec / floor);
                 out.flush();
             }
+            prefill.put(e.name(), prefillTokensPerSec(m, 4, context));
         }
         return points;
     }
 
-    /** Prefill tokens/s of one model: a batch of prompts of the full context in one call. */
-    public static double prefillTokensPerSec(Entry e, int batch, int context) {
+    /** An initialised model of the entry in inference mode, with room for context positions. */
+    private static Model build(Entry e, int context) {
         ModelConfig c = e.config().copy();
         c.maxSeqLen = Math.max(c.maxSeqLen, context);
         Model m = new Model(c.validate());
         m.initialize(1);
         m.afterWeightsChanged();
         m.setTraining(false);
+        return m;
+    }
+
+    /** Prefill tokens/s of one model: a batch of prompts of the full context in one call. */
+    static double prefillTokensPerSec(Model m, int batch, int context) {
+        ModelConfig c = m.config();
         Rng rng = new Rng(3);
         int[][] prompts = new int[batch][context];
         int[] slots = new int[batch];

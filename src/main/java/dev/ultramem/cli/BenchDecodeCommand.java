@@ -61,11 +61,11 @@ final class BenchDecodeCommand implements Callable<Integer> {
             models = models.stream().filter(e -> only.contains(e.name())).toList();
             if (models.isEmpty()) throw new UserError("--models: none of " + only + " is a model of the bench");
         }
-        double bw = DecodeBench.readBandwidth(1024);
-        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bw, samples);
+        double bw = dev.ultramem.bench.StreamBandwidth.readGBs(Parallel.threads(), 4) * 1e9;
+        java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
+        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bw, samples, prefill);
         both.println("prefill (4 prompts of " + context + " tokens in one call):");
-        for (DecodeBench.Entry e : models)
-            both.printf("  %s: %,.0f tokens/s%n", e.name(), DecodeBench.prefillTokensPerSec(e, 4, context));
+        prefill.forEach((name, tps) -> both.printf("  %s: %,.0f tokens/s%n", name, tps));
         if (!skipLayerLevel) DecodeBench.layerLevel(both, samples);
         if (out != null) write(points, copy.toString(StandardCharsets.UTF_8));
         return 0;

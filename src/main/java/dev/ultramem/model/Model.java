@@ -398,7 +398,7 @@ public final class Model {
         // per round: rows [rows, d], and per sequence its slot, first position, first row and row count
         private float[] x = new float[0], last = new float[0], lastN = new float[0], out = new float[0], r = new float[0];
         private float[][] mem = new float[memLayers.length][0];
-        private int[] slotR = new int[0], startR = new int[0], lenR = new int[0], done = new int[0];
+        private int[] slotR = new int[0], startR = new int[0], lenR = new int[0], seqR = new int[0], done = new int[0];
         private long[] pos0R = new long[0];
         private long paramBytes, kvBytes;
 
@@ -457,26 +457,25 @@ public final class Model {
                     if (t < 0 || t >= V) throw new UserError("decoder: token id " + t + " outside vocabulary [0, " + V + ")");
             }
             if (slotR.length < n) {
-                slotR = new int[n]; startR = new int[n]; lenR = new int[n]; pos0R = new long[n]; done = new int[n];
+                slotR = new int[n]; startR = new int[n]; lenR = new int[n]; seqR = new int[n]; pos0R = new long[n]; done = new int[n];
             }
             if (last.length < n * d) { last = new float[n * d]; lastN = new float[n * d]; r = new float[n]; }
             if (out.length < n * V) out = new float[n * V];
             java.util.Arrays.fill(done, 0, n, 0);
             paramBytes = 0;
             kvBytes = 0;
-            for (boolean more = true; more; ) {
+            while (true) {
                 // one round: up to ROUND more rows of every sequence that still has tokens
                 int nSeq = 0, rows = 0;
                 for (int i = 0; i < n; i++) {
                     int m = Math.min(ROUND, chunks[i].length - done[i]);
                     if (m == 0) continue;
-                    slotR[nSeq] = slots[i]; startR[nSeq] = rows; lenR[nSeq] = m; pos0R[nSeq] = pos[slots[i]];
+                    slotR[nSeq] = slots[i]; startR[nSeq] = rows; lenR[nSeq] = m; seqR[nSeq] = i; pos0R[nSeq] = pos[slots[i]];
                     nSeq++;
                     rows += m;
                 }
-                round(chunks, slots, n, nSeq, rows);
-                more = false;
-                for (int i = 0; i < n; i++) if (done[i] < chunks[i].length) more = true;
+                if (nSeq == 0) break;
+                round(chunks, nSeq, rows);
             }
             lnF.forward(n, last, 0, lastN, 0, r, 0);
             k.gemmNT(n, V, d, lastN, 0, wte.data(), 0, out, 0, false);
@@ -484,17 +483,16 @@ public final class Model {
             return out;
         }
 
-        private void round(int[][] chunks, int[] slots, int n, int nSeq, int rows) {
+        /** One round: rows [startR[s], startR[s] + lenR[s]) hold the next tokens of call sequence seqR[s]. */
+        private void round(int[][] chunks, int nSeq, int rows) {
             if (x.length < rows * d) {
                 x = new float[rows * d];
                 for (int m = 0; m < mem.length; m++) mem[m] = new float[rows * d];
             }
             float[] e = wte.data();
-            int row = 0;
-            for (int i = 0; i < n; i++) {
-                int m = Math.min(ROUND, chunks[i].length - done[i]);
-                for (int j = 0; j < m; j++) System.arraycopy(e, chunks[i][done[i] + j] * d, x, (row + j) * d, d);
-                row += m;
+            for (int s = 0; s < nSeq; s++) {
+                int i = seqR[s];
+                for (int j = 0; j < lenR[s]; j++) System.arraycopy(e, chunks[i][done[i] + j] * d, x, (startR[s] + j) * d, d);
             }
             paramBytes += (long) rows * d * Float.BYTES;
             for (int l = 0; l < L; l++) {
@@ -514,14 +512,11 @@ public final class Model {
                 }
             }
             // advance positions; a sequence whose chunk ends in this round leaves its last row for the logits
-            row = 0;
-            for (int i = 0; i < n; i++) {
-                int m = Math.min(ROUND, chunks[i].length - done[i]);
-                if (m == 0) continue;
+            for (int s = 0; s < nSeq; s++) {
+                int i = seqR[s], m = lenR[s];
                 done[i] += m;
-                pos[slots[i]] += m;
-                if (done[i] == chunks[i].length) System.arraycopy(x, (row + m - 1) * d, last, i * d, d);
-                row += m;
+                pos[slotR[s]] += m;
+                if (done[i] == chunks[i].length) System.arraycopy(x, (startR[s] + m - 1) * d, last, i * d, d);
             }
         }
     }
