@@ -123,6 +123,8 @@ class ServeProcessTest {
         assertUserError(run("serve", run.toString(), "--max-batch", "0"), "--max-batch");
         assertUserError(run("serve", run.toString(), "--queue", "-1"), "--queue");
         assertUserError(run("serve", run.toString(), "--context", "33"), "context 33");
+        // the KV caches of all slots are checked against the heap before any is allocated
+        assertUserError(run("serve", run.toString(), "--max-batch", "100000000", "--queue", "1"), "of KV cache");
         assertUserError(run("serve", dir.resolve("nothing").toString()), "not found");
     }
 }
