@@ -118,14 +118,19 @@ public class BatchSchedulerTest {
         String whole = reference(m, p, free);
         String stop = whole.substring(6, 8);
         BatchScheduler.Params stopped = new BatchScheduler.Params(30, 0.9, 0, 1, 42, List.of(stop, "\u0000never"));
-        try (BatchScheduler s = new BatchScheduler(m.newBatchDecoder(1, 48), TextCodec.bytes(), 1, 8, null)) {
+        RecordingDecoder dec = new RecordingDecoder(m.newBatchDecoder(1, 48), 0);
+        try (BatchScheduler s = new BatchScheduler(dec, TextCodec.bytes(), 1, 8, null)) {
             Outcome o = collect(s.submit(p, stopped));
             assertEquals("stop", o.finish());
             assertEquals(whole.substring(0, whole.indexOf(stop)), o.text());
-            // one slot and one place in the queue: the third concurrent request is refused
+            // one slot and one place in the queue: the third concurrent request is refused. The gate holds r1 in
+            // its slot, so r1 cannot finish (and free the queue place) before the third submission.
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            dec.gate = gate;
             BatchScheduler.Request r1 = s.submit(p, free), r2 = s.submit(p, free);
             BatchScheduler.Rejected e = assertThrows(BatchScheduler.Rejected.class, () -> s.submit(p, free));
             assertFalse(e.shuttingDown);
+            gate.countDown();
             collect(r1);
             collect(r2);
             s.drain();

@@ -25,6 +25,8 @@ public final class RecordingDecoder implements Model.BatchDecoder {
     private final Model.BatchDecoder inner;
     private final long stepSleepMillis;
     public final List<Call> calls = Collections.synchronizedList(new ArrayList<>());
+    /** While set, every decode step waits for it to open: holds running requests in their slots for as long as a test needs. */
+    public volatile java.util.concurrent.CountDownLatch gate;
 
     public RecordingDecoder(Model.BatchDecoder inner, long stepSleepMillis) {
         this.inner = inner;
@@ -54,6 +56,14 @@ public final class RecordingDecoder implements Model.BatchDecoder {
         int[] ones = new int[n];
         java.util.Arrays.fill(ones, 1);
         calls.add(new Call("step", java.util.Arrays.copyOf(slots, n), ones));
+        java.util.concurrent.CountDownLatch g = gate;
+        if (g != null) {
+            try {
+                g.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (stepSleepMillis > 0) {
             try {
                 Thread.sleep(stepSleepMillis);

@@ -341,10 +341,25 @@ class CompletionServerTest {
 
     @Test
     void moreClientsThanSlotsPlusQueueGet503WithRetryAfter() throws Exception {
-        RecordingDecoder slow = new RecordingDecoder(model.newBatchDecoder(2, CTX), 15);
+        RecordingDecoder slow = new RecordingDecoder(model.newBatchDecoder(2, CTX), 0);
         CompletionServer s = start(slow, 1, 8, 4096);
         int clients = 8;
-        List<Stream> results = concurrently(clients, i -> stream(s, body("overload " + i, 12, 0.5, i)));
+        // the gate holds the admitted streams until every other client has had its answer, so however slowly the
+        // clients arrive, exactly two slots and one queue place are taken
+        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+        slow.gate = gate;
+        List<Stream> results = new ArrayList<>();
+        try (ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<Stream>> fs = new ArrayList<>();
+            for (int i = 0; i < clients; i++) {
+                int k = i;
+                fs.add(ex.submit(() -> stream(s, body("overload " + k, 12, 0.5, k))));
+            }
+            await(() -> fs.stream().filter(Future::isDone).count() == clients - 3, "the clients beyond two slots and a queue of one to be answered");
+            gate.countDown();
+            for (Future<Stream> f : fs) results.add(f.get(120, TimeUnit.SECONDS));
+        }
+        slow.gate = null;
         int ok = 0, busy = 0;
         for (Stream r : results) {
             if (r.status() == 200) {
@@ -357,13 +372,16 @@ class CompletionServerTest {
                 assertEquals(String.valueOf(CompletionServer.RETRY_AFTER_SECONDS), r.response().headers().firstValue("Retry-After").orElse(""));
             }
         }
-        assertTrue(ok >= 3, ok + " of " + clients + " served with 2 slots and a queue of 1");
-        assertTrue(busy >= 1, "some clients turned away");
+        assertEquals(3, ok, ok + " of " + clients + " served with 2 slots and a queue of 1");
+        assertEquals(clients - 3, busy, "clients turned away");
         // the body of a 503: fill the two slots and the queue directly, then ask
+        java.util.concurrent.CountDownLatch hold = new java.util.concurrent.CountDownLatch(1);
+        slow.gate = hold;
         BatchScheduler.Request[] held = new BatchScheduler.Request[3];
         for (int i = 0; i < 3; i++) held[i] = s.scheduler().submit(new int[]{65}, new BatchScheduler.Params(CTX, 0, 0, 1, 0, List.of()));
         HttpResponse<String> r503 = post(s, "/v1/completions", body("x", 2, 0, 0).toString());
         for (BatchScheduler.Request h : held) h.cancel();
+        hold.countDown();
         assertEquals(503, r503.statusCode());
         JsonNode e = JSON.readTree(r503.body()).get("error");
         assertEquals("server_error", e.get("type").asText());
