@@ -26,8 +26,10 @@ import java.util.function.IntFunction;
 public final class DecodeBench {
     private DecodeBench() {}
 
-    /** One model of the comparison: its family name and config. */
-    public record Entry(String name, ModelConfig config, ModelCosts costs) {}
+    /** One model of the comparison: its family name and config, and whether its tables are stored as bf16. */
+    public record Entry(String name, ModelConfig config, ModelCosts costs, boolean bf16Tables) {
+        public Entry(String name, ModelConfig config, ModelCosts costs) { this(name, config, costs, false); }
+    }
 
     /** One measured point. */
     public record Point(String model, int batch, double stepMs, double tokensPerSec, long paramBytes, long kvBytes,
@@ -73,6 +75,10 @@ public final class DecodeBench {
             mem.memKnum = search(8, 1 << 14, kn -> { mem.memKnum = kn; return mem; }, target);
             out.add(new Entry(preset.substring("family-".length()), mem, ModelCosts.of(mem.validate(), mem.maxSeqLen)));
         }
+        // the same memory models with bf16 tables: half the table bytes per step, the same compute
+        for (Entry e : List.copyOf(out))
+            if (e.config().memType != null && !e.config().memType.equals("none"))
+                out.add(new Entry(e.name() + "-bf16", e.config(), e.costs(), true));
         return out;
     }
 
@@ -186,6 +192,7 @@ public final class DecodeBench {
         m.initialize(1);
         m.afterWeightsChanged();
         m.setTraining(false);
+        if (e.bf16Tables()) m.storeTablesAsBf16();
         return m;
     }
 

@@ -89,7 +89,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     private static long mappedBytes(Checkpoint.Loaded ck) {
         long b = 0;
-        for (var q : ck.model().params()) if (q.isMapped()) b += q.numel() * Float.BYTES;
+        for (var q : ck.model().params()) if (q.isMapped()) b += q.numel() * q.elementBytes();
         return b;
     }
 

@@ -25,7 +25,7 @@ import java.util.concurrent.Callable;
                 "Without a subcommand, runs the built-in default job: trains a small model on the built-in",
                 "synthetic corpus for about two minutes, then prints the validation loss and a sample."},
         subcommands = {TrainCommand.class, ResumeCommand.class, EvalCommand.class, GenerateCommand.class,
-                InfoCommand.class, BenchCommand.class, ImportCommand.class, ExportCommand.class, InitCommand.class,
+                InfoCommand.class, BenchCommand.class, ImportCommand.class, ExportCommand.class, ConvertCommand.class, InitCommand.class,
                 ServeCommand.class, ExperimentCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 

@@ -28,6 +28,12 @@ public final class Param {
         VALUE_FIXED_LR
     }
 
+    /**
+     * How an off-heap tensor holds its elements. BF16 halves the bytes a decode reads from a value table;
+     * it is for inference only (read-only, no gradient: training keeps float32 master weights).
+     */
+    public enum Storage { F32, BF16 }
+
     public final String name;
     public final long[] shape;
     public final Group group;
@@ -38,6 +44,7 @@ public final class Param {
     private volatile MemorySegment data;
     private final Arena arena;
     private boolean mapped;
+    private volatile Storage storage = Storage.F32;
     private float[] heapGrad;
     private MemorySegment grad;
 
@@ -86,13 +93,46 @@ public final class Param {
      * native float order) instead of its own memory: the OS pages rows in as they are read, so a
      * table may be larger than RAM. The tensor can no longer be trained.
      */
-    public void mapReadOnly(MemorySegment seg) {
+    public void mapReadOnly(MemorySegment seg) { mapReadOnly(seg, Storage.F32); }
+
+    /** As {@link #mapReadOnly(MemorySegment)}, for a segment of elements stored as {@code s}. */
+    public void mapReadOnly(MemorySegment seg, Storage s) {
         if (heap != null) throw new IllegalStateException(name + ": only off-heap tensors can be mapped");
-        if (seg.byteSize() != numel() * Float.BYTES) throw new IllegalArgumentException(name + ": mapped segment size does not match shape");
-        if (seg.address() % Float.BYTES != 0) throw new IllegalArgumentException(name + ": mapped data is not 4-byte aligned");
-        data = seg;
-        mapped = true;
+        int eb = bytesOf(s);
+        if (seg.byteSize() != numel() * eb) throw new IllegalArgumentException(name + ": mapped segment size does not match shape");
+        if (seg.address() % eb != 0) throw new IllegalArgumentException(name + ": mapped data is not " + eb + "-byte aligned");
+        synchronized (this) {
+            data = seg;
+            storage = s;
+            mapped = true;
+        }
     }
+
+    /**
+     * Stores this off-heap tensor as bfloat16 from now on: the values are rounded to nearest even (a
+     * tensor never touched is simply allocated as bf16). The tensor becomes read-only.
+     */
+    public synchronized void storeAsBf16() {
+        if (heap != null) throw new IllegalStateException(name + ": only off-heap tensors (value tables) can be stored as bf16");
+        if (storage == Storage.BF16) return;
+        MemorySegment old = data;
+        storage = Storage.BF16;
+        grad = null;
+        if (old == null) return;
+        MemorySegment b = (arena != null ? arena : Arena.ofAuto()).allocate(numel() * 2, 64);
+        Bf16.round(old, b, numel());
+        data = b;
+        mapped = false;
+    }
+
+    public Storage storage() { return storage; }
+
+    public boolean isBf16() { return storage == Storage.BF16; }
+
+    /** Bytes per element of the storage: 4, or 2 for bf16. */
+    public int elementBytes() { return bytesOf(storage); }
+
+    private static int bytesOf(Storage s) { return s == Storage.BF16 ? 2 : Float.BYTES; }
 
     /** True when the storage is a read-only mapping of a file. */
     public boolean isMapped() { return mapped; }
@@ -110,7 +150,7 @@ public final class Param {
         MemorySegment d = data;
         if (d == null) {
             synchronized (this) {
-                if (data == null) data = arena.allocate(numel() * Float.BYTES, 64);
+                if (data == null) data = arena.allocate(numel() * elementBytes(), 64);
                 d = data;
             }
         }
@@ -129,6 +169,7 @@ public final class Param {
 
     /** Gradient as a segment, allocated (zeroed) on first use; off-heap for off-heap tensors. */
     public MemorySegment gradSegment() {
+        if (isBf16()) throw new IllegalStateException(name + ": a bf16 table is read-only (inference); train from float32 tables");
         if (grad == null) {
             if (heap != null) grad();
             else grad = Arena.ofAuto().allocate(numel() * Float.BYTES, 64);
@@ -147,9 +188,14 @@ public final class Param {
 
     public int dim(int i) { return (int) shape[i]; }
 
-    public float get(long i) { return segment().getAtIndex(ValueLayout.JAVA_FLOAT, i); }
+    public float get(long i) {
+        return isBf16() ? Bf16.toFloat(segment().getAtIndex(ValueLayout.JAVA_SHORT, i)) : segment().getAtIndex(ValueLayout.JAVA_FLOAT, i);
+    }
 
-    public void set(long i, float v) { segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, v); }
+    public void set(long i, float v) {
+        if (isBf16()) throw new IllegalStateException(name + ": a bf16 table is read-only");
+        segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+    }
 
     public String shapeString() { return Arrays.toString(shape); }
 

@@ -2,6 +2,8 @@ package dev.ultramem.io;
 
 import dev.ultramem.core.UserError;
 
+import dev.ultramem.core.Bf16;
+
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -115,6 +117,7 @@ public final class AtomicFiles {
 
         private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
         Output(WritableByteChannel channel, MemorySegment buf) {
             this.channel = channel;
@@ -143,6 +146,39 @@ public final class AtomicFiles {
             for (long i = 0; i < n; ) {
                 long c = Math.min(n - i, room(Float.BYTES) / Float.BYTES);
                 MemorySegment.copy(floats, ValueLayout.JAVA_FLOAT, i * Float.BYTES, buf, LE_FLOAT, fill, c);
+                fill += c * Float.BYTES;
+                i += c;
+            }
+        }
+
+        /** 16-bit values in native order (bf16 bits), written little-endian. */
+        public void putShorts(MemorySegment shorts) throws IOException {
+            long n = shorts.byteSize() / Short.BYTES;
+            for (long i = 0; i < n; ) {
+                long c = Math.min(n - i, room(Short.BYTES) / Short.BYTES);
+                MemorySegment.copy(shorts, ValueLayout.JAVA_SHORT, i * Short.BYTES, buf, LE_SHORT, fill, c);
+                fill += c * Short.BYTES;
+                i += c;
+            }
+        }
+
+        /** Native-order floats rounded to bf16 (nearest even), written little-endian. */
+        public void putFloatsAsBf16(MemorySegment floats) throws IOException {
+            long n = floats.byteSize() / Float.BYTES;
+            for (long i = 0; i < n; ) {
+                long c = Math.min(n - i, room(Short.BYTES) / Short.BYTES);
+                for (long j = 0; j < c; j++) buf.set(LE_SHORT, fill + 2 * j, Bf16.round(floats.getAtIndex(ValueLayout.JAVA_FLOAT, i + j)));
+                fill += c * Short.BYTES;
+                i += c;
+            }
+        }
+
+        /** Native-order bf16 values widened to float32, written little-endian. */
+        public void putBf16AsFloats(MemorySegment shorts) throws IOException {
+            long n = shorts.byteSize() / Short.BYTES;
+            for (long i = 0; i < n; ) {
+                long c = Math.min(n - i, room(Float.BYTES) / Float.BYTES);
+                for (long j = 0; j < c; j++) buf.set(LE_FLOAT, fill + 4 * j, Bf16.toFloat(shorts.getAtIndex(ValueLayout.JAVA_SHORT, i + j)));
                 fill += c * Float.BYTES;
                 i += c;
             }

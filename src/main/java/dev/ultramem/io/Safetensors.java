@@ -109,7 +109,7 @@ public final class Safetensors implements AutoCloseable {
     public static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** A bfloat16 value as float32: its bits are the upper 16 bits of the float32. */
-    public static float bf16ToFloat(short bits) { return Float.intBitsToFloat((bits & 0xffff) << 16); }
+    public static float bf16ToFloat(short bits) { return dev.ultramem.core.Bf16.toFloat(bits); }
 
     private final Path path;
     private final Arena arena;
@@ -351,13 +351,30 @@ public final class Safetensors implements AutoCloseable {
 
     // ---------------------------------------------------------------- writing
 
-    /** A tensor to write: F32 from a segment (heap or off-heap), or I64 from ints. */
+    /** A tensor to write: F32 or BF16 from a native-order segment (heap or off-heap; field f32), or I64 from ints. */
     public record Out(String name, String dtype, long[] shape, MemorySegment f32, int[] ints) {
         public static Out f32(String name, long[] shape, MemorySegment data) { return new Out(name, "F32", shape, data, null); }
+        /**
+         * A BF16 tensor from native-order bf16 values (2 bytes each), or from float32 values (4 bytes each), which
+         * are rounded to nearest even as they are written, so a table larger than RAM converts without a copy.
+         */
+        public static Out bf16(String name, long[] shape, MemorySegment data) { return new Out(name, "BF16", shape, data, null); }
+
+        /** An F32 tensor from native-order bf16 values (2 bytes each), widened exactly as they are written. */
+        public static Out f32FromBf16(String name, long[] shape, MemorySegment bf16) {
+            if (bf16.byteSize() != numel(shape) * 2) throw new IllegalArgumentException(name + ": not a bf16 segment of its shape");
+            return new Out(name, "F32", shape, bf16, null);
+        }
+
+        /** Bytes per element of the source segment: 2 or 4 (a source of the other width is converted on writing). */
+        public int sourceBytes() {
+            long n = numel(shape);
+            return n == 0 ? ("BF16".equals(dtype) ? 2 : 4) : (int) (f32.byteSize() / n);
+        }
         public static Out f32(String name, long[] shape, float[] data) { return new Out(name, "F32", shape, MemorySegment.ofArray(data), null); }
         public static Out i64(String name, long[] shape, int[] data) { return new Out(name, "I64", shape, null, data); }
 
-        long bytes() { return "F32".equals(dtype) ? f32.byteSize() : (long) ints.length * 8; }
+        long bytes() { return ints != null ? (long) ints.length * 8 : numel(shape) * ("BF16".equals(dtype) ? 2 : 4); }
 
         public static long numel(long[] shape) { long n = 1; for (long s : shape) n *= s; return n; }
     }
@@ -393,10 +410,37 @@ public final class Safetensors implements AutoCloseable {
         AtomicFiles.write(target, total, out -> {
             out.putLong(hbytes.length);
             out.put(hbytes);
-            for (Out t : tensors) {
-                if ("F32".equals(t.dtype())) out.putFloats(t.f32());
-                else out.putIntsAsLongs(t.ints());
-            }
+            putData(out, tensors);
         });
+    }
+
+    /** The tensors' data as the file holds it: little-endian, in order, each converted to its dtype. */
+    private static void putData(AtomicFiles.Output out, List<Out> tensors) throws IOException {
+        for (Out t : tensors) {
+            if (t.ints() != null) out.putIntsAsLongs(t.ints());
+            else if ("F32".equals(t.dtype())) {
+                if (t.sourceBytes() == 4) out.putFloats(t.f32());
+                else out.putBf16AsFloats(t.f32());
+            } else if (t.sourceBytes() == 2) out.putShorts(t.f32());
+            else out.putFloatsAsBf16(t.f32());
+        }
+    }
+
+    /** CRC32 of the data bytes {@link #write} writes for these tensors (the file after its header). */
+    public static long dataCrc32(List<Out> tensors) {
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        java.nio.channels.WritableByteChannel sink = new java.nio.channels.WritableByteChannel() {
+            @Override public int write(ByteBuffer b) { int n = b.remaining(); crc.update(b); return n; }
+            @Override public boolean isOpen() { return true; }
+            @Override public void close() {}
+        };
+        try (Arena a = Arena.ofConfined()) {
+            AtomicFiles.Output out = new AtomicFiles.Output(sink, a.allocate(1 << 16, 64));
+            putData(out, tensors);
+            out.flush();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e); // the sink cannot fail
+        }
+        return crc.getValue();
     }
 }

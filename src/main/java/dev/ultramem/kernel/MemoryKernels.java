@@ -94,6 +94,18 @@ public interface MemoryKernels {
                        MemorySegment table, int[] col, float[] vec, int stride, float[] out);
 
     /**
+     * As {@link #gatherWeightedSumRows} for a bfloat16 table (2 bytes per element, native order), each
+     * element widened exactly to float32 as it is read: the same sums, in the same order, as the float32
+     * kernel gives on the widened table, from half the bytes.
+     */
+    void gatherWeightedSumRowsBf16(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
+                                   float[] w, float[] out, int stride);
+
+    /** As {@link #gatherDotRows} for a bfloat16 table, widened as read (the same results as on the widened table). */
+    void gatherDotRowsBf16(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                           MemorySegment table, int[] col, float[] vec, int stride, float[] out);
+
+    /**
      * grad[row·width + c·cw + j] += Σ_{e in segment} w[e·C + c] · vec[(e / R)·stride + col[e] + c·cw + j]
      * for each of the {@code nSeg} segments of the row-grouped (CSR) entry list: segment s holds the
      * entries order[segStart[s] .. segStart[s+1]) which all address row segRow[s]. Threads own

@@ -121,17 +121,30 @@ public class ScalarMemoryKernels implements MemoryKernels {
 
     /** out[o + j] += w[e·C + c] · table[base + j] over chunk c of every core c (element index base). */
     private static void addWeightedRow(MemorySegment table, long base, int C, int cw, float[] w, int e, float[] out, int o) {
+        addWeightedRow(table, false, base, C, cw, w, e, out, o);
+    }
+
+    /** Element i of a float32 table, or of a bf16 table widened (exactly) to float32. */
+    private static float elem(MemorySegment table, boolean bf16, long i) {
+        return bf16 ? Float.intBitsToFloat((table.getAtIndex(ValueLayout.JAVA_SHORT, i) & 0xffff) << 16) : table.getAtIndex(F, i);
+    }
+
+    private static void addWeightedRow(MemorySegment table, boolean bf16, long base, int C, int cw, float[] w, int e, float[] out, int o) {
         for (int c = 0; c < C; c++) {
             float wc = w[e * C + c];
-            for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * table.getAtIndex(F, base + j);
+            for (int j = c * cw; j < (c + 1) * cw; j++) out[o + j] += wc * elem(table, bf16, base + j);
         }
     }
 
     /** out[e·C + c] = Σ over chunk c of table[base + j] · vec[o + j], in index order. */
     private static void dotRow(MemorySegment table, long base, int C, int cw, float[] vec, int o, float[] out, int e) {
+        dotRow(table, false, base, C, cw, vec, o, out, e);
+    }
+
+    private static void dotRow(MemorySegment table, boolean bf16, long base, int C, int cw, float[] vec, int o, float[] out, int e) {
         for (int c = 0; c < C; c++) {
             float s = 0;
-            for (int j = c * cw; j < (c + 1) * cw; j++) s += table.getAtIndex(F, base + j) * vec[o + j];
+            for (int j = c * cw; j < (c + 1) * cw; j++) s += elem(table, bf16, base + j) * vec[o + j];
             out[e * C + c] = s;
         }
     }
@@ -165,13 +178,24 @@ public class ScalarMemoryKernels implements MemoryKernels {
     @Override
     public void gatherWeightedSumRows(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
                                       float[] w, float[] out, int stride) {
+        gatherRows(false, nTok, R, C, width, table, order, row, col, w, out, stride);
+    }
+
+    @Override
+    public void gatherWeightedSumRowsBf16(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
+                                          float[] w, float[] out, int stride) {
+        gatherRows(true, nTok, R, C, width, table, order, row, col, w, out, stride);
+    }
+
+    private static void gatherRows(boolean bf16, int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row,
+                                   int[] col, float[] w, float[] out, int stride) {
         int cw = width / C, m = nTok * R;
         Parallel.forRange(nTok, 8, (t0, t1) -> {
             int e0 = t0 * R, e1 = t1 * R;
             for (int q = 0; q < m; q++) {
                 int e = order[q];
                 if (e < e0 || e >= e1) continue;
-                addWeightedRow(table, (long) row[e] * width, C, cw, w, e, out, (e / R) * stride + (col == null ? 0 : col[e]));
+                addWeightedRow(table, bf16, (long) row[e] * width, C, cw, w, e, out, (e / R) * stride + (col == null ? 0 : col[e]));
             }
         });
     }
@@ -179,13 +203,24 @@ public class ScalarMemoryKernels implements MemoryKernels {
     @Override
     public void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
                               MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        dotRows(false, nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out);
+    }
+
+    @Override
+    public void gatherDotRowsBf16(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                                  MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        dotRows(true, nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out);
+    }
+
+    private static void dotRows(boolean bf16, int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                                MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
         int cw = width / C;
         Parallel.forRange(nSeg, 16, (s0, s1) -> {
             for (int s = s0; s < s1; s++) {
                 long base = (long) segRow[s] * width;
                 for (int q = segStart[s]; q < segStart[s + 1]; q++) {
                     int e = order[q];
-                    dotRow(table, base, C, cw, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e);
+                    dotRow(table, bf16, base, C, cw, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e);
                 }
             }
         });

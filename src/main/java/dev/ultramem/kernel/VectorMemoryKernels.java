@@ -3,8 +3,10 @@ package dev.ultramem.kernel;
 import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -22,6 +24,8 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     private static final int L = S.length();
     private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
     private static final ByteOrder NO = ByteOrder.nativeOrder();
+    /** L bf16 values: half the float vector's bits, widened into one float vector. */
+    private static final VectorSpecies<Short> HS = VectorSpecies.of(short.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
 
     @Override public String name() { return "vector"; }
 
@@ -615,16 +619,22 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void gatherWeightedSumRows(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
                                       float[] w, float[] out, int stride) {
-        int cw = width / C, m = nTok * R;
-        if (cw < L) { super.gatherWeightedSumRows(nTok, R, C, width, table, order, row, col, w, out, stride); return; }
-        int bound = S.loopBound(cw);
+        if (width / C < L) { super.gatherWeightedSumRows(nTok, R, C, width, table, order, row, col, w, out, stride); return; }
+        gatherRows(false, nTok, R, C, width, table, order, row, col, w, out, stride);
+    }
+
+    /** The row-ordered gather of a float32 or bf16 table (the storage branch is the same for every entry). */
+    private static void gatherRows(boolean bf16, int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row,
+                                   int[] col, float[] w, float[] out, int stride) {
+        int cw = width / C, m = nTok * R, bound = S.loopBound(cw);
         Parallel.forRange(nTok, 8, (t0, t1) -> {
             int e0 = t0 * R, e1 = t1 * R;
             for (int q = 0; q < m; q++) {
                 int e = order[q];
                 if (e < e0 || e >= e1) continue;
-                addWeightedRow(table, (long) row[e] * width * Float.BYTES, C, cw, bound, w, e,
-                        out, (e / R) * stride + (col == null ? 0 : col[e]));
+                int o = (e / R) * stride + (col == null ? 0 : col[e]);
+                if (bf16) addWeightedRowBf16(table, (long) row[e] * width, C, cw, bound, w, e, out, o);
+                else addWeightedRow(table, (long) row[e] * width * Float.BYTES, C, cw, bound, w, e, out, o);
             }
         });
     }
@@ -632,15 +642,20 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     @Override
     public void gatherDotRows(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
                               MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
-        int cw = width / C;
-        if (cw < L) { super.gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out); return; }
-        int bound = S.loopBound(cw);
+        if (width / C < L) { super.gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out); return; }
+        dotRows(false, nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out);
+    }
+
+    private static void dotRows(boolean bf16, int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                                MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        int cw = width / C, bound = S.loopBound(cw);
         Parallel.forRange(nSeg, 16, (s0, s1) -> {
             for (int s = s0; s < s1; s++) {
-                long base = (long) segRow[s] * width * Float.BYTES;
+                long row = segRow[s];
                 for (int q = segStart[s]; q < segStart[s + 1]; q++) {
-                    int e = order[q];
-                    dotRow(table, base, C, cw, bound, vec, (e / R) * stride + (col == null ? 0 : col[e]), out, e);
+                    int e = order[q], o = (e / R) * stride + (col == null ? 0 : col[e]);
+                    if (bf16) dotRowBf16(table, row * width, C, cw, bound, vec, o, out, e);
+                    else dotRow(table, row * width * Float.BYTES, C, cw, bound, vec, o, out, e);
                 }
             }
         });
@@ -664,5 +679,59 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
                 }
             }
         });
+    }
+
+    // ---------------------------------------------------------------- bf16 tables
+
+    /** L bf16 values at byte offset off, widened exactly: sign-extend to 32 bits, shift into the upper half. */
+    private static FloatVector bf16(MemorySegment t, long off) {
+        ShortVector h = ShortVector.fromMemorySegment(HS, t, off, NO);
+        return ((IntVector) h.convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static float bf16At(MemorySegment t, long i) {
+        return Float.intBitsToFloat((t.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i) & 0xffff) << 16);
+    }
+
+    /** {@link #addWeightedRow} on a bf16 row at element offset base: one FMA per element, as the float32 kernel. */
+    private static void addWeightedRowBf16(MemorySegment table, long base, int C, int cw, int bound, float[] w, int e,
+                                           float[] out, int o) {
+        for (int c = 0; c < C; c++) {
+            float wc = w[e * C + c];
+            FloatVector wv = FloatVector.broadcast(S, wc);
+            int c0 = c * cw, j = 0;
+            for (; j < bound; j += L) {
+                FloatVector tv = bf16(table, (base + c0 + j) * 2);
+                tv.fma(wv, FloatVector.fromArray(S, out, o + c0 + j)).intoArray(out, o + c0 + j);
+            }
+            for (; j < cw; j++) out[o + c0 + j] += wc * bf16At(table, base + c0 + j);
+        }
+    }
+
+    /** {@link #dotRow} on a bf16 row: the same lane accumulators and the same fixed reduction. */
+    private static void dotRowBf16(MemorySegment table, long base, int C, int cw, int bound, float[] vec, int o,
+                                   float[] out, int e) {
+        for (int c = 0; c < C; c++) {
+            int c0 = c * cw, j = 0;
+            FloatVector acc = FloatVector.zero(S);
+            for (; j < bound; j += L) acc = bf16(table, (base + c0 + j) * 2).fma(FloatVector.fromArray(S, vec, o + c0 + j), acc);
+            float sum = pairwiseSum(acc);
+            for (; j < cw; j++) sum += bf16At(table, base + c0 + j) * vec[o + c0 + j];
+            out[e * C + c] = sum;
+        }
+    }
+
+    @Override
+    public void gatherWeightedSumRowsBf16(int nTok, int R, int C, int width, MemorySegment table, int[] order, int[] row, int[] col,
+                                          float[] w, float[] out, int stride) {
+        if (width / C < L) { super.gatherWeightedSumRowsBf16(nTok, R, C, width, table, order, row, col, w, out, stride); return; }
+        gatherRows(true, nTok, R, C, width, table, order, row, col, w, out, stride);
+    }
+
+    @Override
+    public void gatherDotRowsBf16(int nSeg, int[] segStart, int[] segRow, int[] order, int R, int C, int width,
+                                  MemorySegment table, int[] col, float[] vec, int stride, float[] out) {
+        if (width / C < L) { super.gatherDotRowsBf16(nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out); return; }
+        dotRows(true, nSeg, segStart, segRow, order, R, C, width, table, col, vec, stride, out);
     }
 }

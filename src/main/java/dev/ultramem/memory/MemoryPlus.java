@@ -112,7 +112,7 @@ public final class MemoryPlus implements TokenLayer {
         // o = Σ_heads Σ_k w · V[idx], one fused gather in row order
         lookup.address(pk.bestIndices, n * pk.entriesPerToken());
         Arrays.fill(st.lookupOut, 0, n * vdim, 0f);
-        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), st.lookupOut, vdim, false);
+        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values, pk.weights(), st.lookupOut, vdim, false);
         // output gate: o ⊙ SiLU(swilu_projection(x)), then values_proj
         K.gemmNT(n, vdim, d, x, 0, swiluProjection.data(), 0, st.gatePre, 0, false);
         K.swigluForward(n * vdim, st.lookupOut, 0, st.gatePre, 0, st.hidden, 0);
@@ -131,8 +131,8 @@ public final class MemoryPlus implements TokenLayer {
         K.gemmNN(n, d, vdim, st.dGate, 0, swiluProjection.data(), 0, dx, 0, true);
         // value lookup: gradient of the weights, scatter-add into the touched value rows
         int R = pk.entriesPerToken();
-        lookup.dots(R, 1, vdim, values.segment(), st.dLookup, vdim, false, st.dWeights);
-        lookup.scatterAdd(R, 1, vdim, pk.weights(), st.dLookup, vdim, false, values.gradSegment());
+        lookup.dots(R, 1, vdim, values, st.dLookup, vdim, false, st.dWeights);
+        lookup.scatterAdd(R, 1, vdim, pk.weights(), st.dLookup, vdim, false, values);
         // softmax, grid and key scoring
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
@@ -217,6 +217,6 @@ public final class MemoryPlus implements TokenLayer {
 
     @Override
     public long lastForwardParamBytes() {
-        return (denseParams() + (long) lookup.nSeg * vdim) * Float.BYTES;
+        return denseParams() * Float.BYTES + lookup.rowBytes(vdim, values);
     }
 }

@@ -83,7 +83,7 @@ public final class Pkm implements TokenLayer {
         // y = Σ_heads Σ_k w · V[idx], one fused gather in row order
         lookup.address(pk.bestIndices, n * pk.entriesPerToken());
         java.util.Arrays.fill(y, 0, n * d, 0f);
-        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values.segment(), pk.weights(), y, vdim, false);
+        lookup.gather(n, pk.entriesPerToken(), 1, vdim, values, pk.weights(), y, vdim, false);
         stats.record(lookup, pk, y, n, d);
     }
 
@@ -91,8 +91,8 @@ public final class Pkm implements TokenLayer {
     public void backward(float[] x, float[] dy, float[] dx, int n) {
         Kernels K = Kernels.get();
         int R = pk.entriesPerToken();
-        lookup.dots(R, 1, vdim, values.segment(), dy, vdim, false, st.dWeights);
-        lookup.scatterAdd(R, 1, vdim, pk.weights(), dy, vdim, false, values.gradSegment());
+        lookup.dots(R, 1, vdim, values, dy, vdim, false, st.dWeights);
+        lookup.scatterAdd(R, 1, vdim, pk.weights(), dy, vdim, false, values);
         if (keyNorm) {
             java.util.Arrays.fill(dKeysEff, 0f);
             pk.backward(n, st.dWeights, st.query, keysEff, st.dQuery, dKeysEff);
@@ -146,6 +146,6 @@ public final class Pkm implements TokenLayer {
 
     @Override
     public long lastForwardParamBytes() {
-        return (denseParams() + (long) lookup.nSeg * vdim) * Float.BYTES;
+        return denseParams() * Float.BYTES + lookup.rowBytes(vdim, values);
     }
 }

@@ -83,10 +83,10 @@ public final class UltraMemV1 extends TuckerMemoryLayer<UltraMemV1.StepState> {
         lookup.address(retrieval.bestIndices, n * R);
         // 9. multi-core pooled lookup: o[n, g·vdim + chunk c] += score_c · V[p, chunk c]
         Arrays.fill(o, 0, n * W, 0f);
-        lookup.gather(n, R, cores, vdim, values.segment(), retrieval.scores, o, W, true);
+        lookup.gather(n, R, cores, vdim, values, retrieval.scores, o, W, true);
         // 10. y = values_proj(concat_g o_g)
         K.gemmNT(n, d, W, o, 0, valuesProj.data(), 0, y, 0, false);
-        lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel() + (long) lookup.nSeg * vdim);
+        lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel()) + lookup.rowBytes(vdim, values);
         stats.record(lookup, retrieval, y, n, d);
     }
 
@@ -99,8 +99,8 @@ public final class UltraMemV1 extends TuckerMemoryLayer<UltraMemV1.StepState> {
         K.gemmNN(n, W, d, dy, 0, valuesProj.data(), 0, s.dO, 0, false);
         K.gemmTN(d, W, n, dy, 0, s.o, 0, valuesProj.grad(), 0, true);
         // 9'. lookup: score gradients (gathered dots) and value rows (row-grouped scatter-add)
-        lookup.dots(R, cores, vdim, values.segment(), s.dO, W, true, s.dScores);
-        lookup.scatterAdd(R, cores, vdim, retrieval.scores, s.dO, W, true, values.gradSegment());
+        lookup.dots(R, cores, vdim, values, s.dO, W, true, s.dScores);
+        lookup.scatterAdd(R, cores, vdim, retrieval.scores, s.dO, W, true, values);
         // 7'–1'. retrieval
         retrieval.backward(x, s.dScores, dx, n);
     }

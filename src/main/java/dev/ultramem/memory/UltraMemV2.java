@@ -146,7 +146,7 @@ public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
         if (preVdim > 0) {
             // pre-values: π = ⟨P[p], pre_values_proj(x)⟩ (optionally GELU), weights = score_c · π
             K.gemmNT(n, preVdim, d, x, 0, preValuesProj.data(), 0, st.preIn, 0, false);
-            lookup.dots(R, 1, preVdim, shared.preValues.segment(), st.preIn, preVdim, false, st.preRaw);
+            lookup.dots(R, 1, preVdim, shared.preValues, st.preIn, preVdim, false, st.preRaw);
             for (int e = 0; e < m; e++) {
                 st.pre[e] = cfg.useGluAct() ? (float) Gelu.f(st.preRaw[e]) : st.preRaw[e];
                 for (int c = 0; c < cores; c++) w[e * cores + c] = sc[e * cores + c] * st.pre[e];
@@ -156,7 +156,7 @@ public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
         }
         // multi-core pooled lookup (groups summed or concatenated)
         Arrays.fill(st.o, 0, n * W, 0f);
-        lookup.gather(n, R, cores, vdim, shared.values.segment(), w, st.o, W, true);
+        lookup.gather(n, R, cores, vdim, shared.values, w, st.o, W, true);
         K.gemmNT(n, d, W, st.o, 0, valuesProj.data(), 0, y, 0, false);
         // output dropout (training only)
         if (dropoutOn()) {
@@ -166,8 +166,8 @@ public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
                 y[i] *= st.mask[i];
             }
         }
-        lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel()
-                + (preValuesProj == null ? 0 : preValuesProj.numel()) + (long) lookup.nSeg * (vdim + preVdim));
+        lastBytes = Float.BYTES * (retrieval.denseParams() + valuesProj.numel() + (preValuesProj == null ? 0 : preValuesProj.numel()))
+                + lookup.rowBytes(vdim, shared.values) + (preVdim == 0 ? 0 : lookup.rowBytes(preVdim, shared.preValues));
         stats.record(lookup, retrieval, y, n, d);
     }
 
@@ -185,8 +185,8 @@ public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
         K.gemmNN(n, W, d, g, 0, valuesProj.data(), 0, st.dO, 0, false);
         K.gemmTN(d, W, n, g, 0, st.o, 0, valuesProj.grad(), 0, true);
         // lookup: weight gradients and value rows
-        lookup.dots(R, cores, vdim, shared.values.segment(), st.dO, W, true, st.dW);
-        lookup.scatterAdd(R, cores, vdim, st.w, st.dO, W, true, shared.values.gradSegment());
+        lookup.dots(R, cores, vdim, shared.values, st.dO, W, true, st.dW);
+        lookup.scatterAdd(R, cores, vdim, st.w, st.dO, W, true, shared.values);
         float[] sc = retrieval.scores, dW = st.dW, dScores = st.dScores;
         if (preVdim > 0) {
             // weights = score_c · π: split the gradient between the scores and the pre-value score
@@ -198,9 +198,9 @@ public final class UltraMemV2 extends TuckerMemoryLayer<UltraMemV2.StepState> {
                 }
                 st.dPre[e] = cfg.useGluAct() ? (float) (dp * Gelu.df(st.preRaw[e])) : dp;
             }
-            lookup.scatterAdd(R, 1, preVdim, st.dPre, st.preIn, preVdim, false, shared.preValues.gradSegment());
+            lookup.scatterAdd(R, 1, preVdim, st.dPre, st.preIn, preVdim, false, shared.preValues);
             Arrays.fill(st.dPreIn, 0, n * preVdim, 0f);
-            lookup.gather(n, R, 1, preVdim, shared.preValues.segment(), st.dPre, st.dPreIn, preVdim, false);
+            lookup.gather(n, R, 1, preVdim, shared.preValues, st.dPre, st.dPreIn, preVdim, false);
             K.gemmTN(preVdim, d, n, st.dPreIn, 0, x, 0, preValuesProj.grad(), 0, true);
             K.gemmNN(n, d, preVdim, st.dPreIn, 0, preValuesProj.data(), 0, dx, 0, true);
         } else {

@@ -1,5 +1,6 @@
 package dev.ultramem.memory;
 
+import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.kernel.MemoryKernels;
 
@@ -100,24 +101,29 @@ public final class ValueLookup {
      * The fused value read {@code out[t, col[e] + chunk c] += Σ_e w[e·C + c] · table[row[e], chunk c]} over the
      * R entries of each of n tokens (out {@code [n][stride]}, added into), reading the rows in ascending order.
      */
-    public void gather(int n, int R, int C, int width, MemorySegment table, float[] w, float[] out, int stride, boolean cols) {
-        MemoryKernels.get().gatherWeightedSumRows(n, R, C, width, table, order, row, cols ? col : null, w, out, stride);
+    public void gather(int n, int R, int C, int width, Param table, float[] w, float[] out, int stride, boolean cols) {
+        if (table.isBf16()) MemoryKernels.get().gatherWeightedSumRowsBf16(n, R, C, width, table.segment(), order, row, cols ? col : null, w, out, stride);
+        else MemoryKernels.get().gatherWeightedSumRows(n, R, C, width, table.segment(), order, row, cols ? col : null, w, out, stride);
     }
 
     /**
      * The gathered inner products {@code dots[e·C + c] = ⟨table[row[e], chunk c], vec[t, col[e] + chunk c]⟩}
      * (overwrite): the gradient of the gather's weights, and the pre-value scores of UltraMemV2.
      */
-    public void dots(int R, int C, int width, MemorySegment table, float[] vec, int stride, boolean cols, float[] dots) {
-        MemoryKernels.get().gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table, cols ? col : null, vec, stride, dots);
+    public void dots(int R, int C, int width, Param table, float[] vec, int stride, boolean cols, float[] dots) {
+        if (table.isBf16()) MemoryKernels.get().gatherDotRowsBf16(nSeg, segStart, segRow, order, R, C, width, table.segment(), cols ? col : null, vec, stride, dots);
+        else MemoryKernels.get().gatherDotRows(nSeg, segStart, segRow, order, R, C, width, table.segment(), cols ? col : null, vec, stride, dots);
     }
+
+    /** Bytes of the distinct rows the last {@link #address} touched, for a table of this row width and storage. */
+    public long rowBytes(int width, Param table) { return (long) nSeg * width * table.elementBytes(); }
 
     /**
      * The sparse scatter-add {@code grad[row[e], chunk c] += Σ_e w[e·C + c] · vec[t, col[e] + chunk c]} into
      * the touched rows only (the value-table gradient of {@link #gather}); each row is written by one thread.
      */
-    public void scatterAdd(int R, int C, int width, float[] w, float[] vec, int stride, boolean cols, MemorySegment grad) {
-        MemoryKernels.get().scatterAddRows(nSeg, segStart, segRow, order, R, C, width, w, vec, stride, cols ? col : null, grad);
+    public void scatterAdd(int R, int C, int width, float[] w, float[] vec, int stride, boolean cols, Param table) {
+        MemoryKernels.get().scatterAddRows(nSeg, segStart, segRow, order, R, C, width, w, vec, stride, cols ? col : null, table.gradSegment());
     }
 
     /** Window-local row of a physical row (for usage statistics over the layer's own rows). */

@@ -294,6 +294,21 @@ public final class Model {
         for (TokenLayer m : memLayers) m.afterWeightsChanged();
     }
 
+    /**
+     * Stores the value and pre-value tables (the off-heap tensors) as bfloat16, rounded to nearest even:
+     * half the memory and half the bytes a decode step reads from them. Inference only: the model can no
+     * longer be trained. Dense weights stay float32.
+     */
+    public void storeTablesAsBf16() {
+        for (Param p : params) if (!p.isHeap()) p.storeAsBf16();
+    }
+
+    /** True when some table is stored as bf16 (the model is then for inference only). */
+    public boolean hasBf16Tables() {
+        for (Param p : params) if (p.isBf16()) return true;
+        return false;
+    }
+
     public void setTraining(boolean training) {
         for (Block b : blocks) b.ffn.setTraining(training);
         for (TokenLayer m : memLayers) m.setTraining(training);

@@ -307,6 +307,9 @@ public final class OfficialWeights {
                 float[] w = new float[Math.toIntExact(2 * p.numel())];
                 System.arraycopy(p.data(), 0, w, 0, p.data().length);
                 out.add(Safetensors.Out.f32(p.name, new long[]{2 * p.shape[0], p.shape[1]}, w));
+            } else if (p.isBf16()) {
+                // the official layout is float32; widened exactly, so importing the export gives the same bf16 bits
+                out.add(Safetensors.Out.f32FromBf16(p.name, p.shape, p.segment()));
             } else if (!lay.moeParts.contains(p)) {
                 out.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
             }

@@ -36,6 +36,9 @@ public final class AdamW {
         Arena arena = Arena.ofAuto();
         for (Param p : all) {
             if (!optimizes(p)) continue;
+            if (p.isBf16())
+                throw new UserError(p.name + " is stored as bf16, which is for inference only; train from a float32 checkpoint "
+                        + "(bin/ultramem convert RUN --dtype f32 --out DIR)");
             params.add(p);
             Param m, v;
             if (p.isHeap()) {

@@ -75,10 +75,25 @@ public final class Checkpoint {
 
     /** Saves; tok is the tokenizer model.tokenizer names, whose definition is embedded (null: a built-in one). */
     public static void save(Path file, JobConfig job, Model model, AdamW opt, Progress pr, Tokenizer tok) {
+        save(file, job, model, opt, pr, tok, null);
+    }
+
+    /**
+     * Saves with the value and pre-value tables (the off-heap tensors) written as {@code tables}, converted
+     * on the fly from how they are stored (null: as stored). Dense weights are always float32.
+     */
+    public static void save(Path file, JobConfig job, Model model, AdamW opt, Progress pr, Tokenizer tok, Param.Storage tables) {
+        if (opt != null && tables == Param.Storage.BF16)
+            throw new IllegalArgumentException("bf16 tables are for inference: a checkpoint with optimizer state keeps float32 tables");
         if (tok != null && !tok.name().equals(job.model.tokenizer))
             throw new IllegalArgumentException("tokenizer " + tok.name() + " is not the config's " + job.model.tokenizer);
         List<Safetensors.Out> outs = new ArrayList<>();
-        for (Param p : model.params()) outs.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
+        for (Param p : model.params()) {
+            Param.Storage as = p.isHeap() || tables == null ? p.storage() : tables;
+            if (as == Param.Storage.BF16) outs.add(Safetensors.Out.bf16(p.name, p.shape, p.segment()));
+            else if (p.isBf16()) outs.add(Safetensors.Out.f32FromBf16(p.name, p.shape, p.segment()));
+            else outs.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
+        }
         for (IndexBuffer b : model.indexBuffers()) outs.add(Safetensors.Out.i64(b.name(), new long[]{b.data().length}, b.data()));
         if (opt != null) {
             for (Param p : opt.params()) {
@@ -224,15 +239,20 @@ public final class Checkpoint {
     public static void loadWeights(Safetensors st, Model model, boolean mapTables) {
         boolean nativeLE = java.nio.ByteOrder.nativeOrder() == java.nio.ByteOrder.LITTLE_ENDIAN;
         for (Param p : model.params()) {
-            if (mapTables && nativeLE && !p.isHeap()) {
-                Safetensors.Entry e = checkedEntry(st, p.name, p.shape);
-                if (e.data().address() % Float.BYTES == 0) {
-                    p.mapReadOnly(e.data());
-                    dev.ultramem.io.PageAdvice.random(e.data());
-                    continue;
-                }
+            Safetensors.Entry e = checkedEntry(st, p.name, p.shape, p.isHeap() ? "F32" : null);
+            boolean bf16 = e.dtype().equals("BF16");
+            if (mapTables && nativeLE && !p.isHeap() && e.data().address() % (bf16 ? 2 : Float.BYTES) == 0) {
+                p.mapReadOnly(e.data(), bf16 ? Param.Storage.BF16 : Param.Storage.F32);
+                dev.ultramem.io.PageAdvice.random(e.data());
+                continue;
             }
-            copyInto(st, p.name, p.shape, p.segment());
+            if (bf16) {
+                // a table converted to bf16 stays bf16 in memory (half the RAM; inference only)
+                p.storeAsBf16();
+                MemorySegment.copy(e.data(), Safetensors.LE_SHORT, 0, p.segment(), ValueLayout.JAVA_SHORT, 0, e.numel());
+            } else {
+                copyInto(st, p.name, p.shape, p.segment());
+            }
             // a mapped file stays open: the pages of what was copied out need not stay resident too
             if (mapTables) dev.ultramem.io.PageAdvice.release(st.get(p.name).data());
         }
@@ -255,12 +275,17 @@ public final class Checkpoint {
         MemorySegment.copy(e.data(), Safetensors.LE_FLOAT, 0, dst, ValueLayout.JAVA_FLOAT, 0, e.numel());
     }
 
-    private static Safetensors.Entry checkedEntry(Safetensors st, String name, long[] shape) {
+    private static Safetensors.Entry checkedEntry(Safetensors st, String name, long[] shape) { return checkedEntry(st, name, shape, "F32"); }
+
+    /** The entry, checked for shape and dtype (null: F32, or BF16 as written for a table by {@code convert}). */
+    private static Safetensors.Entry checkedEntry(Safetensors st, String name, long[] shape, String dtype) {
         Safetensors.Entry e = st.get(name);
         if (!Arrays.equals(e.shape(), shape))
             throw new UserError(st.path() + ": shape mismatch for " + name + ": file has " + Arrays.toString(e.shape())
                     + ", the config needs " + Arrays.toString(shape));
-        e.requireDtype("F32");
+        if (dtype != null) e.requireDtype(dtype);
+        else if (!e.dtype().equals("F32") && !e.dtype().equals("BF16"))
+            throw new UserError(st.path() + ": " + name + ": expected dtype F32 or BF16, found " + e.dtype());
         return e;
     }
 
@@ -300,30 +325,7 @@ public final class Checkpoint {
     }
 
     // CRC32 of the tensors' little-endian bytes in file order, so bit rot inside the data is caught.
-    private static long crc(List<Safetensors.Out> outs) {
-        CRC32 crc = new CRC32();
-        byte[] buf = new byte[1 << 16];
-        for (Safetensors.Out o : outs) {
-            if ("F32".equals(o.dtype())) {
-                MemorySegment s = o.f32();
-                long n = s.byteSize() / 4;
-                for (long i = 0; i < n; i += buf.length / 4) {
-                    int c = (int) Math.min(buf.length / 4, n - i);
-                    MemorySegment.copy(s, ValueLayout.JAVA_FLOAT, i * 4, MemorySegment.ofArray(buf), Safetensors.LE_FLOAT, 0, c);
-                    crc.update(buf, 0, c * 4);
-                }
-            } else {
-                MemorySegment b = MemorySegment.ofArray(buf);
-                int[] v = o.ints();
-                for (int i = 0; i < v.length; i += buf.length / 8) {
-                    int c = Math.min(buf.length / 8, v.length - i);
-                    for (int j = 0; j < c; j++) b.set(Safetensors.LE_LONG, 8L * j, v[i + j]);
-                    crc.update(buf, 0, c * 8);
-                }
-            }
-        }
-        return crc.getValue();
-    }
+    private static long crc(List<Safetensors.Out> outs) { return Safetensors.dataCrc32(outs); }
 
     private static void verifyCrc(Path f, Safetensors st, Map<String, String> meta) {
         String want = meta.get("data_crc32");

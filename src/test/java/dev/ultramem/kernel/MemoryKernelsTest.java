@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * gather / dot / scatter loops in double. Float results are compared with a bound relative to
  * Σ|aᵢ·bᵢ| of each output (summation order differs between the paths).
  */
-class MemoryKernelsTest {
+public class MemoryKernelsTest {
 
     static final MemoryKernels[] IMPLS = {MemoryKernels.of("scalar"), MemoryKernels.of("vector")};
 
@@ -210,6 +210,31 @@ class MemoryKernelsTest {
             new Case(5, 3, 2, 64, 11, 1), new Case(4, 3, 1, 64, 9, 2), new Case(3, 4, 3, 96, 7, 1),
             new Case(3, 2, 2, 128, 6, 2), new Case(4, 2, 1, 128, 5, 1), new Case(3, 3, 2, 256, 5, 1)};
 
+    /** The bf16 value nearest to f (ties to an even last bit), found by comparing the two neighbours in double. */
+    public static float nearestBf16(float f) {
+        int b = Float.floatToRawIntBits(f);
+        float down = Float.intBitsToFloat(b & 0xffff0000), up = Float.intBitsToFloat((b & 0xffff0000) + 0x10000);
+        double dd = Math.abs((double) f - down), du = Math.abs((double) up - f);
+        if (dd != du) return dd < du ? down : up;
+        return ((Float.floatToRawIntBits(down) >>> 16) & 1) == 0 ? down : up;
+    }
+
+    @Test
+    void bf16RoundingIsNearestEvenOnEveryKindOfValue() {
+        Rng rng = new Rng(9);
+        for (int i = 0; i < 200_000; i++) {
+            float f = i < 100_000 ? (float) rng.nextGaussian() * (float) Math.pow(10, rng.nextInt(20) - 10) : Float.intBitsToFloat((int) rng.nextLong());
+            if (Float.isNaN(f) || Math.abs(f) > 3.3e38f) continue; // beyond the largest bf16 the upper neighbour is infinity
+            assertEquals(Float.floatToRawIntBits(nearestBf16(f)) >>> 16, dev.ultramem.core.Bf16.round(f) & 0xffff, "bits of " + f);
+            assertEquals(nearestBf16(f), dev.ultramem.core.Bf16.toFloat(dev.ultramem.core.Bf16.round(f)));
+        }
+        // ties: exactly half way rounds to the even neighbour
+        assertEquals(0x3f80, dev.ultramem.core.Bf16.round(Float.intBitsToFloat(0x3f808000)) & 0xffff);
+        assertEquals(0x3f82, dev.ultramem.core.Bf16.round(Float.intBitsToFloat(0x3f818000)) & 0xffff);
+        assertTrue(Float.isNaN(dev.ultramem.core.Bf16.toFloat(dev.ultramem.core.Bf16.round(Float.NaN))));
+        assertEquals(Float.POSITIVE_INFINITY, dev.ultramem.core.Bf16.toFloat(dev.ultramem.core.Bf16.round(Float.POSITIVE_INFINITY)));
+    }
+
     static MemorySegment table(Arena a, Rng rng, long n) {
         MemorySegment s = a.allocate(n * 4, 64);
         for (long i = 0; i < n; i++) s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rng.nextGaussian());
@@ -284,6 +309,38 @@ class MemoryKernelsTest {
                     mk.gatherWeightedSumRows(c.nTok, c.R, c.C, c.width, tab, order, row, col, w, outRows, stride);
                     for (int i = 0; i < outRows.length; i++)
                         assertEquals(ref[i] - out0[i], outRows[i], 1e-6 * mag[i] + 1e-30, mk.name() + " row-ordered gather " + c);
+                    // a bf16 table: the kernels read the widened values, in the order of the float32 kernels
+                    MemorySegment half = arena.allocate((long) c.rows * c.width * 2, 64), widened = arena.allocate((long) c.rows * c.width * 4, 64);
+                    double[] hv = new double[c.rows * c.width];
+                    for (int i = 0; i < hv.length; i++) {
+                        float f = tab.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                        float h = nearestBf16(f);
+                        half.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(h) >>> 16));
+                        widened.setAtIndex(ValueLayout.JAVA_FLOAT, i, h);
+                        hv[i] = h;
+                    }
+                    float[] outH = new float[c.nTok * stride], outW = new float[c.nTok * stride];
+                    mk.gatherWeightedSumRowsBf16(c.nTok, c.R, c.C, c.width, half, order, row, col, w, outH, stride);
+                    mk.gatherWeightedSumRows(c.nTok, c.R, c.C, c.width, widened, order, row, col, w, outW, stride);
+                    assertArrayEquals(outW, outH, mk.name() + " bf16 gather = float32 gather of the widened table " + c);
+                    double[] refH = new double[outH.length];
+                    for (int e = 0; e < m; e++)
+                        for (int j = 0; j < c.width; j++) refH[(e / c.R) * stride + col[e] + j] += w[e * c.C + j / cw] * hv[row[e] * c.width + j];
+                    for (int i = 0; i < outH.length; i++)
+                        assertEquals(refH[i], outH[i], 1e-6 * mag[i] + 1e-30, mk.name() + " bf16 gather " + c);
+                    float[] dotsH = new float[m * c.C], dotsW = new float[m * c.C];
+                    mk.gatherDotRowsBf16(nSeg, segStart, segRow, order, c.R, c.C, c.width, half, col, vec, stride, dotsH);
+                    mk.gatherDotRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, widened, col, vec, stride, dotsW);
+                    assertArrayEquals(dotsW, dotsH, mk.name() + " bf16 dot = float32 dot of the widened table " + c);
+                    for (int e = 0; e < m; e++)
+                        for (int cc = 0; cc < c.C; cc++) {
+                            double sd = 0, a = 0;
+                            for (int j = cc * cw; j < (cc + 1) * cw; j++) {
+                                double p = hv[row[e] * c.width + j] * vec[(e / c.R) * stride + col[e] + j];
+                                sd += p; a += Math.abs(p);
+                            }
+                            assertEquals(sd, dotsH[e * c.C + cc], 1e-6 * a + 1e-30, mk.name() + " bf16 dot " + c);
+                        }
                     mk.scatterAddRows(nSeg, segStart, segRow, order, c.R, c.C, c.width, w, vec, stride, col, grad);
                     for (int i = 0; i < gref.length; i++)
                         assertEquals(gref[i], grad.getAtIndex(ValueLayout.JAVA_FLOAT, i), 1e-6 * gmag[i] + 1e-30, mk.name() + " scatter " + c);
