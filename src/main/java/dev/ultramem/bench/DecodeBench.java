@@ -33,7 +33,10 @@ public final class DecodeBench {
 
     /** One measured point. */
     public record Point(String model, int batch, double stepMs, double tokensPerSec, long paramBytes, long kvBytes,
-                        double floorMs) {}
+                        double floorMs, double computeFloorMs) {
+        /** The larger floor: a step can be no faster than its bytes at the bandwidth nor its multiply-adds at the FMA peak. */
+        public double boundMs() { return Math.max(floorMs, computeFloorMs); }
+    }
 
     /**
      * The models at width d and depth layers: dense SwiGLU (inner 2d), MoE top-2 and top-8 (experts of
@@ -148,16 +151,18 @@ public final class DecodeBench {
      * built once: its prefill tokens/s (4 prompts of the full context in one call) go into prefill by name.
      */
     public static List<Point> run(PrintStream out, List<Entry> models, int[] batches, int context, double kvBudgetGb,
-                                  double bandwidth, int samples, java.util.Map<String, Double> prefill) {
+                                  double bandwidth, double fmaFlops, int samples, java.util.Map<String, Double> prefill) {
         List<Point> points = new ArrayList<>();
-        out.printf("memory bandwidth (streaming read, %d threads): %.1f GB/s; context %d cached positions per sequence%n",
-                Parallel.threads(), bandwidth / 1e9, context);
-        out.println("| model | total params | forward MACs/token | batch | step ms | tokens/s | param MB/step | KV MB/step | floor ms | step/floor |");
-        out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        out.printf("memory bandwidth (streaming read, %d threads): %.1f GB/s; FMA peak %.0f GFLOP/s; context %d cached positions per sequence%n",
+                Parallel.threads(), bandwidth / 1e9, fmaFlops / 1e9, context);
+        out.println("| model | total params | decode MACs/token | batch | step ms | tokens/s | param MB/step | KV MB/step | bytes floor ms | compute floor ms | step/floor |");
+        out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         Rng rng = new Rng(7);
         for (Entry e : models) {
             Model m = build(e, context);
             ModelConfig c = m.config();
+            // a decode token attends to all context cached positions: the costs at 2·context − 1 count ⌊(ctx+1)/2⌋ = context
+            long macs = ModelCosts.of(c, 2 * context - 1).forwardMacsPerToken();
             for (int B : batches) {
                 long kv = 2L * B * context * c.dModel * c.nLayers * Float.BYTES;
                 Runtime rt = Runtime.getRuntime();
@@ -171,12 +176,12 @@ public final class DecodeBench {
                 Model.BatchDecoder dec = m.newBatchDecoder(B, context);
                 double sec = stepSeconds(dec, B, context, samples, rng);
                 long pb = dec.lastParamBytes(), kb = dec.lastKvBytes();
-                double floor = (pb + kb) / bandwidth;
-                Point p = new Point(e.name(), B, sec * 1e3, B / sec, pb, kb, floor * 1e3);
+                double floor = (pb + kb) / bandwidth, compute = 2.0 * B * macs / fmaFlops;
+                Point p = new Point(e.name(), B, sec * 1e3, B / sec, pb, kb, floor * 1e3, compute * 1e3);
                 points.add(p);
-                out.printf("| %s | %,d | %,d | %d | %.2f | %,.0f | %.1f | %.1f | %.2f | %.2f |%n", e.name(),
-                        e.costs().totalParams(), e.costs().forwardMacsPerToken(), B, p.stepMs(), p.tokensPerSec(),
-                        pb / 1e6, kb / 1e6, p.floorMs(), sec / floor);
+                out.printf("| %s | %,d | %,d | %d | %.2f | %,.0f | %.1f | %.1f | %.2f | %.2f | %.2f |%n", e.name(),
+                        e.costs().totalParams(), macs, B, p.stepMs(), p.tokensPerSec(),
+                        pb / 1e6, kb / 1e6, p.floorMs(), p.computeFloorMs(), p.stepMs() / p.boundMs());
                 out.flush();
             }
             prefill.put(e.name(), prefillTokensPerSec(m, 4, context));

@@ -25,7 +25,8 @@ import java.util.concurrent.Callable;
 @Command(name = "decode", mixinStandardHelpOptions = true,
         description = {"Decode latency against batch size (UltraMem Fig. 1 on a CPU): dense, MoE top-2 and top-8, UltraMem and",
                 "UltraMemV2 at matched activated compute, the sparse ones at matched total parameters; with bytes read per",
-                "step, the memory bandwidth measured in the same run and each step's bytes/bandwidth floor. Then one",
+                "step and each step's two floors, bytes ÷ memory bandwidth and multiply-adds ÷ FMA peak (both measured in the",
+                "same run); bf16-table variants of the memory models. Then one",
                 "UltraMemV2 layer and a MoE layer of equal parameters at the official decode settings."})
 final class BenchDecodeCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -62,8 +63,9 @@ final class BenchDecodeCommand implements Callable<Integer> {
             if (models.isEmpty()) throw new UserError("--models: none of " + only + " is a model of the bench");
         }
         double bw = dev.ultramem.bench.StreamBandwidth.readGBs(Parallel.threads(), 4) * 1e9;
+        double fma = dev.ultramem.bench.FmaPeak.measure(Parallel.threads(), 40, 5) * 1e9;
         java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
-        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bw, samples, prefill);
+        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bw, fma, samples, prefill);
         both.println("prefill (4 prompts of " + context + " tokens in one call):");
         prefill.forEach((name, tps) -> both.printf("  %s: %,.0f tokens/s%n", name, tps));
         if (!skipLayerLevel) DecodeBench.layerLevel(both, samples);
@@ -73,10 +75,10 @@ final class BenchDecodeCommand implements Callable<Integer> {
 
     private void write(List<DecodeBench.Point> points, String report) throws IOException {
         Files.createDirectories(out);
-        StringBuilder csv = new StringBuilder("model,batch,step_ms,tokens_per_s,param_bytes,kv_bytes,floor_ms\n");
+        StringBuilder csv = new StringBuilder("model,batch,step_ms,tokens_per_s,param_bytes,kv_bytes,floor_ms,compute_floor_ms\n");
         for (DecodeBench.Point p : points)
-            csv.append(String.format("%s,%d,%.4f,%.1f,%d,%d,%.4f%n", p.model(), p.batch(), p.stepMs(), p.tokensPerSec(),
-                    p.paramBytes(), p.kvBytes(), p.floorMs()));
+            csv.append(String.format("%s,%d,%.4f,%.1f,%d,%d,%.4f,%.4f%n", p.model(), p.batch(), p.stepMs(), p.tokensPerSec(),
+                    p.paramBytes(), p.kvBytes(), p.floorMs(), p.computeFloorMs()));
         AtomicFiles.write(out.resolve("decode.csv"), csv);
         AtomicFiles.write(out.resolve("decode.md"), report);
         System.setProperty("java.awt.headless", "true");
