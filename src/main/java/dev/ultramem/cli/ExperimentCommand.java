@@ -126,7 +126,7 @@ final class ExperimentCommand implements Callable<Integer> {
     }
 
     private static void list(PrintWriter o) {
-        o.printf("expected times assume %.0e training FLOP/s (a shared 2-core machine; an idle one is faster)%n%n", Plan.ASSUMED_FLOPS_PER_SECOND);
+        o.printf("expected times assume %.1e training FLOP/s (an idle 2-core machine; a shared one is slower)%n%n", Plan.ASSUMED_FLOPS_PER_SECOND);
         for (Experiment e : Experiments.all()) {
             o.println(e.name() + (e.implemented() ? "" : "  [declared, NOT IMPLEMENTED]"));
             o.println("  " + e.summary());

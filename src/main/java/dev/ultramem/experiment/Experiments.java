@@ -251,7 +251,7 @@ public final class Experiments {
                     int L = s.layers;
                     List<String> v2 = ultramemV2(s, L);
                     return List.of(
-                            Variant.of("v2-paper", "paper query + paper init, value LR 1×, no penalty (our default, reference)", NONE, v2),
+                            Variant.of("v2-paper", "paper query + paper init, value LR 1×, no penalty (reference; the default for new models was this until this experiment chose the released recipe)", NONE, v2),
                             Variant.of("v2-released-init", "released init", NONE, plus(v2, "model.mem_init=released")),
                             Variant.of("v2-released-query", "released shared query", NONE, plus(v2, "model.mem_query_mode=released")),
                             Variant.of("v2-released", "released query + released init", NONE,

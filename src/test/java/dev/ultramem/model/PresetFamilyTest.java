@@ -91,8 +91,11 @@ class PresetFamilyTest {
     void memoryPresetsFollowTheDecisionTable() throws Exception {
         ModelConfig v2 = config("family-ultramem-v2"), v1 = config("family-ultramem"), mp = config("family-memory-plus");
         assertEquals("full", v2.memInsertWay);
-        assertEquals("paper", v2.memQueryMode);
-        assertTrue(v2.paperInit());
+        // the released recipe, as the recipe experiment decided (docs/memory-layers.md)
+        assertEquals("released", v2.memQueryMode);
+        assertFalse(v2.paperInit());
+        assertEquals("released", new ModelConfig().memQueryMode);
+        assertFalse(new ModelConfig().paperInit());
         assertEquals(0.0, v2.tuckerPenalty());
         assertFalse(v1.paperInit());
         assertTrue(v1.tuckerPenalty() > 0);
