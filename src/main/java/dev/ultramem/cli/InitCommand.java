@@ -20,7 +20,8 @@ import java.util.concurrent.Callable;
 @Command(name = "init", mixinStandardHelpOptions = true,
         description = {"Writes a freshly initialised model as a weights-only checkpoint, without training: for serving,",
                 "benchmarks and models whose tables are larger than RAM at decode time (generate, eval, serve and info",
-                "map the tables from the file). The value tables are initialised off the Java heap and written as they are."})
+                "map the tables from the file). The value and pre-value tables are never in memory: their values are drawn",
+                "a few MB at a time while the file is written, the same values as a model initialised in memory."})
 final class InitCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -39,13 +40,12 @@ final class InitCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
         JobConfig job = cfg.build(seed != null ? List.of("train.seed=" + seed) : List.of());
-        Capacity.require(MemoryPlan.Use.MODEL, job);
+        Capacity.require(MemoryPlan.Use.INIT, job);
         try (RunLock lock = Runs.lock(out, o)) {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
                 throw new UserError(out + " already holds a checkpoint; pass --force to replace it");
             Model model = new Model(job.model);
-            model.initialize(job.train.seed);
-            model.afterWeightsChanged();
+            model.initializeTablesDeferred(job.train.seed);
             Path file = out.resolve(Checkpoint.LATEST);
             Checkpoint.saveWeightsOnly(file, job, model);
             ModelCosts c = ModelCosts.of(job.model, job.model.maxSeqLen);
