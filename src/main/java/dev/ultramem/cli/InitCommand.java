@@ -44,13 +44,15 @@ final class InitCommand implements Callable<Integer> {
         try (RunLock lock = Runs.lock(out, o)) {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
                 throw new UserError(out + " already holds a checkpoint; pass --force to replace it");
+            long t0 = System.nanoTime();
             Model model = new Model(job.model);
             model.initializeTablesDeferred(job.train.seed);
             Path file = out.resolve(Checkpoint.LATEST);
             Checkpoint.saveWeightsOnly(file, job, model);
             ModelCosts c = ModelCosts.of(job.model, job.model.maxSeqLen);
-            o.printf("wrote %s: %,d parameters (%,d in value tables), %s on disk%n", file, c.totalParams(), c.tableParams(),
-                    MemoryPlan.human(fileSize(file)));
+            long peak = ProcessStats.now().peakRssBytes();
+            o.printf("wrote %s: %,d parameters (%,d in value tables), %s on disk, in %.1f s%s%n", file, c.totalParams(), c.tableParams(),
+                    MemoryPlan.human(fileSize(file)), (System.nanoTime() - t0) / 1e9, peak < 0 ? "" : "; peak RSS " + MemoryPlan.human(peak));
         }
         return 0;
     }
