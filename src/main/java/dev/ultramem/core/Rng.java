@@ -115,9 +115,15 @@ public final class Rng {
     /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
     public int[] permutation(int n) {
         int[] p = new int[n];
+        permute(p);
+        return p;
+    }
+
+    /** Fills p with the permutation {@link #permutation}(p.length) would return, without a second array. */
+    public void permute(int[] p) {
+        int n = p.length;
         for (int i = 0; i < n; i++) p[i] = i;
         for (int i = n - 1; i > 0; i--) { int j = nextInt(i + 1); int t = p[i]; p[i] = p[j]; p[j] = t; }
-        return p;
     }
 
     /** The four state words, for checkpoints. */
