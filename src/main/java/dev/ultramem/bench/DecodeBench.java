@@ -31,12 +31,15 @@ public final class DecodeBench {
         public Entry(String name, ModelConfig config, ModelCosts costs) { this(name, config, costs, false); }
     }
 
-    /** One measured point. */
+    /** One measured point; page faults per token over the timed steps (they matter when tables are mapped from a file). */
     public record Point(String model, int batch, double stepMs, double tokensPerSec, long paramBytes, long kvBytes,
-                        double floorMs, double computeFloorMs) {
+                        double floorMs, double computeFloorMs, double minorFaultsPerToken, double majorFaultsPerToken) {
         /** The larger floor: a step can be no faster than its bytes at the bandwidth nor its multiply-adds at the FMA peak. */
         public double boundMs() { return Math.max(floorMs, computeFloorMs); }
     }
+
+    /** A timed decode step: the median seconds, and this process's page faults over all timed steps. */
+    record Step(double seconds, long minorFaults, long majorFaults) {}
 
     /**
      * The models at width d and depth layers: dense SwiGLU (inner 2d), MoE top-2 and top-8 (experts of
@@ -118,8 +121,11 @@ public final class DecodeBench {
         return best;
     }
 
-    /** Median seconds of one decode step of every slot at a full context, after warm-up steps. */
-    static double stepSeconds(Model.BatchDecoder dec, int batch, int context, int samples, Rng rng) {
+    /**
+     * Median seconds of one decode step of every slot at a full context, after warm-up steps, and the
+     * page faults of the timed steps (read from /proc before and after them).
+     */
+    static Step step(Model.BatchDecoder dec, int batch, int context, int samples, Rng rng) {
         int[] slots = new int[batch], tokens = new int[batch];
         for (int b = 0; b < batch; b++) { slots[b] = b; dec.seek(b, context - 1); }
         double[] t = new double[samples];
@@ -136,14 +142,16 @@ public final class DecodeBench {
             double hi = Math.max(lastThree[0], Math.max(lastThree[1], lastThree[2]));
             if (warm >= 5 && hi < 1.2 * lo && System.nanoTime() - w0 > 1_000_000_000L) break;
         }
+        ProcessStats before = ProcessStats.now();
         for (int s = 0; s < samples; s++) {
             for (int b = 0; b < batch; b++) { tokens[b] = rng.nextInt(dec.vocab()); dec.seek(b, context - 1); }
             long t0 = System.nanoTime();
             dec.step(slots, tokens, batch);
             if (s >= 0) t[s] = (System.nanoTime() - t0) / 1e9;
         }
+        ProcessStats after = ProcessStats.now();
         java.util.Arrays.sort(t);
-        return t[samples / 2];
+        return new Step(t[samples / 2], after.minorFaults() - before.minorFaults(), after.majorFaults() - before.majorFaults());
     }
 
     /**
@@ -152,14 +160,25 @@ public final class DecodeBench {
      */
     public static List<Point> run(PrintStream out, List<Entry> models, int[] batches, int context, double kvBudgetGb,
                                   double bandwidth, double fmaFlops, int samples, java.util.Map<String, Double> prefill) {
+        return run(out, models, e -> build(e, context), batches, context, kvBudgetGb, bandwidth, fmaFlops, samples, prefill);
+    }
+
+    /**
+     * As {@link #run(PrintStream, List, int[], int, double, double, double, int, java.util.Map)} on the models that
+     * model gives for the entries (for example one loaded from a checkpoint with its tables mapped); after
+     * each model, this process's peak resident set so far.
+     */
+    public static List<Point> run(PrintStream out, List<Entry> models, java.util.function.Function<Entry, Model> model, int[] batches,
+                                  int context, double kvBudgetGb, double bandwidth, double fmaFlops, int samples,
+                                  java.util.Map<String, Double> prefill) {
         List<Point> points = new ArrayList<>();
         out.printf("memory bandwidth (streaming read, %d threads): %.1f GB/s; FMA peak %.0f GFLOP/s; context %d cached positions per sequence%n",
                 Parallel.threads(), bandwidth / 1e9, fmaFlops / 1e9, context);
-        out.println("| model | total params | decode MACs/token | batch | step ms | tokens/s | param MB/step | KV MB/step | bytes floor ms | compute floor ms | step/floor |");
-        out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        out.println("| model | total params | decode MACs/token | batch | step ms | tokens/s | param MB/step | KV MB/step | bytes floor ms | compute floor ms | step/floor | minor faults/token | major faults/token |");
+        out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         Rng rng = new Rng(7);
         for (Entry e : models) {
-            Model m = build(e, context);
+            Model m = model.apply(e);
             ModelConfig c = m.config();
             // a decode token attends to all context cached positions: the costs at 2·context − 1 count ⌊(ctx+1)/2⌋ = context
             long macs = ModelCosts.of(c, 2 * context - 1).forwardMacsPerToken();
@@ -169,22 +188,26 @@ public final class DecodeBench {
                 System.gc();
                 long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
                 if (kv > kvBudgetGb * (1L << 30) || kv > 0.85 * free) {
-                    out.printf("| %s | | | %d | skipped: a KV cache of %.1f GB exceeds --max-kv-gb %.1f or the free heap (%.1f GB; raise -Xmx via ULTRAMEM_JAVA_OPTS) | | | | | |%n",
+                    out.printf("| %s | | | %d | skipped: a KV cache of %.1f GB exceeds --max-kv-gb %.1f or the free heap (%.1f GB; raise -Xmx via ULTRAMEM_JAVA_OPTS) | | | | | | | | |%n",
                             e.name(), B, kv / (double) (1L << 30), kvBudgetGb, free / (double) (1L << 30));
                     continue;
                 }
                 Model.BatchDecoder dec = m.newBatchDecoder(B, context);
-                double sec = stepSeconds(dec, B, context, samples, rng);
+                Step st = step(dec, B, context, samples, rng);
+                double sec = st.seconds();
                 long pb = dec.lastParamBytes(), kb = dec.lastKvBytes();
-                double floor = (pb + kb) / bandwidth, compute = 2.0 * B * macs / fmaFlops;
-                Point p = new Point(e.name(), B, sec * 1e3, B / sec, pb, kb, floor * 1e3, compute * 1e3);
+                double floor = (pb + kb) / bandwidth, compute = 2.0 * B * macs / fmaFlops, tokens = (double) B * samples;
+                Point p = new Point(e.name(), B, sec * 1e3, B / sec, pb, kb, floor * 1e3, compute * 1e3,
+                        st.minorFaults() / tokens, st.majorFaults() / tokens);
                 points.add(p);
-                out.printf("| %s | %,d | %,d | %d | %.2f | %,.0f | %.1f | %.1f | %.2f | %.2f | %.2f |%n", e.name(),
-                        e.costs().totalParams(), macs, B, p.stepMs(), p.tokensPerSec(),
-                        pb / 1e6, kb / 1e6, p.floorMs(), p.computeFloorMs(), p.stepMs() / p.boundMs());
+                out.printf("| %s | %,d | %,d | %d | %.2f | %,.0f | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |%n", e.name(),
+                        e.costs().totalParams(), macs, B, p.stepMs(), p.tokensPerSec(), pb / 1e6, kb / 1e6, p.floorMs(),
+                        p.computeFloorMs(), p.stepMs() / p.boundMs(), p.minorFaultsPerToken(), p.majorFaultsPerToken());
                 out.flush();
             }
             prefill.put(e.name(), prefillTokensPerSec(m, 4, context));
+            long peak = ProcessStats.now().peakRssBytes();
+            if (peak >= 0) out.printf("after %s: peak RSS of this process so far %s%n", e.name(), dev.ultramem.model.MemoryPlan.human(peak));
         }
         return points;
     }

@@ -1,6 +1,11 @@
 package dev.ultramem.cli;
 
 import dev.ultramem.bench.DecodeBench;
+import dev.ultramem.bench.ProcessStats;
+import dev.ultramem.model.MemoryPlan;
+import dev.ultramem.model.Model;
+import dev.ultramem.model.ModelCosts;
+import dev.ultramem.train.Checkpoint;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.UserError;
 import dev.ultramem.io.AtomicFiles;
@@ -26,8 +31,10 @@ import java.util.concurrent.Callable;
         description = {"Decode latency against batch size (UltraMem Fig. 1 on a CPU): dense, MoE top-2 and top-8, UltraMem and",
                 "UltraMemV2 at matched activated compute, the sparse ones at matched total parameters; with bytes read per",
                 "step and each step's two floors, bytes ÷ memory bandwidth and multiply-adds ÷ FMA peak (both measured in the",
-                "same run); bf16-table variants of the memory models. Then one",
-                "UltraMemV2 layer and a MoE layer of equal parameters at the official decode settings."})
+                "same run); bf16-table variants of the memory models. Then one UltraMemV2 layer and a MoE layer of equal",
+                "parameters at the official decode settings. With --checkpoint, the model of a checkpoint instead, its",
+                "tables mapped from the file (e.g. one written by init, larger than RAM): the page faults per token and the",
+                "peak resident set show what decoding it keeps in memory."})
 final class BenchDecodeCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -45,6 +52,9 @@ final class BenchDecodeCommand implements Callable<Integer> {
     @Option(names = "--samples", description = "timed steps per point, the median reported (default: ${DEFAULT-VALUE})") int samples = 5;
     @Option(names = "--skip-layer-level", description = "skip the official layer-level comparison") boolean skipLayerLevel;
     @Option(names = "--out", description = "folder for decode.md, decode.csv and decode.png") Path out;
+    @Option(names = "--checkpoint", paramLabel = "RUN", description = "bench this checkpoint's model (a run folder or file), tables mapped, "
+            + "instead of the built-in family; --d, --layers, --heads and --sparse-ratio do not apply")
+    Path checkpoint;
     @CommandLine.Mixin ThreadsOption threads = new ThreadsOption();
 
     @Override
@@ -55,6 +65,7 @@ final class BenchDecodeCommand implements Callable<Integer> {
         if (out != null && Files.exists(out) && !Files.isDirectory(out)) throw new UserError("--out " + out + " is not a folder");
         ByteArrayOutputStream copy = new ByteArrayOutputStream();
         PrintStream both = new PrintStream(new TeeStream(System.out, copy), true, StandardCharsets.UTF_8);
+        if (checkpoint != null) return benchCheckpoint(both, copy);
         both.printf("bench decode: d %d, %d layers, %d heads, sparse models at %.1f× the dense model's parameters, %d threads, %s%n",
                 d, layers, heads, ratio, Parallel.threads(), System.getProperty("os.arch"));
         List<DecodeBench.Entry> models = DecodeBench.family(d, layers, heads, ratio);
@@ -73,12 +84,39 @@ final class BenchDecodeCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** The decode table for one checkpoint's model with its tables mapped (no layer-level comparison). */
+    private int benchCheckpoint(PrintStream both, ByteArrayOutputStream copy) throws IOException {
+        Capacity.requireForCheckpoint(checkpoint, MemoryPlan.Use.GENERATE, j -> {});
+        ProcessStats before = ProcessStats.now();
+        Checkpoint.Loaded ck = Checkpoint.load(checkpoint, false, true);
+        Model m = ck.model();
+        m.setTraining(false);
+        if (context > m.config().maxSeqLen)
+            throw new UserError("--context " + context + " exceeds the checkpoint's max_seq_len " + m.config().maxSeqLen);
+        long mapped = 0;
+        for (var p : m.params()) if (p.isMapped()) mapped += p.numel() * Float.BYTES;
+        ProcessStats loaded = ProcessStats.now();
+        both.printf("checkpoint %s: tables mapped from the file: %s; loading took %,d minor and %,d major page faults, peak RSS %s%n",
+                ck.file(), MemoryPlan.human(mapped), loaded.minorFaults() - before.minorFaults(), loaded.majorFaults() - before.majorFaults(),
+                MemoryPlan.human(loaded.peakRssBytes()));
+        String name = ck.file().toAbsolutePath().getParent().getFileName().toString();
+        DecodeBench.Entry e = new DecodeBench.Entry(name, m.config(), ModelCosts.of(m, m.config().maxSeqLen));
+        double bw = dev.ultramem.bench.StreamBandwidth.readGBs(Parallel.threads(), 4) * 1e9;
+        java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
+        double fma = dev.ultramem.bench.FmaPeak.measure(Parallel.threads(), 40, 5) * 1e9;
+        List<DecodeBench.Point> points = DecodeBench.run(both, List.of(e), x -> m, batches, context, maxKvGb, bw, fma, samples, prefill);
+        both.printf("prefill (4 prompts of %d tokens in one call): %,.0f tokens/s%n", context, prefill.get(name));
+        if (out != null) write(points, copy.toString(StandardCharsets.UTF_8));
+        return 0;
+    }
+
     private void write(List<DecodeBench.Point> points, String report) throws IOException {
         Files.createDirectories(out);
-        StringBuilder csv = new StringBuilder("model,batch,step_ms,tokens_per_s,param_bytes,kv_bytes,floor_ms,compute_floor_ms\n");
+        StringBuilder csv = new StringBuilder("model,batch,step_ms,tokens_per_s,param_bytes,kv_bytes,floor_ms,compute_floor_ms,"
+                + "minor_faults_per_token,major_faults_per_token\n");
         for (DecodeBench.Point p : points)
-            csv.append(String.format("%s,%d,%.4f,%.1f,%d,%d,%.4f,%.4f%n", p.model(), p.batch(), p.stepMs(), p.tokensPerSec(),
-                    p.paramBytes(), p.kvBytes(), p.floorMs(), p.computeFloorMs()));
+            csv.append(String.format("%s,%d,%.4f,%.1f,%d,%d,%.4f,%.4f,%.3f,%.3f%n", p.model(), p.batch(), p.stepMs(), p.tokensPerSec(),
+                    p.paramBytes(), p.kvBytes(), p.floorMs(), p.computeFloorMs(), p.minorFaultsPerToken(), p.majorFaultsPerToken()));
         AtomicFiles.write(out.resolve("decode.csv"), csv);
         AtomicFiles.write(out.resolve("decode.md"), report);
         System.setProperty("java.awt.headless", "true");

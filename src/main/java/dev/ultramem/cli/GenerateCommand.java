@@ -1,5 +1,6 @@
 package dev.ultramem.cli;
 
+import dev.ultramem.bench.ProcessStats;
 import dev.ultramem.core.UserError;
 import dev.ultramem.data.Tokenizer;
 import dev.ultramem.infer.Generator;

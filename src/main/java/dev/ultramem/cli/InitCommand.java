@@ -1,5 +1,6 @@
 package dev.ultramem.cli;
 
+import dev.ultramem.bench.ProcessStats;
 import dev.ultramem.core.UserError;
 import dev.ultramem.model.MemoryPlan;
 import dev.ultramem.model.Model;
@@ -20,7 +21,8 @@ import java.util.concurrent.Callable;
 @Command(name = "init", mixinStandardHelpOptions = true,
         description = {"Writes a freshly initialised model as a weights-only checkpoint, without training: for serving,",
                 "benchmarks and models whose tables are larger than RAM at decode time (generate, eval, serve and info",
-                "map the tables from the file). The value tables are initialised off the Java heap and written as they are."})
+                "map the tables from the file). The value and pre-value tables are never in memory: their values are drawn",
+                "a few MB at a time while the file is written, the same values as a model initialised in memory."})
 final class InitCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -39,18 +41,19 @@ final class InitCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
         JobConfig job = cfg.build(seed != null ? List.of("train.seed=" + seed) : List.of());
-        Capacity.require(MemoryPlan.Use.MODEL, job);
+        Capacity.require(MemoryPlan.Use.INIT, job);
         try (RunLock lock = Runs.lock(out, o)) {
             if (!force && Files.exists(out.resolve(Checkpoint.LATEST)))
                 throw new UserError(out + " already holds a checkpoint; pass --force to replace it");
+            long t0 = System.nanoTime();
             Model model = new Model(job.model);
-            model.initialize(job.train.seed);
-            model.afterWeightsChanged();
+            model.initializeTablesDeferred(job.train.seed);
             Path file = out.resolve(Checkpoint.LATEST);
             Checkpoint.saveWeightsOnly(file, job, model);
             ModelCosts c = ModelCosts.of(job.model, job.model.maxSeqLen);
-            o.printf("wrote %s: %,d parameters (%,d in value tables), %s on disk%n", file, c.totalParams(), c.tableParams(),
-                    MemoryPlan.human(fileSize(file)));
+            long peak = ProcessStats.now().peakRssBytes();
+            o.printf("wrote %s: %,d parameters (%,d in value tables), %s on disk, in %.1f s%s%n", file, c.totalParams(), c.tableParams(),
+                    MemoryPlan.human(fileSize(file)), (System.nanoTime() - t0) / 1e9, peak < 0 ? "" : "; peak RSS " + MemoryPlan.human(peak));
         }
         return 0;
     }

@@ -45,6 +45,8 @@ public final class Param {
     private final Arena arena;
     private boolean mapped;
     private volatile Storage storage = Storage.F32;
+    private boolean deferInit;
+    private DeferredNormal deferred;
     private float[] heapGrad;
     private MemorySegment grad;
 
@@ -134,6 +136,35 @@ public final class Param {
 
     private static int bytesOf(Storage s) { return s == Storage.BF16 ? 2 : Float.BYTES; }
 
+    /**
+     * Marks an off-heap tensor (a value table) whose initialisation is to be recorded, not run:
+     * {@link #initNormal} then keeps a {@link DeferredNormal} for a checkpoint writer to replay, and the
+     * tensor never gets memory of its own (reading it is an error until it is mapped from a file).
+     */
+    public void deferInit() {
+        if (heap != null) throw new IllegalStateException(name + ": only off-heap tensors can defer their initialisation");
+        if (data != null) throw new IllegalStateException(name + ": already has memory");
+        deferInit = true;
+    }
+
+    /** The initialisation recorded under {@link #deferInit}, or null. */
+    public DeferredNormal deferredInit() { return deferred; }
+
+    /**
+     * Value-table initialisation: every element N(0, std²), drawn from rng in order. Under
+     * {@link #deferInit} the draws are recorded and rng moves past them instead (lazily, see
+     * {@link Rng#skipGaussians}), so both ways leave rng in the same state.
+     */
+    public void initNormal(Rng rng, double std) {
+        long n = numel();
+        if (deferInit && data == null) {
+            deferred = new DeferredNormal(rng.copy(), n, std);
+            rng.skipGaussians(n);
+        } else {
+            rng.fillNormal(segment(), 0, n, std);
+        }
+    }
+
     /** True when the storage is a read-only mapping of a file. */
     public boolean isMapped() { return mapped; }
 
@@ -150,6 +181,8 @@ public final class Param {
         MemorySegment d = data;
         if (d == null) {
             synchronized (this) {
+                if (deferInit && data == null)
+                    throw new IllegalStateException(name + ": initialisation deferred to a checkpoint write, the tensor has no memory");
                 if (data == null) data = arena.allocate(numel() * elementBytes(), 64);
                 d = data;
             }

@@ -1,5 +1,8 @@
 package dev.ultramem.core;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
 /**
  * Deterministic random numbers (xoshiro256** seeded by SplitMix64), independent of the JDK's
  * generator implementations so that a seed gives the same model on every JDK.
@@ -7,6 +10,8 @@ package dev.ultramem.core;
 public final class Rng {
     private long s0, s1, s2, s3;
     private double spare = Double.NaN;
+    /** Gaussian draws {@link #skipGaussians skipped} but not yet made: made before the next draw of any kind. */
+    private long pendingGaussians;
 
     public Rng(long seed) {
         long z = seed;
@@ -23,6 +28,7 @@ public final class Rng {
     }
 
     public long nextLong() {
+        if (pendingGaussians != 0) settle();
         long result = Long.rotateLeft(s1 * 5, 7) * 9;
         long t = s1 << 17;
         s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
@@ -41,6 +47,7 @@ public final class Rng {
 
     /** Standard normal (Box–Muller, polar form). */
     public double nextGaussian() {
+        if (pendingGaussians != 0) settle();
         if (!Double.isNaN(spare)) { double s = spare; spare = Double.NaN; return s; }
         double u, v, s;
         do {
@@ -60,6 +67,45 @@ public final class Rng {
         return g * std;
     }
 
+    /**
+     * Draws {@code count} values N(0, std²) into the native-order floats of dst from element {@code from}
+     * on, in order. The one routine a value table's initialisation runs, whether the table is filled in
+     * memory in one call or written to a file a chunk at a time (consecutive calls continue the stream).
+     */
+    public void fillNormal(MemorySegment dst, long from, long count, double std) {
+        for (long i = from, end = from + count; i < end; i++) dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (nextGaussian() * std));
+    }
+
+    /**
+     * Moves past n Gaussian draws without keeping them. The draws are made lazily, before this
+     * generator's next draw: a generator that is not drawn from again never makes them.
+     */
+    public void skipGaussians(long n) {
+        if (n < 0) throw new IllegalArgumentException("negative skip " + n);
+        pendingGaussians += n;
+    }
+
+    private void settle() {
+        long n = pendingGaussians;
+        pendingGaussians = 0;
+        for (long i = 0; i < n; i++) nextGaussian();
+    }
+
+    /** An independent generator in this one's state (skipped draws included): it draws what this one would draw next. */
+    public Rng copy() {
+        Rng r = new Rng(0);
+        r.s0 = s0; r.s1 = s1; r.s2 = s2; r.s3 = s3;
+        r.spare = spare;
+        r.pendingGaussians = pendingGaussians;
+        return r;
+    }
+
+    /** Whether o is in exactly this generator's state, skipped draws included (so both draw the same from now on). */
+    public boolean sameState(Rng o) {
+        return s0 == o.s0 && s1 == o.s1 && s2 == o.s2 && s3 == o.s3 && pendingGaussians == o.pendingGaussians
+                && Double.doubleToRawLongBits(spare) == Double.doubleToRawLongBits(o.spare);
+    }
+
     public void fillNormal(float[] a, double std) { for (int i = 0; i < a.length; i++) a[i] = (float) (nextGaussian() * std); }
 
     public void fillTruncNormal(float[] a, double std, double cutoff) { for (int i = 0; i < a.length; i++) a[i] = (float) truncatedGaussian(std, cutoff); }
@@ -69,13 +115,22 @@ public final class Rng {
     /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
     public int[] permutation(int n) {
         int[] p = new int[n];
-        for (int i = 0; i < n; i++) p[i] = i;
-        for (int i = n - 1; i > 0; i--) { int j = nextInt(i + 1); int t = p[i]; p[i] = p[j]; p[j] = t; }
+        permute(p);
         return p;
     }
 
-    /** The four state words, for checkpoints. */
-    public long[] state() { return new long[]{s0, s1, s2, s3}; }
+    /** Fills p with the permutation {@link #permutation}(p.length) would return, without a second array. */
+    public void permute(int[] p) {
+        int n = p.length;
+        for (int i = 0; i < n; i++) p[i] = i;
+        for (int i = n - 1; i > 0; i--) { int j = nextInt(i + 1); int t = p[i]; p[i] = p[j]; p[j] = t; }
+    }
 
-    public void setState(long[] s) { s0 = s[0]; s1 = s[1]; s2 = s[2]; s3 = s[3]; spare = Double.NaN; }
+    /** The four state words, for checkpoints. */
+    public long[] state() {
+        if (pendingGaussians != 0) settle();
+        return new long[]{s0, s1, s2, s3};
+    }
+
+    public void setState(long[] s) { s0 = s[0]; s1 = s[1]; s2 = s[2]; s3 = s[3]; spare = Double.NaN; pendingGaussians = 0; }
 }

@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.zip.CRC32;
 
 /**
  * Files written whole: to a temporary file beside the target ({@code .<target-name>.<random>.tmp}),
@@ -70,7 +71,7 @@ public final class AtomicFiles {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
                  Arena arena = Arena.ofConfined()) {
                 long size = Math.clamp(expectedBytes, 64, CHUNK);
-                Output out = new Output(channels.wrap(tmp, ch), arena.allocate(size, 8));
+                Output out = new Output(channels.wrap(tmp, ch), ch, arena.allocate(size, 8));
                 content.writeTo(out);
                 out.flush();
                 ch.force(true);
@@ -111,16 +112,19 @@ public final class AtomicFiles {
     /** Sequential output through one reusable buffer; numbers are written little-endian. */
     public static final class Output {
         private final WritableByteChannel channel;
+        private final FileChannel file;
         private final MemorySegment buf;
         private final ByteBuffer view;
         private long fill;
+        private CRC32 crc;
 
         private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-        Output(WritableByteChannel channel, MemorySegment buf) {
+        Output(WritableByteChannel channel, FileChannel file, MemorySegment buf) {
             this.channel = channel;
+            this.file = file;
             this.buf = buf;
             this.view = buf.asByteBuffer();
         }
@@ -194,6 +198,31 @@ public final class AtomicFiles {
             }
         }
 
+        /** From here on the bytes written are summed into the returned CRC32, until {@link #endChecksum}. */
+        public CRC32 startChecksum() throws IOException {
+            flush();
+            crc = new CRC32();
+            return crc;
+        }
+
+        /** The CRC32 of the bytes written since {@link #startChecksum}. */
+        public long endChecksum() throws IOException {
+            flush();
+            long v = crc.getValue();
+            crc = null;
+            return v;
+        }
+
+        /**
+         * Writes bytes over ones already written at file position {@code at} (a header completed once the
+         * data after it is known); the sequential output goes on where it was.
+         */
+        public void overwrite(long at, byte[] b) throws IOException {
+            flush();
+            ByteBuffer bb = ByteBuffer.wrap(b);
+            for (long pos = at; bb.hasRemaining(); ) pos += file.write(bb, pos);
+        }
+
         /** Free bytes in the buffer after making room for at least {@code atLeast}. */
         private long room(int atLeast) throws IOException {
             if (buf.byteSize() - fill < atLeast) flush();
@@ -202,6 +231,10 @@ public final class AtomicFiles {
 
         void flush() throws IOException {
             view.clear().limit((int) fill);
+            if (crc != null) {
+                crc.update(view);
+                view.flip();
+            }
             while (view.hasRemaining()) channel.write(view);
             fill = 0;
         }

@@ -32,7 +32,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.function.Predicate;
+import java.util.zip.CRC32;
 
 /**
  * The safetensors container: an 8-byte little-endian header length, a JSON header mapping names to
@@ -351,28 +353,38 @@ public final class Safetensors implements AutoCloseable {
 
     // ---------------------------------------------------------------- writing
 
-    /** A tensor to write: F32 or BF16 from a native-order segment (heap or off-heap; field f32), or I64 from ints. */
-    public record Out(String name, String dtype, long[] shape, MemorySegment f32, int[] ints) {
-        public static Out f32(String name, long[] shape, MemorySegment data) { return new Out(name, "F32", shape, data, null); }
+    /**
+     * A tensor to write: F32 or BF16 from a native-order segment (heap or off-heap; field f32), F32 made while
+     * writing (fill), or I64 from ints.
+     */
+    public record Out(String name, String dtype, long[] shape, MemorySegment f32, int[] ints, Consumer<MemorySegment> fill) {
+        public static Out f32(String name, long[] shape, MemorySegment data) { return new Out(name, "F32", shape, data, null, null); }
+        public static Out f32(String name, long[] shape, float[] data) { return new Out(name, "F32", shape, MemorySegment.ofArray(data), null, null); }
+        public static Out i64(String name, long[] shape, int[] data) { return new Out(name, "I64", shape, null, data, null); }
+
         /**
          * A BF16 tensor from native-order bf16 values (2 bytes each), or from float32 values (4 bytes each), which
          * are rounded to nearest even as they are written, so a table larger than RAM converts without a copy.
          */
-        public static Out bf16(String name, long[] shape, MemorySegment data) { return new Out(name, "BF16", shape, data, null); }
+        public static Out bf16(String name, long[] shape, MemorySegment data) { return new Out(name, "BF16", shape, data, null, null); }
 
         /** An F32 tensor from native-order bf16 values (2 bytes each), widened exactly as they are written. */
         public static Out f32FromBf16(String name, long[] shape, MemorySegment bf16) {
             if (bf16.byteSize() != numel(shape) * 2) throw new IllegalArgumentException(name + ": not a bf16 segment of its shape");
-            return new Out(name, "F32", shape, bf16, null);
+            return new Out(name, "F32", shape, bf16, null, null);
         }
+
+        /**
+         * An F32 tensor whose values exist only while the file is written: fill is called with a bounded
+         * native-order float segment again and again, and fills it with the next values each time.
+         */
+        public static Out filled(String name, long[] shape, Consumer<MemorySegment> fill) { return new Out(name, "F32", shape, null, null, fill); }
 
         /** Bytes per element of the source segment: 2 or 4 (a source of the other width is converted on writing). */
         public int sourceBytes() {
             long n = numel(shape);
-            return n == 0 ? ("BF16".equals(dtype) ? 2 : 4) : (int) (f32.byteSize() / n);
+            return n == 0 || f32 == null ? ("BF16".equals(dtype) ? 2 : 4) : (int) (f32.byteSize() / n);
         }
-        public static Out f32(String name, long[] shape, float[] data) { return new Out(name, "F32", shape, MemorySegment.ofArray(data), null); }
-        public static Out i64(String name, long[] shape, int[] data) { return new Out(name, "I64", shape, null, data); }
 
         long bytes() { return ints != null ? (long) ints.length * 8 : numel(shape) * ("BF16".equals(dtype) ? 2 : 4); }
 
@@ -385,6 +397,51 @@ public final class Safetensors implements AutoCloseable {
      * leaves any previous file intact.
      */
     public static void write(Path target, List<Out> tensors, Map<String, String> metadata) throws IOException {
+        write(target, tensors, metadata, null);
+    }
+
+    /** Floats a {@linkplain Out#filled filled} tensor makes per call: the memory it needs while written. */
+    static final int FILL_CHUNK = 1 << 20;
+
+    /**
+     * As {@link #write(Path, List, Map)}; with a {@code crcKey}, metadata {@code crcKey} is the CRC32 of the
+     * data section (every tensor's bytes in file order) computed as the bytes are written, as filled
+     * tensors need: their bytes exist nowhere before. The header is written with the longest CRC in its
+     * place and rewritten in place, padded with spaces, once the data is written.
+     */
+    public static void write(Path target, List<Out> tensors, Map<String, String> metadata, String crcKey) throws IOException {
+        Map<String, String> meta = metadata == null ? new LinkedHashMap<>() : new LinkedHashMap<>(metadata);
+        if (crcKey != null) meta.put(crcKey, Long.toString(0xffffffffL));
+        byte[] hbytes = header(tensors, meta, 0);
+        long total = 8 + hbytes.length;
+        for (Out t : tensors) total += t.bytes();
+        AtomicFiles.write(target, total, out -> {
+            out.putLong(hbytes.length);
+            out.put(hbytes);
+            CRC32 crc = crcKey != null ? out.startChecksum() : null;
+            putData(out, tensors);
+            if (crc != null) {
+                meta.put(crcKey, Long.toString(out.endChecksum()));
+                out.overwrite(8, header(tensors, meta, hbytes.length));
+            }
+        });
+    }
+
+    /** A filled tensor's values, made a bounded chunk at a time into one native buffer. */
+    private static void putFilled(AtomicFiles.Output out, Out t) throws IOException {
+        long n = Out.numel(t.shape());
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment chunk = a.allocate((long) Float.BYTES * Math.min(n, FILL_CHUNK), 64);
+            for (long i = 0; i < n; i += FILL_CHUNK) {
+                MemorySegment c = chunk.asSlice(0, (long) Float.BYTES * Math.min(FILL_CHUNK, n - i));
+                t.fill().accept(c);
+                out.putFloats(c);
+            }
+        }
+    }
+
+    /** The JSON header, padded with spaces to a multiple of 8 bytes (data stays 8-byte aligned) and to at least minLength. */
+    private static byte[] header(List<Out> tensors, Map<String, String> metadata, int minLength) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         if (metadata != null && !metadata.isEmpty()) {
             ObjectNode m = header.putObject("__metadata__");
@@ -402,22 +459,19 @@ public final class Safetensors implements AutoCloseable {
             o.add(off);
         }
         byte[] hjson = JSON.writeValueAsBytes(header);
-        int pad = (8 - (hjson.length % 8)) % 8;  // keep data 8-byte aligned
-        byte[] hbytes = new byte[hjson.length + pad];
+        int len = Math.max(hjson.length + (8 - (hjson.length % 8)) % 8, minLength);
+        if (minLength > 0 && len != minLength) throw new IllegalStateException("header outgrew its reserved " + minLength + " bytes");
+        byte[] hbytes = new byte[len];
         System.arraycopy(hjson, 0, hbytes, 0, hjson.length);
         for (int i = hjson.length; i < hbytes.length; i++) hbytes[i] = ' ';
-        long total = 8 + hbytes.length + off;
-        AtomicFiles.write(target, total, out -> {
-            out.putLong(hbytes.length);
-            out.put(hbytes);
-            putData(out, tensors);
-        });
+        return hbytes;
     }
 
     /** The tensors' data as the file holds it: little-endian, in order, each converted to its dtype. */
     private static void putData(AtomicFiles.Output out, List<Out> tensors) throws IOException {
         for (Out t : tensors) {
-            if (t.ints() != null) out.putIntsAsLongs(t.ints());
+            if (t.fill() != null) putFilled(out, t);
+            else if (t.ints() != null) out.putIntsAsLongs(t.ints());
             else if ("F32".equals(t.dtype())) {
                 if (t.sourceBytes() == 4) out.putFloats(t.f32());
                 else out.putBf16AsFloats(t.f32());
@@ -435,7 +489,7 @@ public final class Safetensors implements AutoCloseable {
             @Override public void close() {}
         };
         try (Arena a = Arena.ofConfined()) {
-            AtomicFiles.Output out = new AtomicFiles.Output(sink, a.allocate(1 << 16, 64));
+            AtomicFiles.Output out = new AtomicFiles.Output(sink, null, a.allocate(1 << 16, 64));
             putData(out, tensors);
             out.flush();
         } catch (IOException e) {

@@ -125,9 +125,7 @@ public final class Pkm implements TokenLayer {
         rng.fillNormal(queryProj.data(), 1.0 / Math.sqrt(d));
         double kb = 1.0 / Math.sqrt(kdim);
         rng.fillUniform(keys.data(), -kb, kb);
-        double vs = 1.0 / Math.sqrt(vdim);
-        long m = values.numel();
-        for (long i = 0; i < m; i++) values.set(i, (float) (rng.nextGaussian() * vs));
+        values.initNormal(rng, 1.0 / Math.sqrt(vdim));
     }
 
     private long denseParams() {

@@ -73,12 +73,7 @@ public final class SharedMemory {
             int layers = (int) (allValueNum / ((long) cfg.knum() * cfg.knum()));
             std = PaperInit.valueStd(cfg, layers, PaperInit.DEFAULT_SIGMA_S, cfg.preVdim());
         }
-        fillNormal(values, rng, std);
-        if (preValues != null) fillNormal(preValues, rng, cfg.type().equals("ultramem_v2") ? std : 0.02);
-    }
-
-    static void fillNormal(Param p, Rng rng, double std) {
-        long n = p.numel();
-        for (long i = 0; i < n; i++) p.set(i, (float) (rng.nextGaussian() * std));
+        values.initNormal(rng, std);
+        if (preValues != null) preValues.initNormal(rng, cfg.type().equals("ultramem_v2") ? std : 0.02);
     }
 }

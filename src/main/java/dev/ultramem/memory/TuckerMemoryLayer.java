@@ -58,8 +58,7 @@ abstract class TuckerMemoryLayer<S> implements TokenLayer {
 
     /** Draws the shuffle of the virtual value index (part of the layer's init). */
     final void shuffle(Rng rng) {
-        int[] perm = rng.permutation(shuffleIndex.data().length);
-        System.arraycopy(perm, 0, shuffleIndex.data(), 0, perm.length);
+        rng.permute(shuffleIndex.data());  // in place: a table's shuffle index may be hundreds of MB
     }
 
     /** The retrieval's parameters followed by the layer's own. */

@@ -66,7 +66,7 @@ public final class UltraMemV1 extends TuckerMemoryLayer<UltraMemV1.StepState> {
             double sigmaS = retrieval.calibrateNorms(rng, 256);
             valueStd = PaperInit.valueStd(cfg, memLayerNum, sigmaS, 0);
         }
-        SharedMemory.fillNormal(values, rng, valueStd);
+        values.initNormal(rng, valueStd);
         afterWeightsChanged();
     }
 

@@ -77,6 +77,8 @@ public final class MemoryPlan {
         GENERATE("generation", true, true, EnumSet.of(Part.WEIGHTS, Part.TABLES, Part.ACTIVATIONS, Part.BUFFERS, Part.KV_CACHE)),
         /** import: weights copied in and a fresh optimizer state written. */
         IMPORT("import", false, false, EnumSet.of(Part.WEIGHTS, Part.TABLES, Part.OPTIMIZER, Part.BUFFERS)),
+        /** init: the model with its tables made while written to the checkpoint, never in memory (as if mapped). */
+        INIT("init", true, false, EnumSet.of(Part.WEIGHTS, Part.TABLES, Part.BUFFERS)),
         /** info on a config: an initialised model and forwards of up to {@link #COUNT_TOKENS} tokens. */
         COUNT("counting", false, false, EnumSet.of(Part.WEIGHTS, Part.TABLES, Part.ACTIVATIONS, Part.BUFFERS)),
         /** info on a checkpoint: as COUNT with the tables mapped. */

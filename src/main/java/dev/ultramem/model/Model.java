@@ -105,6 +105,17 @@ public final class Model {
         afterWeightsChanged();
     }
 
+    /**
+     * As {@link #initialize(long)}, with the value and pre-value tables (the off-heap tensors) left out of
+     * memory: each records its draws ({@link Param#deferInit}) for a checkpoint writer to make a chunk at a
+     * time, so {@code init} writes a model whose tables are larger than RAM. Every other tensor, and the
+     * values the file gets, are those of {@code initialize(seed)}; the tables cannot be read in this model.
+     */
+    public void initializeTablesDeferred(long seed) {
+        for (Param p : params) if (!p.isHeap()) p.deferInit();
+        initialize(seed);
+    }
+
     /** Every tensor under its official name (weights and float buffers), in a stable order. */
     public List<Param> params() { return java.util.Collections.unmodifiableList(params); }
 

@@ -326,6 +326,14 @@ public final class CompletionServer implements AutoCloseable {
         } catch (IOException gone) {
             r.cancel();
             return 200;  // the status line went out before the client left
+        } finally {
+            // end the chunked body here, before the caller stops counting this completion: a shutdown that
+            // waits for the count then cannot stop the server between the last event and the final chunk
+            try {
+                out.close();
+            } catch (IOException ignored) {
+                // the client has gone
+            }
         }
     }
 

@@ -2,6 +2,7 @@ package dev.ultramem.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ultramem.core.DeferredNormal;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
@@ -88,12 +89,16 @@ public final class Checkpoint {
         if (tok != null && !tok.name().equals(job.model.tokenizer))
             throw new IllegalArgumentException("tokenizer " + tok.name() + " is not the config's " + job.model.tokenizer);
         List<Safetensors.Out> outs = new ArrayList<>();
+        // tables whose init was deferred (Model.initializeTablesDeferred) are made while written, in file order
+        DeferredNormal.Replay replay = new DeferredNormal.Replay();
         for (Param p : model.params()) {
             Param.Storage as = p.isHeap() || tables == null ? p.storage() : tables;
-            if (as == Param.Storage.BF16) outs.add(Safetensors.Out.bf16(p.name, p.shape, p.segment()));
+            if (p.deferredInit() != null) outs.add(Safetensors.Out.filled(p.name, p.shape, replay.of(p.deferredInit())));
+            else if (as == Param.Storage.BF16) outs.add(Safetensors.Out.bf16(p.name, p.shape, p.segment()));
             else if (p.isBf16()) outs.add(Safetensors.Out.f32FromBf16(p.name, p.shape, p.segment()));
             else outs.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
         }
+        boolean filled = outs.stream().anyMatch(o -> o.fill() != null);
         for (IndexBuffer b : model.indexBuffers()) outs.add(Safetensors.Out.i64(b.name(), new long[]{b.data().length}, b.data()));
         if (opt != null) {
             for (Param p : opt.params()) {
@@ -116,7 +121,8 @@ public final class Checkpoint {
         if (opt == null) meta.put("weights_only", "true");
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
-        meta.put("data_crc32", Long.toString(crc(outs)));
+        // a filled tensor's bytes exist only while written: then the writer computes the CRC
+        meta.put("data_crc32", filled ? "" : Long.toString(crc(outs)));
         String definition = tok == null ? null : tok.definition();
         if (definition != null) {
             meta.put("tokenizer_json", definition);
@@ -126,7 +132,7 @@ public final class Checkpoint {
         }
         String kept = Files.exists(file) ? "; the previous checkpoint is intact" : "; no checkpoint was saved";
         try {
-            Safetensors.write(file, outs, meta);
+            Safetensors.write(file, outs, meta, filled ? "data_crc32" : null);
         } catch (IOException e) {
             throw AtomicFiles.writeError(file, e, kept);
         }

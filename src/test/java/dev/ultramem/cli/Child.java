@@ -16,12 +16,17 @@ record Child(Process process, Path log) {
 
     /** Starts the CLI with args in folder dir; its output goes to dir/name.log. */
     static Child start(Path dir, String name, String... args) throws IOException {
+        return start(dir, name, List.of("-Xmx1g"), args);
+    }
+
+    /** As {@link #start(Path, String, String...)} with the given JVM options (memory limits). */
+    static Child start(Path dir, String name, List<String> jvmOptions, String... args) throws IOException {
         List<String> cmd = new ArrayList<>();
         // a non-interactive parent may start us with SIGINT ignored, and children inherit that: reset it
         if (envResetsSignals()) cmd.addAll(List.of("env", "--default-signal=INT,TERM"));
-        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "-Xmx1g",
-                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--add-modules", "jdk.incubator.vector"));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
         cmd.addAll(List.of(args));
         Path log = dir.resolve(name + ".log");
         Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)

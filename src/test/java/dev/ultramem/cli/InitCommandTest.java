@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static dev.ultramem.cli.MainTest.assertUserError;
+import static dev.ultramem.model.MemoryPlan.human;
 import static dev.ultramem.cli.MainTest.run;
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -47,5 +48,26 @@ class InitCommandTest {
         assertUserError(run("init", "--preset", "family-dense", "--out", out.toString()), "already holds a checkpoint");
         assertEquals(0, run("generate", out.toString(), "--prompt", "ab", "--max-tokens", "3").code());
         assertTrue(Files.exists(out.resolve("config.json")));
+    }
+
+    /**
+     * The tables are never in memory: a child JVM whose heap (128 MB) and direct memory (32 MB) are each
+     * several times smaller than the model's tables (368 MB) writes them, with a peak resident set below
+     * the table size, and the file passes the checks of a load (shapes, checksum) with the tables mapped.
+     */
+    @Test
+    void writesTablesLargerThanItsMemoryLimits() throws Exception {
+        Path out = dir.resolve("big");
+        Child c = Child.start(dir, "init", List.of("-Xmx128m", "-XX:MaxDirectMemorySize=32m"),
+                "init", "--preset", "family-ultramem-v2", "--set", "model.mem_knum=300", "--seed", "4", "--out", out.toString());
+        assertEquals(0, c.waitExit(), c.output());
+        long tableBytes = 0;
+        Checkpoint.Loaded got = Checkpoint.load(out, false, true);
+        for (Param p : got.model().params()) if (!p.isHeap()) tableBytes += p.numel() * Float.BYTES;
+        assertTrue(tableBytes > 10 * (32L << 20) && tableBytes > 2 * (128L << 20), "tables of " + human(tableBytes));
+        var peak = java.util.regex.Pattern.compile("peak RSS ([0-9.]+) ([MG])B").matcher(c.output());
+        assertTrue(peak.find(), c.output());
+        assertTrue(Double.parseDouble(peak.group(1)) * (peak.group(2).equals("M") ? 1 << 20 : 1 << 30) < tableBytes, "peak RSS above the tables' " + human(tableBytes) + ": " + c.output());
+        Files.delete(out.resolve(Checkpoint.LATEST));
     }
 }

@@ -51,12 +51,12 @@ class UltraMemGradientTest {
             UltraMemV1 l = new UltraMemV1(LayerConfigs.memory(c), 2, "m.");
             l.initialize(rng);
             layer = l; ret = l.retrieval;
-            SharedMemory.fillNormal(l.values, rng, 0.5); // larger values: gradients well above float noise
+            l.values.initNormal(rng, 0.5); // larger values: gradients well above float noise
         } else {
             SharedMemory sh = SharedMemory.create(LayerConfigs.memory(c), 2, "full_memory_layer.");
             sh.initialize(LayerConfigs.memory(c), rng);
-            SharedMemory.fillNormal(sh.values, rng, 0.5);
-            if (sh.preValues != null) SharedMemory.fillNormal(sh.preValues, rng, 0.5);
+            sh.values.initNormal(rng, 0.5);
+            if (sh.preValues != null) sh.preValues.initNormal(rng, 0.5);
             UltraMemV2 l = new UltraMemV2(LayerConfigs.memory(c), 1, 2, sh, "m.");
             l.initialize(rng);
             layer = l; ret = l.retrieval;

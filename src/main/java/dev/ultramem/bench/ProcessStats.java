@@ -1,4 +1,4 @@
-package dev.ultramem.cli;
+package dev.ultramem.bench;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -9,9 +9,10 @@ import java.nio.file.Path;
  * the pages of mapped tables that are resident, so it shows what decoding from a mapped checkpoint
  * really holds in RAM. Values are -1 where /proc is not available.
  */
-record ProcessStats(long peakRssBytes, long rssBytes, long minorFaults, long majorFaults) {
+public record ProcessStats(long peakRssBytes, long rssBytes, long minorFaults, long majorFaults) {
 
-    static ProcessStats now() {
+    /** The figures now. */
+    public static ProcessStats now() {
         long hwm = -1, rss = -1, minflt = -1, majflt = -1;
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
