@@ -227,7 +227,7 @@ class UltraMemGradientTest {
         };
         NaiveMemory.Out base = ref.get();
         assertTrue(base.minGap() > 1e-4, "test setup: a reference top-k is near a tie (" + base.minGap() + "); pick another seed");
-        assertArrayEquals(base.z(), Arrays.copyOf(b.ret().bestIndices, base.z().length), "engine and reference select the same winners");
+        TuckerForwardReferenceTest.matchWinners(base.z(), b.ret().bestIndices, base.z().length, s.knn()); // the same winners
         if (auxOnly) assertTrue(base.aux() > 0, "test setup: no aux loss is active");
         int[] sel0 = base.selection();
 
