@@ -149,6 +149,33 @@ public final class NaiveMemory {
     // ------------------------------------------------------------------ UltraMem v1 / UltraMemV2
 
     /**
+     * Replaces {@code p + "tucker_core_u"/"_v"} in w by the leading singular pair of each head's summed
+     * core Σ_c C_c[h], computed here (sign taken from the map's current u, the engine's); returns the
+     * largest difference to the values it replaced.
+     */
+    public static double refreshRankOne(Tucker s, Map<String, double[]> w, String p) {
+        int r = s.rank();
+        double[] uOld = w.get(p + "tucker_core_u"), vOld = w.get(p + "tucker_core_v");
+        double[] u = new double[uOld.length], v = new double[vOld.length];
+        float[] uRef = new float[uOld.length];
+        for (int i = 0; i < uOld.length; i++) uRef[i] = (float) uOld[i];
+        double diff = 0;
+        for (int h = 0; h < s.heads(); h++) {
+            double[] m = new double[r * r];
+            for (int c = 0; c < s.cores(); c++) for (int i = 0; i < r * r; i++) m[i] += w.get(p + "tucker_core." + c)[h * r * r + i];
+            double[][] uv = leadingPair(m, r, uRef, h * r);
+            for (int i = 0; i < r; i++) {
+                u[h * r + i] = uv[0][i]; v[h * r + i] = uv[1][i];
+                diff = Math.max(diff, Math.max(Math.abs(u[h * r + i] - uOld[h * r + i]), Math.abs(v[h * r + i] - vOld[h * r + i])));
+            }
+        }
+        w.put(p + "tucker_core_u", u);
+        w.put(p + "tucker_core_v", v);
+        return diff;
+    }
+
+
+    /**
      * The shape of one Tucker memory layer, derived here from the config by the spec's formulas (§2.1, §3.2).
      *
      * @param rowSlot query slot (of kdim) of head h, rank ρ for the row side: {@code [h·r + ρ]}; colSlot likewise
