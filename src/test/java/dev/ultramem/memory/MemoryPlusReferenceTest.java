@@ -31,10 +31,9 @@ class MemoryPlusReferenceTest {
 
     static final int N = 9;
 
-    @ParameterizedTest
-    @CsvSource({"true, 0, 41", "true, 6, 42", "false, 0, 43", "true, 0, 44", "true, 6, 45", "false, 0, 46"})
-    void forwardMatchesReference(boolean keyNorm, int stage1, long seed) {
-        Rng rng = new Rng(seed);
+    record Built(ModelConfig cfg, MemoryConfig mc, MemoryPlus layer, List<Param> all) {}
+
+    static Built build(boolean keyNorm, int stage1, Rng rng) {
         ModelConfig cfg = ProductKeyLayersGradTest.config("memory_plus", keyNorm, stage1);
         MemoryConfig mc = LayerConfigs.memory(cfg);
         SharedMemory shared = SharedMemory.create(mc, 1, "full_memory_layer.");
@@ -44,18 +43,60 @@ class MemoryPlusReferenceTest {
         // generic norm weights, so that a norm applied to the wrong tensor or skipped shows
         ProductKeyLayersGradTest.perturbNorm(layer.queryNorm, rng);
         ProductKeyLayersGradTest.perturbNorm(layer.keysNorm, rng);
-        float[] x = TokenLayerGradCheck.randn(rng, N * cfg.dModel, 1), y = new float[N * cfg.dModel];
-        layer.forward(x, y, N);
-
         List<Param> all = new ArrayList<>(layer.params());
         all.addAll(shared.params());
-        Map<String, double[]> w = NaiveMemory.weights(all);
-        NaiveMemory.PlusOut ref = NaiveMemory.memoryPlus(mc, keyNorm, w, "transformer.mem_blocks.0.", "full_memory_layer.", NaiveRef.toDouble(x), N);
+        return new Built(cfg, mc, layer, all);
+    }
+
+    static NaiveMemory.PlusOut reference(Built b, Map<String, double[]> w, double[] x) {
+        return NaiveMemory.memoryPlus(b.mc(), b.cfg().memKeyNorm, w, "transformer.mem_blocks.0.", "full_memory_layer.", x, N);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"true, 0, 41", "true, 6, 42", "false, 0, 43", "true, 0, 44", "true, 6, 45", "false, 0, 46"})
+    void forwardMatchesReference(boolean keyNorm, int stage1, long seed) {
+        Rng rng = new Rng(seed);
+        Built b = build(keyNorm, stage1, rng);
+        ModelConfig cfg = b.cfg();
+        MemoryPlus layer = b.layer();
+        float[] x = TokenLayerGradCheck.randn(rng, N * cfg.dModel, 1), y = new float[N * cfg.dModel];
+        layer.forward(x, y, N);
+        NaiveMemory.PlusOut ref = reference(b, NaiveMemory.weights(b.all()), NaiveRef.toDouble(x));
         assertTrue(ref.minGap() > TuckerForwardReferenceTest.TIE, "test setup: a reference top-k is near a tie (" + ref.minGap() + ", seed " + seed + ")");
         int m = N * cfg.memHead * cfg.memKnn;
         int[] at = TuckerForwardReferenceTest.matchWinners(ref.idx(), layer.lastIndices(), m, cfg.memKnn);
         TuckerForwardReferenceTest.assertClose("raw scores", TuckerForwardReferenceTest.permute(ref.raw(), at, 1), layer.lastRawScores(), m);
         TuckerForwardReferenceTest.assertClose("weights", TuckerForwardReferenceTest.permute(ref.weight(), at, 1), layer.lastWeights(), m);
         TuckerForwardReferenceTest.assertClose("output", ref.y(), y, N * cfg.dModel);
+    }
+
+    /**
+     * Every gradient (input, query projection and norm, keys and keys_norm, gate and output projections,
+     * the touched and untouched value rows) against central differences of the reference
+     * ({@link ReferenceGradients}), with the tolerances of the UltraMem check: |an − ref| ≤ 2e-5·|ref| +
+     * 5e-6·max|ref| per tensor (the float32 backward sums at most ~100 products per coordinate: ≤ 6e-6
+     * of the magnitudes; the older check of this layer allows 1e-2·|an| + 1e-3·max|an|).
+     */
+    @ParameterizedTest
+    @CsvSource({"true, 0, 51", "true, 6, 52", "false, 0, 53"})
+    void gradientsMatchReference(boolean keyNorm, int stage1, long seed) {
+        Rng rng = new Rng(seed);
+        Built b = build(keyNorm, stage1, rng);
+        int d = b.cfg().dModel;
+        MemoryPlus layer = b.layer();
+        float[] x = TokenLayerGradCheck.randn(rng, N * d, 1), g = TokenLayerGradCheck.randn(rng, N * d, 1);
+        TokenLayerGradCheck gc = new TokenLayerGradCheck(layer, x, g, N, d, null, false);
+        for (Param p : b.all()) p.zeroGrad();
+        float[] dx = gc.analytic();
+        Map<String, double[]> w = NaiveMemory.weights(b.all());
+        double[] xd = NaiveRef.toDouble(x);
+        assertTrue(reference(b, w, xd).minGap() > TuckerForwardReferenceTest.TIE, "test setup: a reference top-k is near a tie (seed " + seed + ")");
+        ReferenceGradients rg = new ReferenceGradients(() -> {
+            NaiveMemory.PlusOut o = reference(b, w, xd);
+            return new ReferenceGradients.Probe(NaiveRef.probe(o.y(), g), o.idx());
+        }, UltraMemGradientTest.REF_RTOL, UltraMemGradientTest.REF_ATOL, UltraMemGradientTest.REF_COORDS, rng);
+        rg.tensor("input", dx, xd);
+        for (Param p : b.all()) rg.tensor(p.name, GoldenFiles.gradOf(p), w.get(p.name));
+        rg.assertPassed("memory_plus keyNorm=" + keyNorm);
     }
 }
