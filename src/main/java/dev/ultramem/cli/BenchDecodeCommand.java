@@ -73,10 +73,8 @@ final class BenchDecodeCommand implements Callable<Integer> {
             models = models.stream().filter(e -> only.contains(e.name())).toList();
             if (models.isEmpty()) throw new UserError("--models: none of " + only + " is a model of the bench");
         }
-        double bw = dev.ultramem.bench.StreamBandwidth.readGBs(Parallel.threads(), 4) * 1e9;
-        double fma = dev.ultramem.bench.FmaPeak.measure(Parallel.threads(), 40, 5) * 1e9;
         java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
-        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bw, fma, samples, prefill);
+        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bandwidth(), fmaPeak(), samples, prefill);
         both.println("prefill (4 prompts of " + context + " tokens in one call):");
         prefill.forEach((name, tps) -> both.printf("  %s: %,.0f tokens/s%n", name, tps));
         if (!skipLayerLevel) DecodeBench.layerLevel(both, samples);
@@ -94,21 +92,25 @@ final class BenchDecodeCommand implements Callable<Integer> {
         if (context > m.config().maxSeqLen)
             throw new UserError("--context " + context + " exceeds the checkpoint's max_seq_len " + m.config().maxSeqLen);
         long mapped = 0;
-        for (var p : m.params()) if (p.isMapped()) mapped += p.numel() * Float.BYTES;
+        for (var p : m.params()) if (p.isMapped()) mapped += p.numel() * p.elementBytes();
         ProcessStats loaded = ProcessStats.now();
         both.printf("checkpoint %s: tables mapped from the file: %s; loading took %,d minor and %,d major page faults, peak RSS %s%n",
                 ck.file(), MemoryPlan.human(mapped), loaded.minorFaults() - before.minorFaults(), loaded.majorFaults() - before.majorFaults(),
                 MemoryPlan.human(loaded.peakRssBytes()));
         String name = ck.file().toAbsolutePath().getParent().getFileName().toString();
         DecodeBench.Entry e = new DecodeBench.Entry(name, m.config(), ModelCosts.of(m, m.config().maxSeqLen));
-        double bw = dev.ultramem.bench.StreamBandwidth.readGBs(Parallel.threads(), 4) * 1e9;
         java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
-        double fma = dev.ultramem.bench.FmaPeak.measure(Parallel.threads(), 40, 5) * 1e9;
-        List<DecodeBench.Point> points = DecodeBench.run(both, List.of(e), x -> m, batches, context, maxKvGb, bw, fma, samples, prefill);
+        List<DecodeBench.Point> points = DecodeBench.run(both, List.of(e), x -> m, batches, context, maxKvGb, bandwidth(), fmaPeak(),
+                samples, prefill);
         both.printf("prefill (4 prompts of %d tokens in one call): %,.0f tokens/s%n", context, prefill.get(name));
         if (out != null) write(points, copy.toString(StandardCharsets.UTF_8));
         return 0;
     }
+
+    /** The in-run references of the floors: streaming read bandwidth (bytes/s) and FMA peak (FLOP/s), all threads. */
+    private static double bandwidth() { return dev.ultramem.bench.StreamBandwidth.readGBs(Parallel.threads(), 4) * 1e9; }
+
+    private static double fmaPeak() { return dev.ultramem.bench.FmaPeak.measure(Parallel.threads(), 40, 5) * 1e9; }
 
     private void write(List<DecodeBench.Point> points, String report) throws IOException {
         Files.createDirectories(out);

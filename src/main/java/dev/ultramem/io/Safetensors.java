@@ -479,22 +479,4 @@ public final class Safetensors implements AutoCloseable {
             else out.putFloatsAsBf16(t.f32());
         }
     }
-
-    /** CRC32 of the data bytes {@link #write} writes for these tensors (the file after its header). */
-    public static long dataCrc32(List<Out> tensors) {
-        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
-        java.nio.channels.WritableByteChannel sink = new java.nio.channels.WritableByteChannel() {
-            @Override public int write(ByteBuffer b) { int n = b.remaining(); crc.update(b); return n; }
-            @Override public boolean isOpen() { return true; }
-            @Override public void close() {}
-        };
-        try (Arena a = Arena.ofConfined()) {
-            AtomicFiles.Output out = new AtomicFiles.Output(sink, null, a.allocate(1 << 16, 64));
-            putData(out, tensors);
-            out.flush();
-        } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e); // the sink cannot fail
-        }
-        return crc.getValue();
-    }
 }

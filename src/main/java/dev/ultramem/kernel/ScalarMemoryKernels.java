@@ -1,5 +1,6 @@
 package dev.ultramem.kernel;
 
+import dev.ultramem.core.Bf16;
 import dev.ultramem.core.Parallel;
 
 import java.lang.foreign.MemorySegment;
@@ -126,7 +127,7 @@ public class ScalarMemoryKernels implements MemoryKernels {
 
     /** Element i of a float32 table, or of a bf16 table widened (exactly) to float32. */
     private static float elem(MemorySegment table, boolean bf16, long i) {
-        return bf16 ? Float.intBitsToFloat((table.getAtIndex(ValueLayout.JAVA_SHORT, i) & 0xffff) << 16) : table.getAtIndex(F, i);
+        return bf16 ? Bf16.toFloat(table.getAtIndex(ValueLayout.JAVA_SHORT, i)) : table.getAtIndex(F, i);
     }
 
     private static void addWeightedRow(MemorySegment table, boolean bf16, long base, int C, int cw, float[] w, int e, float[] out, int o) {

@@ -1,5 +1,6 @@
 package dev.ultramem.kernel;
 
+import dev.ultramem.core.Bf16;
 import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -690,7 +691,7 @@ public class VectorMemoryKernels extends ScalarMemoryKernels {
     }
 
     private static float bf16At(MemorySegment t, long i) {
-        return Float.intBitsToFloat((t.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i) & 0xffff) << 16);
+        return Bf16.toFloat(t.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i));
     }
 
     /** {@link #addWeightedRow} on a bf16 row at element offset base: one FMA per element, as the float32 kernel. */

@@ -314,12 +314,6 @@ public final class Model {
         for (Param p : params) if (!p.isHeap()) p.storeAsBf16();
     }
 
-    /** True when some table is stored as bf16 (the model is then for inference only). */
-    public boolean hasBf16Tables() {
-        for (Param p : params) if (p.isBf16()) return true;
-        return false;
-    }
-
     public void setTraining(boolean training) {
         for (Block b : blocks) b.ffn.setTraining(training);
         for (TokenLayer m : memLayers) m.setTraining(training);

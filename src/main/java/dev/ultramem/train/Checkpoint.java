@@ -98,7 +98,6 @@ public final class Checkpoint {
             else if (p.isBf16()) outs.add(Safetensors.Out.f32FromBf16(p.name, p.shape, p.segment()));
             else outs.add(Safetensors.Out.f32(p.name, p.shape, p.segment()));
         }
-        boolean filled = outs.stream().anyMatch(o -> o.fill() != null);
         for (IndexBuffer b : model.indexBuffers()) outs.add(Safetensors.Out.i64(b.name(), new long[]{b.data().length}, b.data()));
         if (opt != null) {
             for (Param p : opt.params()) {
@@ -121,8 +120,6 @@ public final class Checkpoint {
         if (opt == null) meta.put("weights_only", "true");
         meta.put("data_rng", Arrays.toString(pr.dataRng()));
         meta.put("data_source", pr.dataSource() == null ? "{}" : pr.dataSource().toString());
-        // a filled tensor's bytes exist only while written: then the writer computes the CRC
-        meta.put("data_crc32", filled ? "" : Long.toString(crc(outs)));
         String definition = tok == null ? null : tok.definition();
         if (definition != null) {
             meta.put("tokenizer_json", definition);
@@ -132,7 +129,9 @@ public final class Checkpoint {
         }
         String kept = Files.exists(file) ? "; the previous checkpoint is intact" : "; no checkpoint was saved";
         try {
-            Safetensors.write(file, outs, meta, filled ? "data_crc32" : null);
+            // data_crc32: the CRC32 of the tensors' bytes in file order (bit rot inside the data is caught on
+            // load), computed by the writer as the bytes go out, in one pass (a filled table exists only then)
+            Safetensors.write(file, outs, meta, "data_crc32");
         } catch (IOException e) {
             throw AtomicFiles.writeError(file, e, kept);
         }
@@ -257,7 +256,7 @@ public final class Checkpoint {
                 p.storeAsBf16();
                 MemorySegment.copy(e.data(), Safetensors.LE_SHORT, 0, p.segment(), ValueLayout.JAVA_SHORT, 0, e.numel());
             } else {
-                copyInto(st, p.name, p.shape, p.segment());
+                MemorySegment.copy(e.data(), Safetensors.LE_FLOAT, 0, p.segment(), ValueLayout.JAVA_FLOAT, 0, e.numel());
             }
             // a mapped file stays open: the pages of what was copied out need not stay resident too
             if (mapTables) dev.ultramem.io.PageAdvice.release(st.get(p.name).data());
@@ -329,9 +328,6 @@ public final class Checkpoint {
         }
         return r;
     }
-
-    // CRC32 of the tensors' little-endian bytes in file order, so bit rot inside the data is caught.
-    private static long crc(List<Safetensors.Out> outs) { return Safetensors.dataCrc32(outs); }
 
     private static void verifyCrc(Path f, Safetensors st, Map<String, String> meta) {
         String want = meta.get("data_crc32");

@@ -229,38 +229,33 @@ class DecoderReferenceTest {
         }
     }
 
-    @Test void gradientsWithUltraMemV2AndMoe() {
-        ModelConfig c = tiny();
-        moe(c);
-        memory(c, "ultramem_v2", "full");
-        c.memQueryMode = "paper"; c.memKeyBalanceCoef = 0.1;
-        checkGradients(c, 6);
-    }
-
-    @Test void gradientsWithUltraMemV1Skip() {
-        ModelConfig c = tiny();
-        c.nLayers = 3;
-        memory(c, "ultramem_v1", "0:1/2:2");
-        c.memTuckerRank = 3; c.memTuckerPenalty = 0.01; c.memTuckerTau = 0.05;
-        checkGradients(c, 4);
-    }
-
     /** UltraMemV2 in every block (mem_insert_way full), paper-mode rank queries, paper init, key balance loss. */
-    @Test void ultraMemV2EveryBlock() {
-        ModelConfig c = tiny();
+    static ModelConfig v2EveryBlock(ModelConfig c) {
         memory(c, "ultramem_v2", "full");
         c.memQueryMode = "paper"; c.memKeyBalanceCoef = 0.1;
-        check(c, 3);
+        return c;
     }
 
     /** UltraMem v1 reading block 0's u and added after block 1 (skip placement), r = 3, Tucker penalty on. */
-    @Test void ultraMemV1SkipPlacement() {
+    static ModelConfig v1Skip() {
         ModelConfig c = tiny();
         c.nLayers = 3;
         memory(c, "ultramem_v1", "0:1/2:2");
         c.memTuckerRank = 3; c.memTuckerPenalty = 0.01; c.memTuckerTau = 0.05;
-        check(c, 4);
+        return c;
     }
+
+    @Test void gradientsWithUltraMemV2AndMoe() {
+        ModelConfig c = tiny();
+        moe(c);
+        checkGradients(v2EveryBlock(c), 6);
+    }
+
+    @Test void gradientsWithUltraMemV1Skip() { checkGradients(v1Skip(), 4); }
+
+    @Test void ultraMemV2EveryBlock() { check(v2EveryBlock(tiny()), 3); }
+
+    @Test void ultraMemV1SkipPlacement() { check(v1Skip(), 4); }
 
     @Test void moeEveryBlock() {
         ModelConfig c = tiny();
