@@ -43,6 +43,16 @@ public interface Kernels {
     /** Softmax of each of `rows` rows of length n, in place, computed in a numerically stable way. */
     void softmaxRows(int rows, int n, float[] x, int off, int stride);
 
+    /** max of x[off+i], i < n (n ≥ 1). */
+    float max(int n, float[] x, int off);
+
+    /**
+     * x[off+i] = exp(scale·x[off+i] − shift) in place for i < n; returns their sum. The step of an online
+     * (flash-style) softmax: shift is the running row maximum, or the row's log-sum-exp to recompute
+     * normalised probabilities.
+     */
+    float expScaled(int n, float[] x, int off, float scale, float shift);
+
     /** SwiGLU: out[i] = silu(g[i]) · a[i] for i < n (a, g, out with separate offsets). */
     void swigluForward(int n, float[] a, int aOff, float[] g, int gOff, float[] out, int outOff);
 

@@ -97,6 +97,24 @@ public class ScalarKernels implements Kernels {
         }
     }
 
+    @Override
+    public float max(int n, float[] x, int off) {
+        float m = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) m = Math.max(m, x[off + i]);
+        return m;
+    }
+
+    @Override
+    public float expScaled(int n, float[] x, int off, float scale, float shift) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            float e = (float) Math.exp((double) scale * x[off + i] - shift);
+            x[off + i] = e;
+            sum += e;
+        }
+        return (float) sum;
+    }
+
     static float silu(float g) { return g / (1f + (float) Math.exp(-g)); }
 
     @Override

@@ -299,6 +299,34 @@ public class VectorKernels extends ScalarKernels {
         }
     }
 
+    @Override
+    public float max(int n, float[] x, int off) {
+        int i = 0, ub = S.loopBound(n);
+        float m = Float.NEGATIVE_INFINITY;
+        if (ub > 0) {
+            FloatVector mv = FloatVector.fromArray(S, x, off);
+            for (i = L; i < ub; i += L) mv = mv.max(FloatVector.fromArray(S, x, off + i));
+            m = mv.reduceLanes(VectorOperators.MAX);  // a max does not depend on the order
+        }
+        for (; i < n; i++) m = Math.max(m, x[off + i]);
+        return m;
+    }
+
+    /** exp(fma(scale, x, −shift)) in the vector lanes and the tail alike; the sum in lane order. */
+    @Override
+    public float expScaled(int n, float[] x, int off, float scale, float shift) {
+        int i = 0, ub = S.loopBound(n);
+        FloatVector sc = FloatVector.broadcast(S, scale), sh = FloatVector.broadcast(S, -shift), sv = FloatVector.zero(S);
+        for (; i < ub; i += L) {
+            FloatVector e = exp(FloatVector.fromArray(S, x, off + i).fma(sc, sh));
+            e.intoArray(x, off + i);
+            sv = sv.add(e);
+        }
+        float sum = sumLanes(sv, REDUCE.get());
+        for (; i < n; i++) { float e = exp(Math.fma(x[off + i], scale, -shift)); x[off + i] = e; sum += e; }
+        return sum;
+    }
+
     /**
      * Element-wise kernels with at least this many elements are split over the threads, on whole vectors (the
      * scalar tail stays with the last chunk), so every element takes the same path at any thread count.

@@ -13,7 +13,7 @@ import java.util.List;
  * and k ({@code q_norm}, {@code k_norm} of width hd), rotate-half RoPE applied after the QK-norm,
  * softmax(q·kᵀ/sqrt(hd)) with a causal mask, {@code attn_out [d, d]}.
  *
- * <p>The per-(batch, head) work (gather, QK-norm, RoPE, the two T×T products and their backward) is
+ * <p>The per-(batch, head) work (gather, QK-norm, RoPE, the blocked flash-style attention and its backward) is
  * split over (b, h) pairs with {@link Parallel}; each pair writes only its own slices, so results do
  * not depend on the thread count. Head tensors use the layout [B, H, T, hd] so that one pair's
  * queries, keys and values are contiguous matrices for the GEMM calls.
@@ -40,14 +40,43 @@ public final class Attention {
 
     // forward state, sized for the largest B·T seen
     private int cap, lastB, lastT;
-    private float[] qkv, qRaw, kRaw, q, kk, v, rstdQ, rstdK, probs, o, att;
+    private float[] qkv, qRaw, kRaw, q, kk, v, rstdQ, rstdK, lse, o, att;
     // backward scratch
     private float[] dAtt, dO, dQ, dK, dV, dqkv, dqn, dwQ, dwK;
-    private float[][] dProbs = new float[0][];
-    // causal row blocks: block r covers query rows [r·QB, ...) and keys [0, end of the block)
-    public static final int QB = 64;
-    private int blockT = -1, pairSize;
-    private int[] blockOff = new int[0];
+
+    /**
+     * Blocked causal attention, QB query rows at a time; a query block's keys end at its own last row. While
+     * the probabilities of the causal blocks are small beside the layer's other activations (about H·T/2
+     * floats per token against the 13·d of its head tensors: T ≤ 26·hd) they are kept for the backward, each
+     * query block against all its keys at once. Past that the attention is flash-style: KB keys at a time
+     * with an online softmax, only each row's log-sum-exp is kept, and the backward recomputes a block's
+     * probabilities from it, so memory grows with T instead of T². The recomputation costs a fifth more
+     * attention work (5–16% of a ref-256 step at T = 2048), which is why short windows keep the probabilities.
+     */
+    public static final int QB = 64, KB = 256;
+
+    /** Whether a forward of B sequences of T positions keeps its probabilities (see {@link #QB}). */
+    public static boolean keepsProbabilities(long B, long T, int d, int H) {
+        return H * T <= 26L * d && B * H * causalPairSize(T) <= Integer.MAX_VALUE - 8;
+    }
+
+    private boolean keepProbs;
+    private int pairSize, kb;  // kb: keys per block, T when the probabilities are kept
+    private float[] probs = new float[0];  // [B·H, causal blocks of one pair] when kept
+    // per worker: scores and their gradient [QB, kb], running max, sum and row term [QB]
+    private Flash[] flash = new Flash[0];
+
+    /** Floats of the causal blocks of one (batch, head) pair: query block r holds rows × (its last row + 1). */
+    public static long causalPairSize(long T) {
+        long size = 0;
+        for (long m0 = 0; m0 < T; m0 += QB) size += Math.min(QB, T - m0) * Math.min(m0 + QB, T);
+        return size;
+    }
+
+    private static final class Flash {
+        final float[] m = new float[QB], l = new float[QB];
+        float[] s = new float[0], ds = new float[0];  // [QB, kb]
+    }
 
     public Attention(Config cfg, String prefix, Kernels kernels) {
         this.d = cfg.dModel();
@@ -119,29 +148,25 @@ public final class Attention {
             qkv = new float[n * 3 * d];
             qRaw = new float[n * d]; kRaw = new float[n * d];
             q = new float[n * d]; kk = new float[n * d]; v = new float[n * d];
-            rstdQ = new float[n * H]; rstdK = new float[n * H];
+            rstdQ = new float[n * H]; rstdK = new float[n * H]; lse = new float[n * H];
             o = new float[n * d]; att = new float[n * d];
             dAtt = new float[n * d]; dO = new float[n * d];
             dQ = new float[n * d]; dK = new float[n * d]; dV = new float[n * d];
             dqkv = new float[n * 3 * d]; dqn = new float[n * d];
         }
         int chunks = Math.max(1, Parallel.threads());
-        if (dProbs.length != chunks || dProbs[0].length < QB * T) {
-            dProbs = new float[chunks][QB * T];
+        if (flash.length != chunks) {
+            flash = new Flash[chunks];
+            for (int c = 0; c < chunks; c++) flash[c] = new Flash();
         }
-        if (blockT != T) {
-            int nb = (T + QB - 1) / QB;
-            blockOff = new int[nb];
-            int off = 0;
-            for (int r = 0; r < nb; r++) {
-                blockOff[r] = off;
-                int rows = Math.min(QB, T - r * QB);
-                off += rows * (r * QB + rows);
-            }
-            pairSize = off;
-            blockT = T;
+        pairSize = (int) causalPairSize(T);
+        keepProbs = keepsProbabilities(B, T, d, H);
+        kb = keepProbs ? T : KB;
+        for (Flash f : flash) {
+            if (f.ds.length < QB * kb) f.ds = new float[QB * kb];
+            if (!keepProbs && f.s.length < QB * kb) f.s = new float[QB * kb];  // kept probabilities need no scores block
         }
-        if (probs == null || probs.length < B * H * pairSize) probs = new float[B * H * pairSize];
+        if (keepProbs && probs.length < B * H * pairSize) probs = new float[B * H * pairSize];
         if (dwQ == null || dwQ.length < B * H * hd) { dwQ = new float[B * H * hd]; dwK = new float[B * H * hd]; }
         ensureRope(T);
     }
@@ -152,7 +177,8 @@ public final class Attention {
         lastB = B; lastT = T;
         final int n = B * T, d3 = 3 * d;
         k.gemmNT(n, d3, d, x, 0, attProj.data(), 0, qkv, 0, false);
-        Parallel.forRange(B * H, (s, e) -> {
+        final Flash[] fl = flash;
+        Parallel.forChunks(B * H, fl.length, (c, s, e) -> {
             for (int bh = s; bh < e; bh++) {
                 int b = bh / H, h = bh % H, base = bh * T * hd;
                 for (int t = 0; t < T; t++) {
@@ -167,19 +193,7 @@ public final class Attention {
                     ropeForward(q, base + t * hd, t);
                     ropeForward(kk, base + t * hd, t);
                 }
-                // probabilities only for the causal blocks: rows of block r see keys [0, kEnd)
-                int pBase = bh * pairSize;
-                for (int rb = 0; rb < blockOff.length; rb++) {
-                    int m0 = rb * QB, rows = Math.min(QB, T - m0), kEnd = m0 + rows, off = pBase + blockOff[rb];
-                    k.gemmNT(rows, kEnd, hd, q, base + m0 * hd, kk, base, probs, off, false);
-                    for (int i = 0; i < rows; i++) {
-                        int t = m0 + i, r = off + i * kEnd;
-                        for (int j = 0; j <= t; j++) probs[r + j] *= scale;
-                        k.softmaxRows(1, t + 1, probs, r, kEnd);
-                        Arrays.fill(probs, r + t + 1, r + kEnd, 0f);
-                    }
-                    k.gemmNN(rows, hd, kEnd, probs, off, v, base, o, base + m0 * hd, false);
-                }
+                attendForward(fl[c], base, bh * T, T, keepProbs ? bh * pairSize : 0);
                 for (int t = 0; t < T; t++) System.arraycopy(o, base + t * hd, att, (b * T + t) * d + h * hd, hd);
             }
         });
@@ -192,31 +206,12 @@ public final class Attention {
         k.gemmTN(d, d, n, dy, 0, att, 0, attnOut.grad(), 0, true);
         k.gemmNN(n, d, d, dy, 0, attnOut.data(), 0, dAtt, 0, false);
         final float[] wq = qNorm.weight.data(), wk = kNorm.weight.data();
-        final int chunks = dProbs.length;
-        Parallel.forChunks(B * H, chunks, (c, s, e) -> {
-            float[] dP = dProbs[c];
+        final Flash[] fl = flash;
+        Parallel.forChunks(B * H, fl.length, (c, s, e) -> {
             for (int bh = s; bh < e; bh++) {
                 int b = bh / H, h = bh % H, base = bh * T * hd;
                 for (int t = 0; t < T; t++) System.arraycopy(dAtt, (b * T + t) * d + h * hd, dO, base + t * hd, hd);
-                Arrays.fill(dV, base, base + T * hd, 0f);
-                Arrays.fill(dK, base, base + T * hd, 0f);
-                int pBase = bh * pairSize;
-                for (int rb = 0; rb < blockOff.length; rb++) {
-                    int m0 = rb * QB, rows = Math.min(QB, T - m0), kEnd = m0 + rows, off = pBase + blockOff[rb];
-                    k.gemmNT(rows, kEnd, hd, dO, base + m0 * hd, v, base, dP, 0, false);
-                    k.gemmTN(kEnd, hd, rows, probs, off, dO, base + m0 * hd, dV, base, true);
-                    // softmax backward on the causal part: dS = P ⊙ (dP − Σ_j P·dP), times the scale
-                    for (int i = 0; i < rows; i++) {
-                        int t = m0 + i, r = off + i * kEnd, rr = i * kEnd;
-                        double sum = 0;
-                        for (int j = 0; j <= t; j++) sum += (double) probs[r + j] * dP[rr + j];
-                        float fs = (float) sum;
-                        for (int j = 0; j <= t; j++) dP[rr + j] = probs[r + j] * (dP[rr + j] - fs) * scale;
-                        Arrays.fill(dP, rr + t + 1, rr + kEnd, 0f);
-                    }
-                    k.gemmNN(rows, hd, kEnd, dP, 0, kk, base, dQ, base + m0 * hd, false);
-                    k.gemmTN(kEnd, hd, rows, dP, 0, q, base + m0 * hd, dK, base, true);
-                }
+                attendBackward(fl[c], base, bh * T, T, keepProbs ? bh * pairSize : 0);
                 for (int t = 0; t < T; t++) {
                     ropeBackward(dQ, base + t * hd, t);
                     ropeBackward(dK, base + t * hd, t);
@@ -239,6 +234,89 @@ public final class Attention {
             for (int i = 0; i < hd; i++) { gq[i] += dwQ[bh * hd + i]; gk[i] += dwK[bh * hd + i]; }
         k.gemmTN(d3, d, n, dqkv, 0, x, 0, attProj.grad(), 0, true);
         k.gemmNN(n, d, d3, dqkv, 0, attProj.data(), 0, dx, 0, true);
+    }
+
+    /**
+     * o = softmax(scale·q·kᵀ, causal)·v of one (batch, head) pair at element offset base, one query block at a
+     * time with an online softmax over its key blocks: per row the running maximum m and sum l of
+     * exp(scale·s − m); o is rescaled by exp(m_old − m_new) when a later block raises the maximum. Keeps
+     * lse = m + log l per row (at lseOff) for the backward, or, when {@link #keepProbs}, the normalised
+     * probabilities of the pair's causal blocks in {@link #probs} from pOff.
+     */
+    private void attendForward(Flash f, int base, int lseOff, int T, int pOff) {
+        float[] m = f.m, l = f.l, S = keepProbs ? probs : f.s;
+        for (int m0 = 0; m0 < T; m0 += QB) {
+            int rows = Math.min(QB, T - m0), qEnd = m0 + rows, oq = base + m0 * hd;
+            for (int c0 = 0; c0 < qEnd; c0 += kb) {
+                int cols = Math.min(kb, qEnd - c0), so = keepProbs ? pOff : 0;
+                k.gemmNT(rows, cols, hd, q, oq, kk, base + c0 * hd, S, so, false);
+                for (int i = 0; i < rows; i++) {
+                    int len = Math.min(cols, m0 + i - c0 + 1), r = so + i * cols;  // keys up to the row's own position
+                    float mx = scale * k.max(len, S, r);  // scale > 0: the max of the scaled scores
+                    if (c0 == 0) {
+                        m[i] = mx;
+                        l[i] = k.expScaled(len, S, r, scale, mx);
+                    } else {
+                        float mNew = Math.max(m[i], mx);
+                        float corr = (float) Math.exp((double) m[i] - mNew);
+                        l[i] = l[i] * corr + k.expScaled(len, S, r, scale, mNew);
+                        if (corr != 1f) for (int j = 0, oi = oq + i * hd; j < hd; j++) o[oi + j] *= corr;
+                        m[i] = mNew;
+                    }
+                    if (keepProbs) {  // one key block: the row's sum is final
+                        float inv = 1f / l[i];
+                        for (int j = 0; j < len; j++) S[r + j] *= inv;
+                    }
+                    Arrays.fill(S, r + len, r + cols, 0f);
+                }
+                k.gemmNN(rows, hd, cols, S, so, v, base + c0 * hd, o, oq, c0 > 0);
+            }
+            for (int i = 0; i < rows; i++) {
+                if (!keepProbs) {
+                    float inv = 1f / l[i];
+                    for (int j = 0, oi = oq + i * hd; j < hd; j++) o[oi + j] *= inv;
+                }
+                lse[lseOff + m0 + i] = m[i] + (float) Math.log(l[i]);
+            }
+            if (keepProbs) pOff += rows * qEnd;
+        }
+    }
+
+    /**
+     * The backward of {@link #attendForward} on one pair from dO: per block the probabilities P (kept, or
+     * recomputed as exp(scale·s − lse)), dV += Pᵀ·dO, dS = P ⊙ (dO·vᵀ − D)·scale with the row term
+     * D = Σ_j P·dP = dO·o, dQ += dS·k, dK += dSᵀ·q. Writes dQ, dK, dV of the pair (no accumulation across calls).
+     */
+    private void attendBackward(Flash f, int base, int lseOff, int T, int pOff) {
+        float[] dS = f.ds, D = f.l, S = keepProbs ? probs : f.s;
+        Arrays.fill(dV, base, base + T * hd, 0f);
+        Arrays.fill(dK, base, base + T * hd, 0f);
+        for (int m0 = 0; m0 < T; m0 += QB) {
+            int rows = Math.min(QB, T - m0), qEnd = m0 + rows, oq = base + m0 * hd;
+            for (int i = 0; i < rows; i++) D[i] = k.dot(hd, dO, oq + i * hd, o, oq + i * hd);
+            for (int c0 = 0; c0 < qEnd; c0 += kb) {
+                int cols = Math.min(kb, qEnd - c0), ok = base + c0 * hd, so = keepProbs ? pOff : 0;
+                if (!keepProbs) {
+                    k.gemmNT(rows, cols, hd, q, oq, kk, ok, S, 0, false);
+                    for (int i = 0; i < rows; i++) {
+                        int len = Math.min(cols, m0 + i - c0 + 1), r = i * cols;
+                        k.expScaled(len, S, r, scale, lse[lseOff + m0 + i]);
+                        Arrays.fill(S, r + len, r + cols, 0f);
+                    }
+                }
+                k.gemmTN(cols, hd, rows, S, so, dO, oq, dV, ok, true);
+                k.gemmNT(rows, cols, hd, dO, oq, v, ok, dS, 0, false);
+                for (int i = 0; i < rows; i++) {
+                    int len = Math.min(cols, m0 + i - c0 + 1), r = i * cols;
+                    float Di = D[i];
+                    for (int j = 0; j < len; j++) dS[r + j] = S[so + r + j] * (dS[r + j] - Di) * scale;
+                    Arrays.fill(dS, r + len, r + cols, 0f);
+                }
+                k.gemmNN(rows, hd, cols, dS, 0, kk, ok, dQ, oq, c0 > 0);
+                k.gemmTN(cols, hd, rows, dS, 0, q, oq, dK, ok, true);
+            }
+            if (keepProbs) pOff += rows * qEnd;
+        }
     }
 
     private void normWeightGrad(float[] dy, float[] xr, float[] rstd, int base, int bh, int T, float[] out) {

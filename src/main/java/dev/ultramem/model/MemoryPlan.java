@@ -486,16 +486,6 @@ public final class MemoryPlan {
         };
     }
 
-    /** Attention probabilities of one (batch, head) pair: the causal row blocks of {@link Attention#QB} rows. */
-    static long causalPairSize(long T) {
-        long size = 0, qb = Attention.QB;
-        for (long r = 0; r * qb < T; r++) {
-            long rows = Math.min(qb, T - r * qb);
-            size = add(size, mul(rows, add(r * qb, rows)));
-        }
-        return size;
-    }
-
     private void activations(ModelConfig c, MemoryShape ms, long B, long T) {
         long n = mul(B, T), d = c.dModel, L = c.nLayers, H = c.nHeads, hd = d / H, M = ms.layers, nd = mul(n, d);
         // Model: residual stream, ln_f, memory outputs, logits; the trainer's token ids
@@ -511,8 +501,13 @@ public final class MemoryPlan {
         act("attention q, k, v projections and gradients", mul(2, L), mul(n, 3, d));
         act("attention head tensors and gradients", mul(13, L), nd);
         act("QK-norm factors", mul(2, L), mul(n, H));
-        act("attention probabilities, batch × heads × causal seq_len² / 2", L, mul(B, H, causalPairSize(T)));
-        act("attention probability gradients, per thread", mul(L, threads), mul(Attention.QB, T));
+        boolean kept = Attention.keepsProbabilities(B, T, (int) d, (int) H);
+        if (kept)
+            act("attention probabilities, batch × heads × causal blocks (kept while seq_len ≤ 26·head dim)", L,
+                    mul(B, H, Attention.causalPairSize(T)));
+        act("attention row log-sum-exp", L, mul(n, H));
+        act("attention score blocks and their gradients, per thread", mul(L, threads),
+                kept ? add(mul(Attention.QB, T), mul(2, Attention.QB)) : add(mul(2, mul(Attention.QB, Attention.KB)), mul(2, Attention.QB)));
         act("QK-norm weight partials", mul(2, L), mul(B, H, hd));
         if (c.ffnType.equals("moe")) {
             long E = c.moeNumExperts, h = c.moeExpertHidden, m = mul(n, c.moeTopK);

@@ -279,6 +279,31 @@ class KernelsTest {
     }
 
     @Test
+    void maxAndExpScaledMatchTheDoubleReference() {
+        Random r = new Random(29);
+        for (int n : TAILS) {
+            float[] x = rand(r, n + 3);
+            for (int i = 0; i < x.length; i++) x[i] *= 20;
+            float want = Float.NEGATIVE_INFINITY;
+            for (int i = 0; i < n; i++) want = Math.max(want, x[3 + i]);
+            assertEquals(want, vk.max(n, x, 3), "max n=" + n);
+            assertEquals(want, sk.max(n, x, 3), "scalar max n=" + n);
+            float scale = 0.37f, shift = 0.37f * want;
+            float[] y = x.clone();
+            float sum = vk.expScaled(n, y, 3, scale, shift);
+            double ref = 0;
+            for (int i = 0; i < n; i++) {
+                double e = Math.exp((double) scale * x[3 + i] - shift);
+                ref += e;
+                // fma(scale, x, −shift) is exact to 1 ulp of the argument (|arg| ≤ 15 here), exp to 1 ulp
+                assertEquals(e, y[3 + i], 40 * U * e + 1e-30, "expScaled n=" + n + " i=" + i);
+            }
+            for (int i = 0; i < 3; i++) assertEquals(x[i], y[i], "outside the row");
+            assertEquals(ref, sum, (n + 40) * U * ref, "expScaled sum n=" + n);
+        }
+    }
+
+    @Test
     void swigluSplitOverThreadsMatchesTheScalarReferenceAndOneThread() {
         int n = 3 * VectorKernels.PARALLEL_ELEMENTS + 13;  // split over threads, with a scalar tail
         Random r = new Random(19);

@@ -14,6 +14,7 @@ import static dev.ultramem.layer.GradCheck.check;
 import static dev.ultramem.layer.GradCheck.gauss;
 import static dev.ultramem.layer.GradCheck.relMaxDiff;
 import static dev.ultramem.layer.NaiveRef.toDouble;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -47,8 +48,11 @@ class DenseLayersTest {
     }
 
     static Stream<int[]> attentionShapes() {
-        // {d, heads, B, T}: hd 6 and 10 leave tails for any vector width; T = 70 spans two causal row blocks
-        return Stream.of(new int[]{12, 2, 2, 5}, new int[]{20, 2, 1, 7}, new int[]{24, 4, 2, 3}, new int[]{12, 2, 1, 70});
+        // {d, heads, B, T}: hd 6 and 10 leave tails for any vector width; T = 70 spans two query blocks. With hd 6,
+        // T = 300 is past 26·hd: flash-style, two key blocks (Attention.KB = 256), so the online softmax rescales the
+        // rows past position 255; with hd 12 the same T keeps its probabilities, one block of 300 keys per query block
+        return Stream.of(new int[]{12, 2, 2, 5}, new int[]{20, 2, 1, 7}, new int[]{24, 4, 2, 3}, new int[]{12, 2, 1, 70},
+                new int[]{12, 2, 1, 300}, new int[]{24, 2, 1, 300});
     }
 
     @ParameterizedTest
@@ -61,6 +65,7 @@ class DenseLayersTest {
 
     void attention(Kernels k, int[] shape) {
         int d = shape[0], H = shape[1], B = shape[2], T = shape[3], hd = d / H;
+        if (T == 300) assertEquals(hd == 12, Attention.keepsProbabilities(B, T, d, H), "the case covers the path it names");
         ModelConfig cfg = new ModelConfig();
         cfg.dModel = d; cfg.nHeads = H; cfg.nLayers = 2; cfg.maxSeqLen = 16; cfg.ropeTheta = 10000;
         Rng rng = new Rng(7 + d);

@@ -3,6 +3,7 @@ package dev.ultramem.model;
 import dev.ultramem.core.IndexBuffer;
 import dev.ultramem.core.Param;
 import dev.ultramem.core.UserError;
+import dev.ultramem.layer.Attention;
 import dev.ultramem.train.JobConfig;
 import dev.ultramem.train.TrainConfig;
 import org.junit.jupiter.api.Test;
@@ -86,11 +87,11 @@ class MemoryPlanTest {
         assertEquals(0, p.offHeapBytes());
         // n = 8 tokens, n·d = 64: Model xs 2·64, xf/dX/dXf 3·64, rstd/loss 2·8, logits 8·16, token ids 4·8;
         // Block 7·64 + 2·8; Attention qkv/dqkv 2·192, 13·64 head tensors, QK-norm factors 2·16,
-        // probabilities B·H·(4·4) = 64, their gradient 1 thread × 64·4 = 256, QK weight partials 2·(B·H·hd) = 32;
+        // probabilities B·H·(4·4) = 64 (T ≤ 256 keeps them), row log-sum-exp n·H = 16, score-gradient block 1 thread × (64·T + 2·64), QK weight partials 2·(B·H·hd) = 32;
         // SwiGLU 6·(8·4) = 192
         long act = 2 * 64 + 3 * 64 + 2 * 8 + 128 + 32
                 + 7 * 64 + 2 * 8
-                + 2 * 192 + 13 * 64 + 2 * 16 + 64 + 256 + 32
+                + 2 * 192 + 13 * 64 + 2 * 16 + 64 + 16 + (64 * 4 + 2 * 64) + 32
                 + 192;
         assertEquals(act * 4, p.bytes(MemoryPlan.Part.ACTIVATIONS, true));
         // RoPE cos and sin 2·(4·2), loss history max(16, steps) + 1 = 17
@@ -106,10 +107,10 @@ class MemoryPlanTest {
 
     @Test
     void attentionProbabilitiesCoverTheCausalBlocks() {
-        assertEquals(1, MemoryPlan.causalPairSize(1));
-        assertEquals(64 * 64, MemoryPlan.causalPairSize(64));
-        assertEquals(64 * 64 + 1 * 65, MemoryPlan.causalPairSize(65));
-        assertEquals(64 * (64 + 128 + 192 + 256), MemoryPlan.causalPairSize(256));
+        assertEquals(1, Attention.causalPairSize(1));
+        assertEquals(64 * 64, Attention.causalPairSize(64));
+        assertEquals(64 * 64 + 1 * 65, Attention.causalPairSize(65));
+        assertEquals(64 * (64 + 128 + 192 + 256), Attention.causalPairSize(256));
     }
 
     @Test
