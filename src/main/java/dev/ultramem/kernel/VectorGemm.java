@@ -347,7 +347,8 @@ final class VectorGemm {
      * Up to this many rows of A take the GEMV path (each row streams B once) instead of packing. Measured
      * cross-over: about 8 rows for NT (packing B transposed is slow); for NN/TN packing wins from 2 rows.
      */
-    static int gemvMaxRows(int layout) { return layout == NT ? 8 : 1; }
+    static final int GEMV_NT_ROWS = Integer.getInteger("ultramem.gemv.rows", 8);
+    static int gemvMaxRows(int layout) { return layout == NT ? GEMV_NT_ROWS : 1; }
 
     static final class GemvTask implements Parallel.ChunkBody {
         int layout, M, N, K, aOff, bOff, cOff;
@@ -400,7 +401,6 @@ final class VectorGemm {
     private static void gemvNTRange(int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc,
                                     int j0, int j1) {
         int kv = K - K % L;
-        float[] tmp = SCRATCH.get().tile;
         int j = j0;
         for (; j + 4 <= j1; j += 4) {
             int r0 = bOff + j * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
@@ -412,7 +412,7 @@ final class VectorGemm {
                 s2 = av.fma(FloatVector.fromArray(S, b, r2 + k), s2);
                 s3 = av.fma(FloatVector.fromArray(S, b, r3 + k), s3);
             }
-            float d0 = VectorKernels.sumLanes(s0, tmp), d1 = VectorKernels.sumLanes(s1, tmp), d2 = VectorKernels.sumLanes(s2, tmp), d3 = VectorKernels.sumLanes(s3, tmp);
+            float d0 = VectorKernels.treeSum(s0), d1 = VectorKernels.treeSum(s1), d2 = VectorKernels.treeSum(s2), d3 = VectorKernels.treeSum(s3);
             for (int k = kv; k < K; k++) {
                 float ak = a[aOff + k];
                 d0 = Math.fma(ak, b[r0 + k], d0); d1 = Math.fma(ak, b[r1 + k], d1);
@@ -426,7 +426,7 @@ final class VectorGemm {
             int r0 = bOff + j * K;
             FloatVector s0 = FloatVector.zero(S);
             for (int k = 0; k < kv; k += L) s0 = FloatVector.fromArray(S, a, aOff + k).fma(FloatVector.fromArray(S, b, r0 + k), s0);
-            float d0 = VectorKernels.sumLanes(s0, tmp);
+            float d0 = VectorKernels.treeSum(s0);
             for (int k = kv; k < K; k++) d0 = Math.fma(a[aOff + k], b[r0 + k], d0);
             if (acc) c[cOff + j] += d0; else c[cOff + j] = d0;
         }

@@ -114,6 +114,28 @@ public class VectorKernels extends ScalarKernels {
         return s;
     }
 
+    // rotations by L/2, L/4, …, 1 lanes for treeSum
+    private static final jdk.incubator.vector.VectorShuffle<Float>[] HALVES = halves();
+
+    @SuppressWarnings("unchecked")
+    private static jdk.incubator.vector.VectorShuffle<Float>[] halves() {
+        int steps = Integer.numberOfTrailingZeros(L);
+        jdk.incubator.vector.VectorShuffle<Float>[] r = new jdk.incubator.vector.VectorShuffle[steps];
+        for (int i = 0, h = L / 2; i < steps; i++, h /= 2) r[i] = jdk.incubator.vector.VectorShuffle.iota(S, h, 1, true);
+        return r;
+    }
+
+    /**
+     * Sum of the lanes by a fixed tree (lane i adds lane i + L/2, then + L/4, …): log₂L vector rotations and
+     * adds instead of the L − 1 dependent scalar adds of {@link #sumLanes}, for reductions that run once per
+     * output element (the GEMV of decoding). Exactly rounded lane moves and adds, so compiled and interpreted
+     * code give the same bits.
+     */
+    static float treeSum(FloatVector v) {
+        for (jdk.incubator.vector.VectorShuffle<Float> h : HALVES) v = v.add(v.rearrange(h));
+        return v.lane(0);
+    }
+
     /** y[i] = exp(x[i]) for i < n with the vector exp used by softmax and SwiGLU (tests measure its ulp error). */
     static void expArray(int n, float[] x, int xOff, float[] y, int yOff) {
         int i = 0;
