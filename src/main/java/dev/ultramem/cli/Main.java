@@ -108,6 +108,9 @@ public final class Main implements Callable<Integer> {
         });
         cl.setOut(out);
         cl.setErr(err);
+        // the command descriptions are written as lines of up to 115 characters: at picocli's default 80 columns
+        // every one of them wrapped into a long and a short line
+        cl.setUsageHelpWidth(120);
         cl.setParameterExceptionHandler((ex, args) -> {
             String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage().lines().findFirst().orElse("");
             err.println("error: " + msg + " (see --help)");
