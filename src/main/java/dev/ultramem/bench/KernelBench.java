@@ -68,21 +68,23 @@ public final class KernelBench {
                 float[] a = rand(rnd, (long) s.m * s.k), b = rand(rnd, (long) s.n * s.k), c = new float[s.m * s.n];
                 double[] g1 = measure(kn, s, a, b, c, 1, sampleSec, samples);
                 double gn = threads == 1 ? g1[0] : measure(kn, s, a, b, c, threads, sampleSec, samples)[0];
-                g[i] = new double[] {g1[0], g1[1], gn};
+                g[i] = new double[] {g1[0], g1[1], gn, g1[2]};
             }
             double q1 = FmaPeak.measure(1, loops, samples), qn = threads == 1 ? q1 : FmaPeak.measure(threads, loops, samples);
             Ceiling ceil = new Ceiling(Math.max(p1, q1), Math.max(pn, qn));
             out.printf("FMA ceiling (register-only loop), GFLOP/s: 1 thread %.1f before, %.1f after the shapes; %d threads %.1f, %.1f%n",
                     p1, q1, threads, pn, qn);
-            out.printf("%-4s %6s %6s %6s  %-18s %10s %6s %10s %10s %6s%n", "op", "M", "N", "K", "use", "1 thr", "ceil", "1 thr cpu",
-                    threads + " thr", "ceil");
+            out.printf("%-4s %6s %6s %6s  %-18s %10s %6s %10s %10s %6s %12s%n", "op", "M", "N", "K", "use", "1 thr", "ceil", "1 thr cpu",
+                    threads + " thr", "ceil", "alloc B/call");
             for (int i = 0; i < SHAPES.length; i++) {
                 Shape s = SHAPES[i];
-                out.printf("%-4s %6d %6d %6d  %-18s %10.1f %5.0f%% %10.1f %10.1f %5.0f%%%n", s.layout, s.m, s.n, s.k, s.what,
-                        g[i][0], 100 * g[i][0] / ceil.oneThread, g[i][1], g[i][2], 100 * g[i][2] / ceil.nThreads);
+                out.printf("%-4s %6d %6d %6d  %-18s %10.1f %5.0f%% %10.1f %10.1f %5.0f%% %12.0f%n", s.layout, s.m, s.n, s.k, s.what,
+                        g[i][0], 100 * g[i][0] / ceil.oneThread, g[i][1], g[i][2], 100 * g[i][2] / ceil.nThreads, g[i][3]);
             }
             out.println("GFLOP/s = 2·M·N·K / best sample time; ceil = GFLOP/s ÷ the higher FMA ceiling of the same thread count;"
-                    + " '1 thr cpu' divides by the CPU time of the calling thread instead of wall time");
+                    + " '1 thr cpu' divides by the CPU time of the calling thread instead of wall time;"
+                    + " alloc = heap bytes the 1-thread calls allocated per call after the warm-up (0 when the JIT keeps every"
+                    + " vector in registers; boxed vectors show here first)");
             return ceil;
         } finally {
             Parallel.setThreads(saved);
@@ -103,7 +105,7 @@ public final class KernelBench {
         }
     }
 
-    /** Returns {best wall-clock GFLOP/s, best GFLOP/s per CPU-second of this thread}. */
+    /** Returns {best wall-clock GFLOP/s, best GFLOP/s per CPU-second of this thread, heap bytes allocated per call}. */
     private static double[] measure(Kernels kn, Shape s, float[] a, float[] b, float[] c, int threads, double sampleSec, int samples) {
         Parallel.setThreads(threads);
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
@@ -130,7 +132,18 @@ public final class KernelBench {
             best = Math.min(best, (System.nanoTime() - st) / 1e9 / reps);
             if (cpuOk) bestCpu = Math.min(bestCpu, (mx.getCurrentThreadCpuTime() - cpu) / 1e9 / reps);
         }
-        return new double[] {s.flops() / best / 1e9, cpuOk ? s.flops() / bestCpu / 1e9 : Double.NaN};
+        // A separate pass, bracketed by two readings of the counter (whose own allocation is measured and taken off).
+        long empty0 = allocatedBytes(), empty1 = allocatedBytes(), alloc0 = allocatedBytes();
+        for (int r = 0; r < reps; r++) call(kn, s, a, b, c);
+        long alloc1 = allocatedBytes();
+        double allocPerCall = alloc0 < 0 ? Double.NaN : Math.max(0, (alloc1 - alloc0) - (empty1 - empty0)) / (double) reps;
+        return new double[] {s.flops() / best / 1e9, cpuOk ? s.flops() / bestCpu / 1e9 : Double.NaN, allocPerCall};
+    }
+
+    /** Heap bytes this thread has allocated so far, or -1 where the JVM does not count them. */
+    private static long allocatedBytes() {
+        return ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean t
+                && t.isThreadAllocatedMemoryEnabled() ? t.getCurrentThreadAllocatedBytes() : -1;
     }
 
     public static void main(String[] args) {

@@ -226,7 +226,7 @@ final class VectorGemm {
 
     /**
      * C tile (MR × NR at c[co], row stride ldc) = or += packed A panel · packed B panel.
-     * Edge tiles (mr < MR or nr < NR) are computed in full on zero-padded panels and copied out.
+     * Edge tiles (mr < MR or nr < NR) are computed in full on zero-padded panels; {@link #writeTile} copies out their corner.
      */
     private static void micro(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc,
                               int mr, int nr, boolean first, float[] tile) {
@@ -237,17 +237,25 @@ final class VectorGemm {
         }
     }
 
-    /** One vector of a C row: c = v in the first K block, c += v after. */
-    private static void put(FloatVector v, float[] c, int o, boolean first) {
-        (first ? v : v.add(FloatVector.fromArray(S, c, o))).intoArray(c, o);
-    }
-
-    /** The mr × nr corner of a computed edge tile into C. */
-    private static void copyOut(float[] tile, float[] c, int co, int ldc, int mr, int nr, boolean first) {
+    /**
+     * The tile's mr × nr corner into C: c = tile in the first K block, c += tile after. The micro-kernels store their
+     * accumulators to the per-thread tile and leave the C update to this loop: written out per vector inside a
+     * micro-kernel, the update made the 6 × 4 kernel too large for C2 to inline every Vector API call (its node-count
+     * inlining cut-off), and the accumulators that were not inlined were boxed on the heap at every call.
+     */
+    private static void writeTile(float[] tile, float[] c, int co, int ldc, int mr, int nr, boolean first) {
         for (int r = 0; r < mr; r++) {
             int cr = co + r * ldc, tr = r * NR;
-            if (first) System.arraycopy(tile, tr, c, cr, nr);
-            else for (int j = 0; j < nr; j++) c[cr + j] += tile[tr + j];
+            if (nr == NR) {
+                for (int v = 0; v < NR; v += L) {
+                    FloatVector t = FloatVector.fromArray(S, tile, tr + v);
+                    (first ? t : t.add(FloatVector.fromArray(S, c, cr + v))).intoArray(c, cr + v);
+                }
+            } else if (first) {
+                System.arraycopy(tile, tr, c, cr, nr);
+            } else {
+                for (int j = 0; j < nr; j++) c[cr + j] += tile[tr + j];
+            }
         }
     }
 
@@ -269,14 +277,11 @@ final class VectorGemm {
             av = FloatVector.broadcast(S, ap[ai + 2]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
             av = FloatVector.broadcast(S, ap[ai + 3]); c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
         }
-        boolean full = mr == MR && nr == NR, f = first || !full;
-        float[] d = full ? c : tile;
-        int o = full ? co : 0, ld = full ? ldc : NR;
-        put(c00, d, o, f); put(c01, d, o + L, f); o += ld;
-        put(c10, d, o, f); put(c11, d, o + L, f); o += ld;
-        put(c20, d, o, f); put(c21, d, o + L, f); o += ld;
-        put(c30, d, o, f); put(c31, d, o + L, f);
-        if (!full) copyOut(tile, c, co, ldc, mr, nr, first);
+        c00.intoArray(tile, 0); c01.intoArray(tile, L);
+        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L);
+        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L);
+        c30.intoArray(tile, 3 * NR); c31.intoArray(tile, 3 * NR + L);
+        writeTile(tile, c, co, ldc, mr, nr, first);
     }
 
     /** The 3 × 3-vector tile: 9 accumulators, 3 B vectors and one broadcast of A live in registers. */
@@ -296,13 +301,10 @@ final class VectorGemm {
             av = FloatVector.broadcast(S, ap[ai + 1]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12);
             av = FloatVector.broadcast(S, ap[ai + 2]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22);
         }
-        boolean full = mr == MR && nr == NR, f = first || !full;
-        float[] d = full ? c : tile;
-        int o = full ? co : 0, ld = full ? ldc : NR;
-        put(c00, d, o, f); put(c01, d, o + L, f); put(c02, d, o + 2 * L, f); o += ld;
-        put(c10, d, o, f); put(c11, d, o + L, f); put(c12, d, o + 2 * L, f); o += ld;
-        put(c20, d, o, f); put(c21, d, o + L, f); put(c22, d, o + 2 * L, f);
-        if (!full) copyOut(tile, c, co, ldc, mr, nr, first);
+        c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L);
+        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L); c12.intoArray(tile, NR + 2 * L);
+        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L); c22.intoArray(tile, 2 * NR + 2 * L);
+        writeTile(tile, c, co, ldc, mr, nr, first);
     }
 
     /** The 6 × 4-vector tile: 24 accumulators, 4 B vectors and one broadcast of A live in registers. */
@@ -329,16 +331,13 @@ final class VectorGemm {
             av = FloatVector.broadcast(S, ap[ai + 4]); c40 = av.fma(b0, c40); c41 = av.fma(b1, c41); c42 = av.fma(b2, c42); c43 = av.fma(b3, c43);
             av = FloatVector.broadcast(S, ap[ai + 5]); c50 = av.fma(b0, c50); c51 = av.fma(b1, c51); c52 = av.fma(b2, c52); c53 = av.fma(b3, c53);
         }
-        boolean full = mr == MR && nr == NR, f = first || !full;
-        float[] d = full ? c : tile;
-        int o = full ? co : 0, ld = full ? ldc : NR;
-        put(c00, d, o, f); put(c01, d, o + L, f); put(c02, d, o + 2 * L, f); put(c03, d, o + 3 * L, f); o += ld;
-        put(c10, d, o, f); put(c11, d, o + L, f); put(c12, d, o + 2 * L, f); put(c13, d, o + 3 * L, f); o += ld;
-        put(c20, d, o, f); put(c21, d, o + L, f); put(c22, d, o + 2 * L, f); put(c23, d, o + 3 * L, f); o += ld;
-        put(c30, d, o, f); put(c31, d, o + L, f); put(c32, d, o + 2 * L, f); put(c33, d, o + 3 * L, f); o += ld;
-        put(c40, d, o, f); put(c41, d, o + L, f); put(c42, d, o + 2 * L, f); put(c43, d, o + 3 * L, f); o += ld;
-        put(c50, d, o, f); put(c51, d, o + L, f); put(c52, d, o + 2 * L, f); put(c53, d, o + 3 * L, f);
-        if (!full) copyOut(tile, c, co, ldc, mr, nr, first);
+        c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L); c03.intoArray(tile, 3 * L);
+        c10.intoArray(tile, NR); c11.intoArray(tile, NR + L); c12.intoArray(tile, NR + 2 * L); c13.intoArray(tile, NR + 3 * L);
+        c20.intoArray(tile, 2 * NR); c21.intoArray(tile, 2 * NR + L); c22.intoArray(tile, 2 * NR + 2 * L); c23.intoArray(tile, 2 * NR + 3 * L);
+        c30.intoArray(tile, 3 * NR); c31.intoArray(tile, 3 * NR + L); c32.intoArray(tile, 3 * NR + 2 * L); c33.intoArray(tile, 3 * NR + 3 * L);
+        c40.intoArray(tile, 4 * NR); c41.intoArray(tile, 4 * NR + L); c42.intoArray(tile, 4 * NR + 2 * L); c43.intoArray(tile, 4 * NR + 3 * L);
+        c50.intoArray(tile, 5 * NR); c51.intoArray(tile, 5 * NR + L); c52.intoArray(tile, 5 * NR + 2 * L); c53.intoArray(tile, 5 * NR + 3 * L);
+        writeTile(tile, c, co, ldc, mr, nr, first);
     }
 
     // ------------------------------------------------------------------------------------------------ GEMV (small M)
