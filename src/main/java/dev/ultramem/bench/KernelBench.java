@@ -105,7 +105,7 @@ public final class KernelBench {
         }
     }
 
-    /** Returns {best wall-clock GFLOP/s, best GFLOP/s per CPU-second of this thread, heap bytes allocated per call}. */
+    /** Returns {best wall-clock GFLOP/s, best GFLOP/s per CPU-second of this thread, heap bytes allocated per call (1 thread; NaN otherwise)}. */
     private static double[] measure(Kernels kn, Shape s, float[] a, float[] b, float[] c, int threads, double sampleSec, int samples) {
         Parallel.setThreads(threads);
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
@@ -132,18 +132,17 @@ public final class KernelBench {
             best = Math.min(best, (System.nanoTime() - st) / 1e9 / reps);
             if (cpuOk) bestCpu = Math.min(bestCpu, (mx.getCurrentThreadCpuTime() - cpu) / 1e9 / reps);
         }
-        // A separate pass, bracketed by two readings of the counter (whose own allocation is measured and taken off).
-        long empty0 = allocatedBytes(), empty1 = allocatedBytes(), alloc0 = allocatedBytes();
-        for (int r = 0; r < reps; r++) call(kn, s, a, b, c);
-        long alloc1 = allocatedBytes();
-        double allocPerCall = alloc0 < 0 ? Double.NaN : Math.max(0, (alloc1 - alloc0) - (empty1 - empty0)) / (double) reps;
+        // On 1 thread only (worker threads allocate on their own counters): a separate pass, bracketed by two
+        // readings of the counter, whose own allocation is measured and taken off.
+        double allocPerCall = Double.NaN;
+        if (threads == 1 && mx instanceof com.sun.management.ThreadMXBean t && t.isThreadAllocatedMemoryEnabled()) {
+            long empty0 = t.getCurrentThreadAllocatedBytes(), empty1 = t.getCurrentThreadAllocatedBytes();
+            long alloc0 = t.getCurrentThreadAllocatedBytes();
+            for (int r = 0; r < reps; r++) call(kn, s, a, b, c);
+            long alloc1 = t.getCurrentThreadAllocatedBytes();
+            allocPerCall = Math.max(0, (alloc1 - alloc0) - (empty1 - empty0)) / (double) reps;
+        }
         return new double[] {s.flops() / best / 1e9, cpuOk ? s.flops() / bestCpu / 1e9 : Double.NaN, allocPerCall};
-    }
-
-    /** Heap bytes this thread has allocated so far, or -1 where the JVM does not count them. */
-    private static long allocatedBytes() {
-        return ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean t
-                && t.isThreadAllocatedMemoryEnabled() ? t.getCurrentThreadAllocatedBytes() : -1;
     }
 
     public static void main(String[] args) {
