@@ -10,11 +10,12 @@ import java.util.Arrays;
  * The GEMM of {@link VectorKernels} in the three layouts training uses (NT: y = x·Wᵀ, NN: dx = dy·W, TN: dW += dyᵀ·x).
  *
  * <p>All layouts share one register-tiled micro-kernel: a tile of {@link #MR} rows × {@link #NR} columns of C
- * ({@code NV} vectors per row) lives in vector registers while k runs over a packed panel of A (MR values per k,
- * broadcast) and a packed panel of B (NR values per k). The tile and the cache blocks come from {@link GemmPlan}
- * (vector width, cache sizes). Loop order as in BLIS: N block NC, K block KC (pack B), M block MC (pack A, stays in
- * L2), B micro-panel (KC × NR), row tile. Partial tiles are computed on zero-padded panels and copied out, so edges use
- * the same arithmetic as full tiles.
+ * ({@code NV} vectors per row) lives in vector registers while k runs over a packed panel of A (MR rows at the
+ * constant stride KC, one value per row and k broadcast) and a packed panel of B (NR values per k). The tile and the
+ * cache blocks come from {@link GemmPlan} (vector width, cache sizes). Loop order as in BLIS: N block NC, K block KC
+ * (pack B), M block MC (pack A, stays in L2), B micro-panel (KC × NR), row tile. Partial tiles are computed in full
+ * (B zero-padded, A rows past the edge ignored) and only their valid corner is copied out, so edges use the same
+ * arithmetic as full tiles.
  *
  * <p>Threads: output row tiles (or column panels when M is small) are split in contiguous chunks over
  * {@link Parallel}, one region per call; each C element is computed by one thread, summing k in increasing order
@@ -153,14 +154,14 @@ final class VectorGemm {
                     int mc = Math.min(mcMax, m1 - ic);
                     for (int p = 0; p < mc; p += MR) {
                         int mr = Math.min(MR, mc - p);
-                        if (layout == TN) packAT(a, aOff, M, ic + p, mr, pc, kc, ap, p * kc);
-                        else packAN(a, aOff, K, ic + p, mr, pc, kc, ap, p * kc);
+                        if (layout == TN) packAT(a, aOff, M, ic + p, mr, pc, kc, ap, p * KC);
+                        else packAN(a, aOff, K, ic + p, mr, pc, kc, ap, p * KC);
                     }
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = Math.min(NR, nc - jr);
                         int ci = cOff + ic * N + jc + jr;
                         for (int ir = 0; ir < mc; ir += MR)
-                            micro(kc, ap, ir * kc, bp, jr * kc, c, ci + ir * N, N, Math.min(MR, mc - ir), nr, first, tile);
+                            micro(kc, ap, ir * KC, bp, jr * kc, c, ci + ir * N, N, Math.min(MR, mc - ir), nr, first, tile);
                     }
                 }
             }
@@ -203,30 +204,26 @@ final class VectorGemm {
         }
     }
 
-    /** A stored [M, K] (NT, NN): rows i..i+mr, MR values per k, zero-padded. */
+    /**
+     * A stored [M, K] (NT, NN): rows i..i+mr, k in pc..pc+kc, row r at ap[ao + r·KC]. Rows at the constant stride KC
+     * let the micro-kernel address all MR rows from one index; rows past mr are left as they are (their results are
+     * never written out).
+     */
     private static void packAN(float[] a, int aOff, int K, int i, int mr, int pc, int kc, float[] ap, int ao) {
-        for (int r = 0; r < MR; r++) {
-            if (r < mr) {
-                int src = aOff + (i + r) * K + pc;
-                for (int k = 0, dst = ao + r; k < kc; k++, dst += MR) ap[dst] = a[src + k];
-            } else {
-                for (int k = 0, dst = ao + r; k < kc; k++, dst += MR) ap[dst] = 0f;
-            }
-        }
+        for (int r = 0; r < mr; r++) System.arraycopy(a, aOff + (i + r) * K + pc, ap, ao + r * KC, kc);
     }
 
-    /** A stored [K, M] (TN). */
+    /** A stored [K, M] (TN): the same panel layout as {@link #packAN}. */
     private static void packAT(float[] a, int aOff, int M, int i, int mr, int pc, int kc, float[] ap, int ao) {
         int src = aOff + pc * M + i;
-        for (int k = 0, dst = ao; k < kc; k++, dst += MR, src += M) {
-            for (int r = 0; r < mr; r++) ap[dst + r] = a[src + r];
-            for (int r = mr; r < MR; r++) ap[dst + r] = 0f;
+        for (int k = 0; k < kc; k++, src += M) {
+            for (int r = 0, dst = ao + k; r < mr; r++, dst += KC) ap[dst] = a[src + r];
         }
     }
 
     /**
      * C tile (MR × NR at c[co], row stride ldc) = or += packed A panel · packed B panel.
-     * Edge tiles (mr < MR or nr < NR) are computed in full on zero-padded panels; {@link #writeTile} copies out their corner.
+     * Edge tiles (mr < MR or nr < NR) are computed in full; {@link #writeTile} copies out their mr × nr corner.
      */
     private static void micro(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc,
                               int mr, int nr, boolean first, float[] tile) {
@@ -268,14 +265,14 @@ final class VectorGemm {
         FloatVector c20 = z, c21 = z;
         FloatVector c30 = z, c31 = z;
         for (int k = 0; k < kc; k++) {
-            int ai = ao + k * 4, bi = bo + k * 2 * L;
+            int ai = ao + k, bi = bo + k * 2 * L;
             FloatVector b0 = FloatVector.fromArray(S, bp, bi);
             FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
             FloatVector av;
             av = FloatVector.broadcast(S, ap[ai]); c00 = av.fma(b0, c00); c01 = av.fma(b1, c01);
-            av = FloatVector.broadcast(S, ap[ai + 1]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
-            av = FloatVector.broadcast(S, ap[ai + 2]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
-            av = FloatVector.broadcast(S, ap[ai + 3]); c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
+            av = FloatVector.broadcast(S, ap[ai + KC]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
+            av = FloatVector.broadcast(S, ap[ai + 2 * KC]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
+            av = FloatVector.broadcast(S, ap[ai + 3 * KC]); c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
         }
         c00.intoArray(tile, 0); c01.intoArray(tile, L);
         c10.intoArray(tile, NR); c11.intoArray(tile, NR + L);
@@ -292,14 +289,14 @@ final class VectorGemm {
         FloatVector c10 = z, c11 = z, c12 = z;
         FloatVector c20 = z, c21 = z, c22 = z;
         for (int k = 0; k < kc; k++) {
-            int ai = ao + k * 3, bi = bo + k * 3 * L;
+            int ai = ao + k, bi = bo + k * 3 * L;
             FloatVector b0 = FloatVector.fromArray(S, bp, bi);
             FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
             FloatVector b2 = FloatVector.fromArray(S, bp, bi + 2 * L);
             FloatVector av;
             av = FloatVector.broadcast(S, ap[ai]); c00 = av.fma(b0, c00); c01 = av.fma(b1, c01); c02 = av.fma(b2, c02);
-            av = FloatVector.broadcast(S, ap[ai + 1]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12);
-            av = FloatVector.broadcast(S, ap[ai + 2]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22);
+            av = FloatVector.broadcast(S, ap[ai + KC]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12);
+            av = FloatVector.broadcast(S, ap[ai + 2 * KC]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22);
         }
         c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L);
         c10.intoArray(tile, NR); c11.intoArray(tile, NR + L); c12.intoArray(tile, NR + 2 * L);
@@ -318,18 +315,18 @@ final class VectorGemm {
         FloatVector c40 = z, c41 = z, c42 = z, c43 = z;
         FloatVector c50 = z, c51 = z, c52 = z, c53 = z;
         for (int k = 0; k < kc; k++) {
-            int ai = ao + k * 6, bi = bo + k * 4 * L;
+            int ai = ao + k, bi = bo + k * 4 * L;
             FloatVector b0 = FloatVector.fromArray(S, bp, bi);
             FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
             FloatVector b2 = FloatVector.fromArray(S, bp, bi + 2 * L);
             FloatVector b3 = FloatVector.fromArray(S, bp, bi + 3 * L);
             FloatVector av;
             av = FloatVector.broadcast(S, ap[ai]); c00 = av.fma(b0, c00); c01 = av.fma(b1, c01); c02 = av.fma(b2, c02); c03 = av.fma(b3, c03);
-            av = FloatVector.broadcast(S, ap[ai + 1]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12); c13 = av.fma(b3, c13);
-            av = FloatVector.broadcast(S, ap[ai + 2]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22); c23 = av.fma(b3, c23);
-            av = FloatVector.broadcast(S, ap[ai + 3]); c30 = av.fma(b0, c30); c31 = av.fma(b1, c31); c32 = av.fma(b2, c32); c33 = av.fma(b3, c33);
-            av = FloatVector.broadcast(S, ap[ai + 4]); c40 = av.fma(b0, c40); c41 = av.fma(b1, c41); c42 = av.fma(b2, c42); c43 = av.fma(b3, c43);
-            av = FloatVector.broadcast(S, ap[ai + 5]); c50 = av.fma(b0, c50); c51 = av.fma(b1, c51); c52 = av.fma(b2, c52); c53 = av.fma(b3, c53);
+            av = FloatVector.broadcast(S, ap[ai + KC]); c10 = av.fma(b0, c10); c11 = av.fma(b1, c11); c12 = av.fma(b2, c12); c13 = av.fma(b3, c13);
+            av = FloatVector.broadcast(S, ap[ai + 2 * KC]); c20 = av.fma(b0, c20); c21 = av.fma(b1, c21); c22 = av.fma(b2, c22); c23 = av.fma(b3, c23);
+            av = FloatVector.broadcast(S, ap[ai + 3 * KC]); c30 = av.fma(b0, c30); c31 = av.fma(b1, c31); c32 = av.fma(b2, c32); c33 = av.fma(b3, c33);
+            av = FloatVector.broadcast(S, ap[ai + 4 * KC]); c40 = av.fma(b0, c40); c41 = av.fma(b1, c41); c42 = av.fma(b2, c42); c43 = av.fma(b3, c43);
+            av = FloatVector.broadcast(S, ap[ai + 5 * KC]); c50 = av.fma(b0, c50); c51 = av.fma(b1, c51); c52 = av.fma(b2, c52); c53 = av.fma(b3, c53);
         }
         c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L); c03.intoArray(tile, 3 * L);
         c10.intoArray(tile, NR); c11.intoArray(tile, NR + L); c12.intoArray(tile, NR + 2 * L); c13.intoArray(tile, NR + 3 * L);
