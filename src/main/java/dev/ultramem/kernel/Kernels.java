@@ -15,6 +15,15 @@ public interface Kernels {
     /** C[M,N] (+)= A[M,K] · B[N,K]ᵀ — a linear layer's forward, y = x·Wᵀ. */
     void gemmNT(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean accumulate);
 
+    /**
+     * Declares weight arrays (the B of {@link #gemmNT}) unchanged until {@link #thawWeights}: an implementation may
+     * then keep them in a form prepared once for repeated products (decoding). Results stay bit-identical.
+     */
+    default void freezeWeights(java.util.Collection<float[]> weights) {}
+
+    /** Ends {@link #freezeWeights} for these arrays (their weights are about to change) and drops what it kept. */
+    default void thawWeights(java.util.Collection<float[]> weights) {}
+
     /** C[M,N] (+)= A[M,K] · B[K,N] — the input gradient of a linear layer, dx = dy·W. */
     void gemmNN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean accumulate);
 

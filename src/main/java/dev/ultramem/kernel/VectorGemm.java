@@ -62,15 +62,15 @@ final class VectorGemm {
     /** The parallel body of one GEMM call; reused so that a call allocates nothing. */
     static final class GemmTask implements Parallel.ChunkBody {
         int layout, M, N, K, aOff, bOff, cOff;
-        float[] a, b, c;
+        float[] a, b, c, packedB;
         boolean acc, splitRows;
 
         @Override public void run(int chunk, int s, int e) {
-            if (splitRows) block(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, s * MR, Math.min(M, e * MR), 0, N);
-            else block(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, 0, M, s * NR, Math.min(N, e * NR));
+            if (splitRows) block(layout, M, N, K, a, aOff, b, bOff, packedB, c, cOff, acc, s * MR, Math.min(M, e * MR), 0, N);
+            else block(layout, M, N, K, a, aOff, b, bOff, packedB, c, cOff, acc, 0, M, s * NR, Math.min(N, e * NR));
         }
 
-        void clear() { a = b = c = null; }
+        void clear() { a = b = c = packedB = null; }
     }
 
     private static void check(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff) {
@@ -93,16 +93,17 @@ final class VectorGemm {
             gemv(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc);
             return;
         }
+        float[] packedB = layout == NT ? FrozenWeights.packed(b, bOff, N, K) : null;
         int threads = Parallel.threads();
         long work = (long) M * N * K;
         int rowTiles = (M + MR - 1) / MR, colPanels = (N + NR - 1) / NR;
         if (threads == 1 || work < PARALLEL_WORK) {
-            block(layout, M, N, K, a, aOff, b, bOff, c, cOff, acc, 0, M, 0, N);
+            block(layout, M, N, K, a, aOff, b, bOff, packedB, c, cOff, acc, 0, M, 0, N);
             return;
         }
         GemmTask t = SCRATCH.get().task;
         t.layout = layout; t.M = M; t.N = N; t.K = K; t.a = a; t.aOff = aOff; t.b = b; t.bOff = bOff;
-        t.c = c; t.cOff = cOff; t.acc = acc;
+        t.packedB = packedB; t.c = c; t.cOff = cOff; t.acc = acc;
         t.splitRows = splitRows(M, N, K, threads, rowTiles, colPanels);
         int units = t.splitRows ? rowTiles : colPanels;
         try {
@@ -136,9 +137,10 @@ final class VectorGemm {
 
     /**
      * Computes C[m0:m1, n0:n1] on the current thread. Loop order (outer to inner): N block, K block (pack B),
-     * M block (pack A), B micro-panel (reused by every row tile of the M block), row tile.
+     * M block (pack A), B micro-panel (reused by every row tile of the M block), row tile. With packedB (an NT
+     * weight packed once, {@link #packB}) the B panels are read from it instead of packed here.
      */
-    static void block(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff,
+    static void block(int layout, int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] packedB,
                       float[] c, int cOff, boolean acc, int m0, int m1, int n0, int n1) {
         Scratch sc = SCRATCH.get();
         float[] bp = sc.bp, ap = sc.ap, tile = sc.tile;
@@ -147,7 +149,10 @@ final class VectorGemm {
             int nc = Math.min(ncMax, n1 - jc);
             for (int pc = 0; pc < K; pc += kcMax) {
                 int kc = Math.min(kcMax, K - pc);
-                if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
+                float[] bs = bp;
+                int bo = 0;
+                if (packedB != null) { bs = packedB; bo = packedOffset(N, pc, jc, kc); }
+                else if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
                 else packBN(b, bOff, N, pc, kc, jc, nc, bp);
                 boolean first = pc == 0 && !acc;
                 for (int ic = m0; ic < m1; ic += mcMax) {
@@ -161,7 +166,7 @@ final class VectorGemm {
                         int nr = Math.min(NR, nc - jr);
                         int ci = cOff + ic * N + jc + jr;
                         for (int ir = 0; ir < mc; ir += MR)
-                            micro(kc, ap, ir * KC, bp, jr * kc, c, ci + ir * N, N, Math.min(MR, mc - ir), nr, first, tile);
+                            micro(kc, ap, ir * KC, bs, bo + jr * kc, c, ci + ir * N, N, Math.min(MR, mc - ir), nr, first, tile);
                     }
                 }
             }
@@ -203,6 +208,26 @@ final class VectorGemm {
             }
         }
     }
+
+    /**
+     * B [N, K] of an NT product in the panels {@link #block} reads, packed once: for each K block (the same blocks
+     * as an unpacked call, {@code evenBlock(K, KC, 1)}) its ⌈N / NR⌉ panels of kc × NR, so the call computes the
+     * same sums in the same order as without packing.
+     */
+    static float[] packB(float[] b, int bOff, int N, int K) {
+        int panels = blocks(N, NR), kcMax = evenBlock(K, KC, 1);
+        float[] out = new float[Math.multiplyExact(K, panels * NR)];
+        float[] bp = new float[kcMax * panels * NR];
+        for (int pc = 0; pc < K; pc += kcMax) {
+            int kc = Math.min(kcMax, K - pc);
+            packBT(b, bOff, K, pc, kc, 0, N, bp);
+            System.arraycopy(bp, 0, out, packedOffset(N, pc, 0, kc), kc * panels * NR);
+        }
+        return out;
+    }
+
+    /** Where the panel of columns jc.. (a multiple of NR) of the K block starting at pc begins in {@link #packB}. */
+    private static int packedOffset(int N, int pc, int jc, int kc) { return pc * blocks(N, NR) * NR + jc * kc; }
 
     /**
      * A stored [M, K] (NT, NN): rows i..i+mr, k in pc..pc+kc, row r at ap[ao + r·KC]. Rows at the constant stride KC

@@ -33,6 +33,14 @@ public class VectorKernels extends ScalarKernels {
         VectorGemm.gemm(VectorGemm.NT, M, N, K, a, aOff, b, bOff, c, cOff, acc);
     }
 
+    /** Frozen NT weights are packed once into the micro-kernel's panels ({@link FrozenWeights}). */
+    @Override public void freezeWeights(java.util.Collection<float[]> weights) { FrozenWeights.freeze(weights); }
+
+    @Override public void thawWeights(java.util.Collection<float[]> weights) { FrozenWeights.thaw(weights); }
+
+    /** Bytes of the packed copies of frozen weights. */
+    public static long frozenPackedBytes() { return FrozenWeights.packedBytes(); }
+
     /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count ({@link VectorGemm}). */
     @Override
     public void gemmNN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {

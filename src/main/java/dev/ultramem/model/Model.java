@@ -301,8 +301,16 @@ public final class Model {
 
     /** To call after each optimizer step and after loading weights (refreshes derived state such as Tucker u, v). */
     public void afterWeightsChanged() {
+        k.thawWeights(heapWeights());
         for (Block b : blocks) b.ffn.afterWeightsChanged();
         for (TokenLayer m : memLayers) m.afterWeightsChanged();
+    }
+
+    /** The data arrays of the heap tensors (the dense weights a decoder freezes). */
+    private List<float[]> heapWeights() {
+        List<float[]> out = new ArrayList<>();
+        for (Param p : params) if (p.isHeap()) out.add(p.data());
+        return out;
     }
 
     /**
@@ -324,7 +332,9 @@ public final class Model {
      * KV cache of {@code context} positions. One call advances any subset of the slots by a chunk of
      * tokens each (a prompt, or one token during decode) and returns the logits after each chunk's last
      * token. When a slot holds {@code context} positions the window slides: the oldest position is
-     * dropped and RoPE positions keep counting, so generation never restarts. Not thread-safe: one
+     * dropped and RoPE positions keep counting, so generation never restarts. A decoder freezes the dense
+     * weights (the kernels may keep them packed for its products): change weights only through an optimizer step
+     * or a load, which call {@link #afterWeightsChanged()}, or call it yourself. Not thread-safe: one
      * scheduler thread drives it.
      */
     public interface BatchDecoder {
@@ -424,6 +434,9 @@ public final class Model {
 
         CachedDecoder(int capacity, int ctx) {
             this.ctx = ctx;
+            // Decode multiplies a few rows by each weight per step: the kernels may keep the weights packed until
+            // afterWeightsChanged() (an optimizer step or a load) thaws them.
+            k.freezeWeights(heapWeights());
             pos = new long[capacity];
             seen = new boolean[capacity];
             blocks_ = new Block.Cached[L];

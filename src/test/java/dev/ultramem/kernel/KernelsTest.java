@@ -173,6 +173,52 @@ class KernelsTest {
     }
 
     @Test
+    void frozenWeightsAreReadFromAPackedCopyWithIdenticalResults() {
+        Random r = new Random(8);
+        int saved = Parallel.threads();
+        // Several K blocks with a short last one, N off the panel width, rows past the GEMV path; both thread counts.
+        int M = 37, N = 3 * VectorGemm.NR + 5, K = VectorGemm.KC + 37, bo = 9;
+        float[] a = rand(r, M * K), b = rand(r, bo + N * K);
+        float[] unfrozen = new float[M * N];
+        try {
+            vk.gemmNT(M, N, K, a, 0, b, bo, unfrozen, 0, false);
+            long before = VectorKernels.frozenPackedBytes();
+            vk.freezeWeights(java.util.List.of(b));
+            for (int threads : new int[] {1, 2}) {
+                Parallel.setThreads(threads);
+                float[] c = new float[M * N];
+                vk.gemmNT(M, N, K, a, 0, b, bo, c, 0, false);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double s = 0, sa = 0;
+                        for (int k = 0; k < K; k++) {
+                            double p = (double) a[i * K + k] * b[bo + j * K + k];
+                            s += p;
+                            sa += Math.abs(p);
+                        }
+                        assertEquals(s, c[i * N + j], (K + 2) * (double) U * sa, "frozen C[" + i + "," + j + "]");
+                        assertEquals(Float.floatToRawIntBits(unfrozen[i * N + j]), Float.floatToRawIntBits(c[i * N + j]),
+                                "frozen and unfrozen products differ at " + i + "," + j + " on " + threads + " threads");
+                    }
+            }
+            assertTrue(VectorKernels.frozenPackedBytes() >= before + 4L * K * N, "no packed copy was made");
+            // The copy is what is read: a change to the frozen array is not seen until it thaws.
+            b[bo] += 1f;
+            float[] stale = new float[M * N];
+            vk.gemmNT(M, N, K, a, 0, b, bo, stale, 0, false);
+            assertEquals(unfrozen[0], stale[0]);
+            vk.thawWeights(java.util.List.of(b));
+            float[] fresh = new float[M * N];
+            vk.gemmNT(M, N, K, a, 0, b, bo, fresh, 0, false);
+            assertEquals(unfrozen[0] + a[0], fresh[0], 1e-3f * Math.abs(unfrozen[0]));
+            assertEquals(before, VectorKernels.frozenPackedBytes(), "thaw keeps the packed bytes");
+        } finally {
+            vk.thawWeights(java.util.List.of(b));
+            Parallel.setThreads(saved);
+        }
+    }
+
+    @Test
     void dotAndAxpy() {
         Random r = new Random(5);
         for (int n : TAILS) {
