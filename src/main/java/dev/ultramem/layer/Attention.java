@@ -412,12 +412,12 @@ public final class Attention {
                     kNorm.forward(1, qkv, row + d, pool.keys, at, r1, 0);
                     ropeAt(pool.keys, at, p0);
                     System.arraycopy(qkv, row + 2 * d, pool.values, at, hd);
-                    // one query: dot products and a weighted sum stream the ring once (a GEMM would pack it first)
-                    for (int j = 0; j < cnt; j++) S[j] = k.dot(hd, Q, 0, pool.keys, ring + j * hd) * scale;
+                    // one query: the scores and the weighted sum are one-row products, which take the GEMV
+                    // path (no packing) and stream the ring's keys and values once each
+                    k.gemmNT(1, cnt, hd, Q, 0, pool.keys, ring, S, 0, false);
+                    for (int j = 0; j < cnt; j++) S[j] *= scale;
                     k.softmaxRows(1, cnt, S, 0, cnt);
-                    int dst = r0 * d + h * hd;
-                    Arrays.fill(o, dst, dst + hd, 0f);
-                    for (int j = 0; j < cnt; j++) k.axpy(hd, S[j], pool.values, ring + j * hd, o, dst);
+                    k.gemmNN(1, hd, cnt, S, 0, pool.values, ring, o, r0 * d + h * hd, false);
                     read[c] += 2L * cnt * hd;
                     continue;
                 }
