@@ -152,7 +152,7 @@ final class VectorGemm {
                 float[] bs = bp;
                 int bo = 0;
                 if (packedB != null) { bs = packedB; bo = packedOffset(N, pc, jc, kc); }
-                else if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp);
+                else if (layout == NT) packBT(b, bOff, K, pc, kc, jc, nc, bp, 0);
                 else packBN(b, bOff, N, pc, kc, jc, nc, bp);
                 boolean first = pc == 0 && !acc;
                 for (int ic = m0; ic < m1; ic += mcMax) {
@@ -193,10 +193,10 @@ final class VectorGemm {
     }
 
     /** B stored [N, K] (NT): transposed into the same panel layout as {@link #packBN}. */
-    private static void packBT(float[] b, int bOff, int K, int pc, int kc, int jc, int nc, float[] bp) {
+    private static void packBT(float[] b, int bOff, int K, int pc, int kc, int jc, int nc, float[] bp, int bpOff) {
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
-            int base = jr * kc;
+            int base = bpOff + jr * kc;
             for (int j = 0; j < NR; j++) {
                 int dst = base + j;
                 if (j < nr) {
@@ -216,26 +216,26 @@ final class VectorGemm {
      */
     static float[] packB(float[] b, int bOff, int N, int K) {
         int panels = blocks(N, NR), kcMax = evenBlock(K, KC, 1);
-        float[] out = new float[Math.multiplyExact(K, panels * NR)];
-        float[] bp = new float[kcMax * panels * NR];
-        for (int pc = 0; pc < K; pc += kcMax) {
-            int kc = Math.min(kcMax, K - pc);
-            packBT(b, bOff, K, pc, kc, 0, N, bp);
-            System.arraycopy(bp, 0, out, packedOffset(N, pc, 0, kc), kc * panels * NR);
-        }
+        float[] out = new float[(int) packedFloats(N, K)];
+        for (int pc = 0; pc < K; pc += kcMax)
+            packBT(b, bOff, K, pc, Math.min(kcMax, K - pc), 0, N, out, packedOffset(N, pc, 0, 0));
         return out;
     }
+
+    /** Floats of {@link #packB}'s result (may exceed an array's size: the caller checks). */
+    static long packedFloats(int N, int K) { return (long) K * blocks(N, NR) * NR; }
 
     /** Where the panel of columns jc.. (a multiple of NR) of the K block starting at pc begins in {@link #packB}. */
     private static int packedOffset(int N, int pc, int jc, int kc) { return pc * blocks(N, NR) * NR + jc * kc; }
 
     /**
      * A stored [M, K] (NT, NN): rows i..i+mr, k in pc..pc+kc, row r at ap[ao + r·KC]. Rows at the constant stride KC
-     * let the micro-kernel address all MR rows from one index; rows past mr are left as they are (their results are
-     * never written out).
+     * let the micro-kernel address all MR rows from one index. Rows past mr are zeroed (their results are never
+     * written out; zeros keep stale values, denormals or NaN out of the FMAs).
      */
     private static void packAN(float[] a, int aOff, int K, int i, int mr, int pc, int kc, float[] ap, int ao) {
         for (int r = 0; r < mr; r++) System.arraycopy(a, aOff + (i + r) * K + pc, ap, ao + r * KC, kc);
+        for (int r = mr; r < MR; r++) Arrays.fill(ap, ao + r * KC, ao + r * KC + kc, 0f);
     }
 
     /** A stored [K, M] (TN): the same panel layout as {@link #packAN}. */
@@ -244,6 +244,7 @@ final class VectorGemm {
         for (int k = 0; k < kc; k++, src += M) {
             for (int r = 0, dst = ao + k; r < mr; r++, dst += KC) ap[dst] = a[src + r];
         }
+        for (int r = mr; r < MR; r++) Arrays.fill(ap, ao + r * KC, ao + r * KC + kc, 0f);
     }
 
     /**

@@ -96,6 +96,7 @@ public final class Model {
 
     /** Draws every weight from the configured initialisation, deterministically from the seed. */
     public void initialize(long seed) {
+        k.thawWeights(heapWeights());  // layers run forwards while they initialise (norm calibration)
         Rng rng = new Rng(seed);
         rng.fillTruncNormal(wte.data(), config.effectiveInitStd(), config.initCutoffFactor);
         for (Block b : blocks) b.initialize(rng);
@@ -333,8 +334,9 @@ public final class Model {
      * tokens each (a prompt, or one token during decode) and returns the logits after each chunk's last
      * token. When a slot holds {@code context} positions the window slides: the oldest position is
      * dropped and RoPE positions keep counting, so generation never restarts. A decoder freezes the dense
-     * weights (the kernels may keep them packed for its products): change weights only through an optimizer step
-     * or a load, which call {@link #afterWeightsChanged()}, or call it yourself. Not thread-safe: one
+     * weights for as long as the model lives (the kernels may keep them packed): whoever changes weights calls
+     * {@link #afterWeightsChanged()} before the next forward, as the trainer does after each optimizer step and
+     * checkpoint and official-weight loading do. Not thread-safe: one
      * scheduler thread drives it.
      */
     public interface BatchDecoder {

@@ -174,47 +174,60 @@ class KernelsTest {
 
     @Test
     void frozenWeightsAreReadFromAPackedCopyWithIdenticalResults() {
-        Random r = new Random(8);
         int saved = Parallel.threads();
-        // Several K blocks with a short last one, N off the panel width, rows past the GEMV path; both thread counts.
-        int M = 37, N = 3 * VectorGemm.NR + 5, K = VectorGemm.KC + 37, bo = 9;
-        float[] a = rand(r, M * K), b = rand(r, bo + N * K);
-        float[] unfrozen = new float[M * N];
         try {
-            vk.gemmNT(M, N, K, a, 0, b, bo, unfrozen, 0, false);
-            long before = VectorKernels.frozenPackedBytes();
-            vk.freezeWeights(java.util.List.of(b));
-            for (int threads : new int[] {1, 2}) {
-                Parallel.setThreads(threads);
-                float[] c = new float[M * N];
-                vk.gemmNT(M, N, K, a, 0, b, bo, c, 0, false);
-                for (int i = 0; i < M; i++)
-                    for (int j = 0; j < N; j++) {
-                        double s = 0, sa = 0;
-                        for (int k = 0; k < K; k++) {
-                            double p = (double) a[i * K + k] * b[bo + j * K + k];
-                            s += p;
-                            sa += Math.abs(p);
+            // Several K blocks with a short last one, N off the panel width, rows past the GEMV path (row split);
+            // then few rows and many panels, so that 2 threads split the columns (panels at jc > 0).
+            checkFrozen(new Random(8), 37, 3 * VectorGemm.NR + 5, VectorGemm.KC + 37);
+            checkFrozen(new Random(9), VectorGemm.gemvMaxRows(VectorGemm.NT) + 3, 9 * VectorGemm.NR + 7, 300);
+        } finally {
+            Parallel.setThreads(saved);
+        }
+    }
+
+    private void checkFrozen(Random r, int M, int N, int K) {
+        int bo = 9;
+        float[] a = rand(r, M * K), b = rand(r, bo + N * K), c0 = rand(r, M * N);
+        try {
+            for (boolean acc : new boolean[] {false, true}) {
+                float[] unfrozen = c0.clone();
+                vk.gemmNT(M, N, K, a, 0, b, bo, unfrozen, 0, acc);
+                vk.freezeWeights(java.util.List.of(b));
+                for (int threads : new int[] {1, 2}) {
+                    Parallel.setThreads(threads);
+                    float[] c = c0.clone();
+                    vk.gemmNT(M, N, K, a, 0, b, bo, c, 0, acc);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) {
+                            double s = acc ? c0[i * N + j] : 0, sa = Math.abs(s);
+                            for (int k = 0; k < K; k++) {
+                                double p = (double) a[i * K + k] * b[bo + j * K + k];
+                                s += p;
+                                sa += Math.abs(p);
+                            }
+                            assertEquals(s, c[i * N + j], (K + 2) * (double) U * sa, "frozen C[" + i + "," + j + "]");
+                            assertEquals(Float.floatToRawIntBits(unfrozen[i * N + j]), Float.floatToRawIntBits(c[i * N + j]),
+                                    "frozen and unfrozen products differ at " + i + "," + j + " on " + threads + " threads");
                         }
-                        assertEquals(s, c[i * N + j], (K + 2) * (double) U * sa, "frozen C[" + i + "," + j + "]");
-                        assertEquals(Float.floatToRawIntBits(unfrozen[i * N + j]), Float.floatToRawIntBits(c[i * N + j]),
-                                "frozen and unfrozen products differ at " + i + "," + j + " on " + threads + " threads");
-                    }
+                }
+                assertTrue(FrozenWeights.packedBytes(b) >= 4L * K * N, "no packed copy was made");
+                // The copy is what is read: a change to the frozen array is not seen until it thaws.
+                float saved = b[bo];
+                b[bo] += 1f;
+                float[] stale = c0.clone();
+                vk.gemmNT(M, N, K, a, 0, b, bo, stale, 0, acc);
+                assertEquals(Float.floatToRawIntBits(unfrozen[0]), Float.floatToRawIntBits(stale[0]), "the packed copy was not read");
+                vk.thawWeights(java.util.List.of(b));
+                assertEquals(0, FrozenWeights.packedBytes(b), "thaw drops the packed copies");
+                float[] fresh = c0.clone();
+                vk.gemmNT(M, N, K, a, 0, b, bo, fresh, 0, acc);
+                double sa = Math.abs(unfrozen[0]) + Math.abs(a[0]);
+                for (int k = 0; k < K; k++) sa += Math.abs((double) a[k] * b[bo + k]);
+                assertEquals(unfrozen[0] + a[0], fresh[0], 2 * (K + 2) * (double) U * sa, "after thaw the new weight is read");
+                b[bo] = saved;
             }
-            assertTrue(VectorKernels.frozenPackedBytes() >= before + 4L * K * N, "no packed copy was made");
-            // The copy is what is read: a change to the frozen array is not seen until it thaws.
-            b[bo] += 1f;
-            float[] stale = new float[M * N];
-            vk.gemmNT(M, N, K, a, 0, b, bo, stale, 0, false);
-            assertEquals(unfrozen[0], stale[0]);
-            vk.thawWeights(java.util.List.of(b));
-            float[] fresh = new float[M * N];
-            vk.gemmNT(M, N, K, a, 0, b, bo, fresh, 0, false);
-            assertEquals(unfrozen[0] + a[0], fresh[0], 1e-3f * Math.abs(unfrozen[0]));
-            assertEquals(before, VectorKernels.frozenPackedBytes(), "thaw keeps the packed bytes");
         } finally {
             vk.thawWeights(java.util.List.of(b));
-            Parallel.setThreads(saved);
         }
     }
 
