@@ -3,6 +3,7 @@ package dev.ultramem.bench;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
 import dev.ultramem.core.UserError;
+import dev.ultramem.layer.TokenLayer;
 import dev.ultramem.model.MemoryPlacement;
 import dev.ultramem.model.Model;
 import dev.ultramem.model.ModelConfig;
@@ -129,25 +130,10 @@ public final class DecodeBench {
         int[] slots = new int[batch], tokens = new int[batch];
         for (int b = 0; b < batch; b++) { slots[b] = b; dec.seek(b, context - 1); }
         double[] t = new double[samples];
-        // warm-up: at least 1 s, until three consecutive steps agree within 20% and the JIT has compiled nothing
-        // for the last 0.3 s (a compile running on the second core during the timed steps halves a 2-thread
-        // batch-1 step), at most 15 s
-        double[] lastThree = {1e9, 2e9, 3e9};
-        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
-        boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
-        long w0 = System.nanoTime(), jitMs = -1, jitQuietSince = w0;
-        for (int warm = 0; System.nanoTime() - w0 < 15_000_000_000L; warm++) {
+        SteadyState.warmUp(() -> {
             for (int b = 0; b < batch; b++) dec.seek(b, context - 1);
-            long t0 = System.nanoTime();
-            dec.step(slots, tokens, batch);
-            long now = System.nanoTime();
-            lastThree[warm % 3] = (now - t0) / 1e9;
-            long ms = jitTimed ? jit.getTotalCompilationTime() : 0;
-            if (ms != jitMs) { jitMs = ms; jitQuietSince = now; }
-            double lo = Math.min(lastThree[0], Math.min(lastThree[1], lastThree[2]));
-            double hi = Math.max(lastThree[0], Math.max(lastThree[1], lastThree[2]));
-            if (warm >= 5 && hi < 1.2 * lo && now - w0 > 1_000_000_000L && now - jitQuietSince > 300_000_000L) break;
-        }
+            return SteadyState.timed(() -> dec.step(slots, tokens, batch));
+        });
         ProcessStats before = ProcessStats.now();
         for (int s = 0; s < samples; s++) {
             for (int b = 0; b < batch; b++) { tokens[b] = rng.nextInt(dec.vocab()); dec.seek(b, context - 1); }
@@ -275,18 +261,26 @@ public final class DecodeBench {
         LayerBench.Case ffn = LayerBench.ffnCase("moe 8/64", moe.validate(), maxB, rng);
         mem.layer.setTraining(false);
         ffn.layer.setTraining(false);
+        // as in a decoder: the layers' dense weights are frozen, so products with more than a few rows read them packed
+        java.util.List<float[]> weights = new java.util.ArrayList<>();
+        for (TokenLayer l : new TokenLayer[] {mem.layer, ffn.layer})
+            for (dev.ultramem.core.Param p : l.params()) if (p.isHeap()) weights.add(p.data());
+        dev.ultramem.kernel.Kernels.get().freezeWeights(weights);
         out.printf("layer level: UltraMemV2 (%,d parameters) and MoE 8/64 (%,d parameters), d 1024, one token per sequence%n",
                 mem.params, ffn.params);
         out.println("| batch | UltraMemV2 ms | official UltraMemV2 ms | speed-up | MoE 8/64 ms | official MoE ms | speed-up |");
         out.println("|---:|---:|---:|---:|---:|---:|---:|");
         for (int i = 0; i < OFFICIAL_BATCHES.length; i++) {
             int B = OFFICIAL_BATCHES[i];
-            double a = LayerBench.best(() -> mem.layer.forward(mem.x, mem.y, B), 2, samples) * 1e3;
-            double b = LayerBench.best(() -> ffn.layer.forward(ffn.x, ffn.y, B), 2, samples) * 1e3;
+            SteadyState.warmUp(() -> SteadyState.timed(() -> mem.layer.forward(mem.x, mem.y, B)));
+            double a = LayerBench.best(() -> mem.layer.forward(mem.x, mem.y, B), 0, samples) * 1e3;
+            SteadyState.warmUp(() -> SteadyState.timed(() -> ffn.layer.forward(ffn.x, ffn.y, B)));
+            double b = LayerBench.best(() -> ffn.layer.forward(ffn.x, ffn.y, B), 0, samples) * 1e3;
             out.printf("| %d | %.2f | %.2f | %.1f× | %.2f | %.1f | %.1f× |%n", B, a, OFFICIAL_V2_MS[i],
                     OFFICIAL_V2_MS[i] / a, b, OFFICIAL_MOE_MS[i], OFFICIAL_MOE_MS[i] / b);
             out.flush();
         }
+        dev.ultramem.kernel.Kernels.get().thawWeights(weights);
     }
 
     /** Checks the bench's arguments. */
