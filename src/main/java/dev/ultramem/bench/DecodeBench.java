@@ -151,12 +151,17 @@ public final class DecodeBench {
      * built once: its prefill tokens/s (4 prompts of the full context in one call) go into prefill by name.
      */
     public static List<Point> run(PrintStream out, List<Entry> models, int[] batches, int context, double kvBudgetGb,
-                                  double bandwidth, double fmaFlops, int samples, java.util.Map<String, Double> prefill) {
-        return run(out, models, e -> build(e, context), batches, context, kvBudgetGb, bandwidth, fmaFlops, samples, prefill);
+                                  double bandwidth, double fmaFlops, int samples, java.util.Map<String, Double> prefill,
+                                  boolean bf16Kv) {
+        return run(out, models, e -> {
+            Model m = build(e, context);
+            m.useBf16KvCache(bf16Kv);
+            return m;
+        }, batches, context, kvBudgetGb, bandwidth, fmaFlops, samples, prefill);
     }
 
     /**
-     * As {@link #run(PrintStream, List, int[], int, double, double, double, int, java.util.Map)} on the models that
+     * As {@link #run(PrintStream, List, int[], int, double, double, double, int, java.util.Map, boolean)} on the models that
      * model gives for the entries (for example one loaded from a checkpoint with its tables mapped); after
      * each model, this process's peak resident set so far.
      */
@@ -175,7 +180,7 @@ public final class DecodeBench {
             // a decode token attends to all context cached positions: the costs at 2·context − 1 count ⌊(ctx+1)/2⌋ = context
             long macs = ModelCosts.of(c, 2 * context - 1).forwardMacsPerToken();
             for (int B : batches) {
-                long kv = 2L * B * context * c.dModel * c.nLayers * Float.BYTES;
+                long kv = 2L * B * context * c.dModel * c.nLayers * (m.usesBf16KvCache() ? 2 : Float.BYTES);
                 Runtime rt = Runtime.getRuntime();
                 System.gc();
                 long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());

@@ -50,6 +50,7 @@ final class BenchDecodeCommand implements Callable<Integer> {
     double maxKvGb = 6;
     @Option(names = "--models", split = ",", description = "only these models (names as printed)") List<String> only;
     @Option(names = "--samples", description = "timed steps per point, the median reported (default: ${DEFAULT-VALUE})") int samples = 5;
+    @Option(names = "--kv-bf16", description = "every decoder keeps its KV cache as bfloat16 (half the KV bytes per step)") boolean kvBf16;
     @Option(names = "--skip-layer-level", description = "skip the official layer-level comparison") boolean skipLayerLevel;
     @Option(names = "--out", description = "folder for decode.md, decode.csv and decode.png") Path out;
     @Option(names = "--checkpoint", paramLabel = "RUN", description = "bench this checkpoint's model (a run folder or file), tables mapped, "
@@ -74,7 +75,9 @@ final class BenchDecodeCommand implements Callable<Integer> {
             if (models.isEmpty()) throw new UserError("--models: none of " + only + " is a model of the bench");
         }
         java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
-        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bandwidth(), fmaPeak(), samples, prefill);
+        if (kvBf16) both.println("KV cache: bfloat16");
+        List<DecodeBench.Point> points = DecodeBench.run(both, models, batches, context, maxKvGb, bandwidth(), fmaPeak(), samples,
+                prefill, kvBf16);
         both.println("prefill (4 prompts of " + context + " tokens in one call):");
         prefill.forEach((name, tps) -> both.printf("  %s: %,.0f tokens/s%n", name, tps));
         if (!skipLayerLevel) DecodeBench.layerLevel(both, samples);
@@ -100,6 +103,7 @@ final class BenchDecodeCommand implements Callable<Integer> {
         String name = ck.file().toAbsolutePath().getParent().getFileName().toString();
         DecodeBench.Entry e = new DecodeBench.Entry(name, m.config(), ModelCosts.of(m, m.config().maxSeqLen));
         java.util.Map<String, Double> prefill = new java.util.LinkedHashMap<>();
+        m.useBf16KvCache(kvBf16);
         List<DecodeBench.Point> points = DecodeBench.run(both, List.of(e), x -> m, batches, context, maxKvGb, bandwidth(), fmaPeak(),
                 samples, prefill);
         both.printf("prefill (4 prompts of %d tokens in one call): %,.0f tokens/s%n", context, prefill.get(name));

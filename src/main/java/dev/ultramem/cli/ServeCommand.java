@@ -49,6 +49,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-body", paramLabel = "BYTES", description = "largest request body (default: ${DEFAULT-VALUE})")
     int maxBody = 1 << 20;
 
+    @Option(names = "--kv-bf16", description = "keep the KV cache as bfloat16: half its memory; logits move by about 1e-2 of their scale")
+    boolean kvBf16;
+
     @Option(names = "--model-name", description = "model id in the API (default: the run folder's name)")
     String modelName;
 
@@ -78,12 +81,13 @@ final class ServeCommand implements Callable<Integer> {
                     + ", " + ck.tokenizer().name() + ")");
         int ctx = context != null ? context : ck.job().model.maxSeqLen;
         // the KV caches of all slots are allocated up front: refuse a size the heap cannot hold
-        long kv = 2L * maxBatch * ctx * ck.job().model.dModel * ck.job().model.nLayers * Float.BYTES;
+        long kv = 2L * maxBatch * ctx * ck.job().model.dModel * ck.job().model.nLayers * (kvBf16 ? 2 : Float.BYTES);
         Runtime rt = Runtime.getRuntime();
         long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
         if (kv > free * 0.9)
             throw new UserError("--max-batch " + maxBatch + " × --context " + ctx + " needs " + MemoryPlan.human(kv)
                     + " of KV cache, more than the " + MemoryPlan.human(free) + " of heap left; lower them or raise -Xmx via ULTRAMEM_JAVA_OPTS");
+        ck.model().useBf16KvCache(kvBf16);
         Model.BatchDecoder dec = ck.model().newBatchDecoder(maxBatch, ctx);
         String name = modelName != null ? modelName : defaultName(checkpoint);
         var opts = new CompletionServer.Options(host, port, queue, prefill, maxBody, name);
@@ -98,7 +102,7 @@ final class ServeCommand implements Callable<Integer> {
         try (StopSignals signals = StopSignals.install(System.err,
                 "no new requests; finishing the running completions (up to " + grace + " s)", "running completions were cut off")) {
             o.println("serving " + name + " on http://" + host + ":" + server.port() + " (max batch " + maxBatch + ", queue " + queue
-                    + ", context " + ctx + ", prefill " + prefill + " tokens per step)");
+                    + ", context " + ctx + ", prefill " + prefill + " tokens per step" + (kvBf16 ? ", KV cache bf16" : "") + ")");
             o.flush();
             while (!signals.requested()) Thread.sleep(100);
             boolean done = server.shutdown(Duration.ofMillis((long) (grace * 1000)));

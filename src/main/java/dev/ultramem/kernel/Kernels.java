@@ -33,6 +33,18 @@ public interface Kernels {
     /** Σ a[aOff+i]·b[bOff+i], i < n. */
     float dot(int n, float[] a, int aOff, float[] b, int bOff);
 
+    /**
+     * out[oOff+j] = Σₖ q[qOff+k]·rows[rOff + j·K + k] for j < n, the rows stored as bfloat16 bits: one query
+     * against n cached keys of a bf16 KV cache.
+     */
+    void dotsBf16(int n, int K, float[] q, int qOff, short[] rows, int rOff, float[] out, int oOff);
+
+    /**
+     * out[oOff+k] = Σⱼ w[wOff+j]·rows[rOff + j·K + k] for k < K (overwrites out), the rows stored as bfloat16 bits:
+     * the attention-weighted sum of n cached values of a bf16 KV cache.
+     */
+    void weightedSumBf16(int n, int K, float[] w, int wOff, short[] rows, int rOff, float[] out, int oOff);
+
     /** y[yOff+i] += alpha·x[xOff+i], i < n. */
     void axpy(int n, float alpha, float[] x, int xOff, float[] y, int yOff);
 

@@ -1,5 +1,7 @@
 package dev.ultramem.kernel;
 
+import dev.ultramem.core.Bf16;
+
 /**
  * Reference kernels: the plainest loops that compute the definition, single-threaded, accumulating
  * in double where a sum runs over a long axis. Tests compare the fast path against these.
@@ -46,6 +48,24 @@ public class ScalarKernels implements Kernels {
         double s = 0;
         for (int i = 0; i < n; i++) s += (double) a[aOff + i] * b[bOff + i];
         return (float) s;
+    }
+
+    @Override
+    public void dotsBf16(int n, int K, float[] q, int qOff, short[] rows, int rOff, float[] out, int oOff) {
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += (double) q[qOff + k] * Bf16.toFloat(rows[rOff + j * K + k]);
+            out[oOff + j] = (float) s;
+        }
+    }
+
+    @Override
+    public void weightedSumBf16(int n, int K, float[] w, int wOff, short[] rows, int rOff, float[] out, int oOff) {
+        for (int k = 0; k < K; k++) {
+            double s = 0;
+            for (int j = 0; j < n; j++) s += (double) w[wOff + j] * Bf16.toFloat(rows[rOff + j * K + k]);
+            out[oOff + k] = (float) s;
+        }
     }
 
     @Override

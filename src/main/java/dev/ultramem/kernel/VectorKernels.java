@@ -1,9 +1,12 @@
 package dev.ultramem.kernel;
 
+import dev.ultramem.core.Bf16;
 import dev.ultramem.core.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -170,6 +173,52 @@ public class VectorKernels extends ScalarKernels {
         float s = sumLanes(s0.add(s1).add(s2.add(s3)), REDUCE.get());
         for (; i < n; i++) s = Math.fma(a[aOff + i], b[bOff + i], s);
         return s;
+    }
+
+    private static final VectorSpecies<Integer> IS = S.withLanes(int.class);
+    /** L bf16 values: half the float vector's bits. */
+    private static final VectorSpecies<Short> HS = VectorSpecies.of(short.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
+
+    // The bf16 widening (sign-extend to 32 bits, shift into the upper half) is written out inside each loop, not in a
+    // helper returning a vector, so that its speed does not hang on C2 inlining that helper (a vector returned from a
+    // call that was not inlined is boxed).
+
+    /** One accumulator per row, summed by {@link #treeSum}; error ≤ (K + 1)·2⁻²⁴·Σₖ|qₖ·rowₖ| per output. */
+    @Override
+    public void dotsBf16(int n, int K, float[] q, int qOff, short[] rows, int rOff, float[] out, int oOff) {
+        int kv = K - K % L;
+        for (int j = 0; j < n; j++) {
+            int r = rOff + j * K;
+            FloatVector acc = FloatVector.zero(S);
+            for (int k = 0; k < kv; k += L) {
+                FloatVector kf = ((IntVector) ShortVector.fromArray(HS, rows, r + k).convertShape(VectorOperators.S2I, IS, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                acc = FloatVector.fromArray(S, q, qOff + k).fma(kf, acc);
+            }
+            float s = treeSum(acc);
+            for (int k = kv; k < K; k++) s = Math.fma(q[qOff + k], Bf16.toFloat(rows[r + k]), s);
+            out[oOff + j] = s;
+        }
+    }
+
+    /** Each output sums its rows in order with one fused multiply-add per row; error ≤ (n + 1)·2⁻²⁴·Σⱼ|wⱼ·rowⱼ|. */
+    @Override
+    public void weightedSumBf16(int n, int K, float[] w, int wOff, short[] rows, int rOff, float[] out, int oOff) {
+        int k = 0;
+        for (; k + L <= K; k += L) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0, r = rOff + k; j < n; j++, r += K) {
+                FloatVector vf = ((IntVector) ShortVector.fromArray(HS, rows, r).convertShape(VectorOperators.S2I, IS, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                acc = FloatVector.broadcast(S, w[wOff + j]).fma(vf, acc);
+            }
+            acc.intoArray(out, oOff + k);
+        }
+        for (; k < K; k++) {
+            float s = 0f;
+            for (int j = 0; j < n; j++) s = Math.fma(w[wOff + j], Bf16.toFloat(rows[rOff + j * K + k]), s);
+            out[oOff + k] = s;
+        }
     }
 
     /** y += alpha·x with one fused multiply-add per element (error ≤ 0.5 ulp of the result, vs 1 ulp scalar). */

@@ -1,5 +1,7 @@
 package dev.ultramem.layer;
 
+import dev.ultramem.core.Bf16;
+
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
 import dev.ultramem.core.Rng;
@@ -348,24 +350,52 @@ public final class Attention {
      */
     public final class KvPool {
         final int slots, window;
+        /** float32 rings, or (bf16) null and the bfloat16 rings keys16, values16. */
         final float[] keys, values;
+        final short[] keys16, values16;
+        final boolean bf16;
 
-        KvPool(int slots, int window) {
+        KvPool(int slots, int window, boolean bf16) {
             long floats = (long) slots * H * window * hd;
             if (floats > Integer.MAX_VALUE - 8)
                 throw new dev.ultramem.core.UserError("decoder: a KV cache of " + slots + " slots × " + window
                         + " positions × d " + d + " exceeds 2^31 floats per layer; use fewer slots or a shorter context");
             this.slots = slots;
             this.window = window;
-            keys = new float[(int) floats];
-            values = new float[(int) floats];
+            this.bf16 = bf16;
+            keys = bf16 ? null : new float[(int) floats];
+            values = bf16 ? null : new float[(int) floats];
+            keys16 = bf16 ? new short[(int) floats] : null;
+            values16 = bf16 ? new short[(int) floats] : null;
         }
 
+        /** Bytes of one cached key or value element. */
+        public int elementBytes() { return bf16 ? 2 : Float.BYTES; }
+
         /** Bytes held by this layer's cache. */
-        public long bytes() { return 2L * keys.length * Float.BYTES; }
+        public long bytes() { return 2L * slots * H * window * hd * elementBytes(); }
+
+        /** Copies n cached elements of the ring at off into dst (widened exactly from bf16). */
+        void read(boolean key, int off, float[] dst, int dOff, int n) {
+            if (!bf16) System.arraycopy(key ? keys : values, off, dst, dOff, n);
+            else {
+                short[] src = key ? keys16 : values16;
+                for (int i = 0; i < n; i++) dst[dOff + i] = Bf16.toFloat(src[off + i]);
+            }
+        }
+
+        /** Stores n elements of src into the ring at off (rounded to nearest even for bf16). */
+        void write(boolean key, float[] src, int sOff, int off, int n) {
+            if (!bf16) System.arraycopy(src, sOff, key ? keys : values, off, n);
+            else {
+                short[] dst = key ? keys16 : values16;
+                for (int i = 0; i < n; i++) dst[off + i] = Bf16.round(src[sOff + i]);
+            }
+        }
     }
 
-    public KvPool newPool(int slots, int window) { return new KvPool(slots, window); }
+    /** A KV cache of slots × window positions; bf16 halves its bytes (keys and values rounded as they are stored). */
+    public KvPool newPool(int slots, int window, boolean bf16) { return new KvPool(slots, window, bf16); }
 
     // cached-forward scratch: rows [n, ·] shared, per worker [rows of one sequence, ·]
     private float[] cQkv = new float[0], cO = new float[0];
@@ -407,17 +437,27 @@ public final class Attention {
                     // decode: write the new key and value first, then score the ring in place (its order
                     // does not matter to a softmax), which saves copying the window
                     int row = r0 * d3 + h * hd, at = ring + (int) (p0 % W) * hd, cnt = (int) Math.min(p0 + 1, W);
+                    int dst = r0 * d + h * hd;
                     qNorm.forward(1, qkv, row, Q, 0, r1, 0);
                     ropeAt(Q, 0, p0);
-                    kNorm.forward(1, qkv, row + d, pool.keys, at, r1, 0);
-                    ropeAt(pool.keys, at, p0);
-                    System.arraycopy(qkv, row + 2 * d, pool.values, at, hd);
-                    // one query: the scores and the weighted sum are one-row products, which take the GEMV
-                    // path (no packing) and stream the ring's keys and values once each
-                    k.gemmNT(1, cnt, hd, Q, 0, pool.keys, ring, S, 0, false);
+                    // one query: the scores and the weighted sum are one-row products (the GEMV path, or the
+                    // bf16 kernels) that stream the ring's keys and values once each
+                    if (!pool.bf16) {
+                        kNorm.forward(1, qkv, row + d, pool.keys, at, r1, 0);
+                        ropeAt(pool.keys, at, p0);
+                        System.arraycopy(qkv, row + 2 * d, pool.values, at, hd);
+                        k.gemmNT(1, cnt, hd, Q, 0, pool.keys, ring, S, 0, false);
+                    } else {
+                        kNorm.forward(1, qkv, row + d, K, 0, r1, 0);
+                        ropeAt(K, 0, p0);
+                        pool.write(true, K, 0, at, hd);
+                        pool.write(false, qkv, row + 2 * d, at, hd);
+                        k.dotsBf16(cnt, hd, Q, 0, pool.keys16, ring, S, 0);
+                    }
                     for (int j = 0; j < cnt; j++) S[j] *= scale;
                     k.softmaxRows(1, cnt, S, 0, cnt);
-                    k.gemmNN(1, hd, cnt, S, 0, pool.values, ring, o, r0 * d + h * hd, false);
+                    if (!pool.bf16) k.gemmNN(1, hd, cnt, S, 0, pool.values, ring, o, dst, false);
+                    else k.weightedSumBf16(cnt, hd, S, 0, pool.values16, ring, o, dst);
                     read[c] += 2L * cnt * hd;
                     continue;
                 }
@@ -430,12 +470,17 @@ public final class Attention {
                     kNorm.forward(1, qkv, row + d, K, (old + r) * hd, r1, 0);
                     ropeAt(K, (old + r) * hd, p0 + r);
                     System.arraycopy(qkv, row + 2 * d, Vv, (old + r) * hd, hd);
+                    if (pool.bf16) {
+                        // the new rows attend to their keys and values as the cache will hold them
+                        Bf16.roundInPlace(K, (old + r) * hd, hd);
+                        Bf16.roundInPlace(Vv, (old + r) * hd, hd);
+                    }
                 }
                 // the cached positions p0 − old … p0 − 1, oldest first
                 for (int j = 0; j < old; j++) {
                     int src = ring + (int) ((p0 - old + j) % W) * hd;
-                    System.arraycopy(pool.keys, src, K, j * hd, hd);
-                    System.arraycopy(pool.values, src, Vv, j * hd, hd);
+                    pool.read(true, src, K, j * hd, hd);
+                    pool.read(false, src, Vv, j * hd, hd);
                 }
                 int cols = old + m;
                 read[c] += 2L * old * hd;
@@ -453,8 +498,8 @@ public final class Attention {
                 // append the newest min(m, W) positions to the ring
                 for (int r = Math.max(0, m - W); r < m; r++) {
                     int dst = ring + (int) ((p0 + r) % W) * hd;
-                    System.arraycopy(K, (old + r) * hd, pool.keys, dst, hd);
-                    System.arraycopy(Vv, (old + r) * hd, pool.values, dst, hd);
+                    pool.write(true, K, (old + r) * hd, dst, hd);
+                    pool.write(false, Vv, (old + r) * hd, dst, hd);
                 }
             }
         });

@@ -113,9 +113,10 @@ public final class Block {
         final Attention.KvPool pool;
         private float[] an = new float[0], att, h, y, r;
         float[] u = new float[0];
+        /** Cached key and value elements read by the last call. */
         long kvFloatsRead;
 
-        Cached(int slots, int window) { pool = attention.newPool(slots, window); }
+        Cached(int slots, int window, boolean bf16Kv) { pool = attention.newPool(slots, window, bf16Kv); }
 
         /** x[n, d] ← x + attention over the cached sequences + FFN; u holds the FFN input afterwards. */
         void run(float[] x, int n, int nSeq, int[] slot, long[] pos0, int[] start, int[] len) {

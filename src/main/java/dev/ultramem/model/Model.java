@@ -307,6 +307,17 @@ public final class Model {
         for (TokenLayer m : memLayers) m.afterWeightsChanged();
     }
 
+    private boolean bf16KvCache;
+
+    /**
+     * Decoders created afterwards keep their KV cache as bfloat16 (keys after norm and RoPE, and values), rounded to
+     * nearest even as they are stored: half the cache's memory and half the bytes a decode step reads from it.
+     * Off by default (float32, which matches the training forward to float rounding).
+     */
+    public void useBf16KvCache(boolean bf16) { this.bf16KvCache = bf16; }
+
+    public boolean usesBf16KvCache() { return bf16KvCache; }
+
     /** The data arrays of the heap tensors (the dense weights a decoder freezes). */
     private List<float[]> heapWeights() {
         List<float[]> out = new ArrayList<>();
@@ -442,7 +453,7 @@ public final class Model {
             pos = new long[capacity];
             seen = new boolean[capacity];
             blocks_ = new Block.Cached[L];
-            for (int l = 0; l < L; l++) blocks_[l] = blocks[l].new Cached(capacity, ctx);
+            for (int l = 0; l < L; l++) blocks_[l] = blocks[l].new Cached(capacity, ctx, bf16KvCache);
         }
 
         @Override public int capacity() { return pos.length; }
@@ -534,7 +545,7 @@ public final class Model {
                 Block.Cached b = blocks_[l];
                 b.run(x, rows, nSeq, slotR, pos0R, startR, lenR);
                 paramBytes += b.paramBytes();
-                kvBytes += b.kvFloatsRead * Float.BYTES;
+                kvBytes += b.kvFloatsRead * b.pool.elementBytes();
                 for (int m = 0; m < memLayers.length; m++) {
                     if (placements.get(m).from() != l) continue;
                     memLayers[m].forward(b.u, mem[m], rows);

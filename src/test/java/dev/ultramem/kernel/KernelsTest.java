@@ -231,6 +231,43 @@ class KernelsTest {
         }
     }
 
+    /** Σᵢ x[xo+i]·bf16(rows[ro + i·step]) and Σᵢ|…| over i < n, in double. */
+    private static double[] bf16Dot(int n, float[] x, int xo, short[] rows, int ro, int step) {
+        double s = 0, sa = 0;
+        for (int i = 0; i < n; i++) {
+            double p = (double) x[xo + i] * dev.ultramem.core.Bf16.toFloat(rows[ro + i * step]);
+            s += p;
+            sa += Math.abs(p);
+        }
+        return new double[] {s, sa};
+    }
+
+    @Test
+    void bf16KvKernelsMatchTheDoubleReference() {
+        Random r = new Random(21);
+        for (int n : new int[] {1, 5, 33})
+            for (int K : new int[] {1, 7, 16, 17, 64, 100}) {
+                int qo = 3, ro = 5, oo = 2;
+                float[] q = rand(r, qo + K), w = rand(r, qo + n);
+                short[] rows = new short[ro + n * K + 7];
+                for (int i = 0; i < rows.length; i++) rows[i] = dev.ultramem.core.Bf16.round((float) r.nextGaussian());
+                float[] dots = new float[oo + n + 3], sums = new float[oo + K + 3];
+                vk.dotsBf16(n, K, q, qo, rows, ro, dots, oo);
+                vk.weightedSumBf16(n, K, w, qo, rows, ro, sums, oo);
+                for (int j = 0; j < n; j++) {
+                    double[] ref = bf16Dot(K, q, qo, rows, ro + j * K, 1);
+                    assertEquals(ref[0], dots[oo + j], (K + 2) * (double) U * ref[1] + 1e-30, "dotsBf16 n " + n + " K " + K + " row " + j);
+                }
+                for (int k = 0; k < K; k++) {
+                    double[] ref = bf16Dot(n, w, qo, rows, ro + k, K);
+                    assertEquals(ref[0], sums[oo + k], (n + 2) * (double) U * ref[1] + 1e-30, "weightedSumBf16 n " + n + " K " + K + " column " + k);
+                }
+                assertEquals(0f, dots[oo + n], "dotsBf16 wrote past its end");
+                assertEquals(0f, sums[oo + K], "weightedSumBf16 wrote past its end");
+                assertEquals(0f, dots[oo - 1], "dotsBf16 wrote before its offset");
+            }
+    }
+
     @Test
     void dotAndAxpy() {
         Random r = new Random(5);

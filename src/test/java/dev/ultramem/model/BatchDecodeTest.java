@@ -48,6 +48,16 @@ class BatchDecodeTest {
         return m;
     }
 
+    /** A 2-layer model of the preset with a context of 32, T random tokens and the training forward's logits. */
+    record Sequence(Model m, int V, int[] seq, float[] full) {}
+
+    static Sequence sequence(String preset, int T, long seed) {
+        Model m = model(preset, 2, 32);
+        int V = m.config().vocabSize;
+        int[] seq = ModelTest.randomTokens(new Rng(seed), T, V);
+        return new Sequence(m, V, seq, m.logits(seq, 1, T).clone());
+    }
+
     static void close(float[] want, int wOff, float[] got, int gOff, int V, String what) {
         for (int j = 0; j < V; j++) {
             float w = want[wOff + j], g = got[gOff + j];
@@ -61,10 +71,11 @@ class BatchDecodeTest {
             "family-memory-plus", "family-ultramem", "family-ultramem-v2"})
     void prefillAndDecodeGiveTheTrainingLogitsAtEveryPosition(String preset) {
         int T = 24;
-        Model m = model(preset, 2, 32);
-        int V = m.config().vocabSize;
-        int[] seq = ModelTest.randomTokens(new Rng(11), T, V);
-        float[] full = m.logits(seq, 1, T).clone();
+        Sequence sq = sequence(preset, T, 11);
+        Model m = sq.m;
+        int V = sq.V;
+        int[] seq = sq.seq;
+        float[] full = sq.full;
 
         Model.BatchDecoder dec = m.newBatchDecoder(3, 32);
         int[] slot = {1};
@@ -84,6 +95,42 @@ class BatchDecodeTest {
             l = dec.forward(slot, new int[][]{Arrays.copyOfRange(seq, cuts[c], cuts[c + 1])}, 1);
             close(full, (cuts[c + 1] - 1) * V, l, 0, V, preset + " chunk ending at " + cuts[c + 1]);
         }
+    }
+
+    /**
+     * A bf16 KV cache: chunked prefill and token-by-token decode both attend to the keys and values as the cache
+     * holds them (rounded), so they agree to float32 rounding (TOL) while reading the cache through different code
+     * (widening copies for prefill, the bf16 dot and weighted-sum kernels for decode). Against the float32 training
+     * forward the logits move by the rounding of keys and values (relative 2⁻⁹ each), bounded here by 3e-2 of their
+     * scale, and they do move (the cache really is bf16). The cache holds half the bytes.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"family-dense", "family-ultramem-v2"})
+    void aBf16KvCacheDecodesLikeItsPrefillAndCloseToFloat32(String preset) {
+        int T = 24;
+        Sequence c = sequence(preset, T, 13);
+        Model m = c.m;
+        int V = c.V;
+        long f32Bytes = m.newBatchDecoder(2, 32).kvCacheBytes();
+        m.useBf16KvCache(true);
+        Model.BatchDecoder dec = m.newBatchDecoder(2, 32);
+        assertEquals(f32Bytes / 2, dec.kvCacheBytes());
+        float[] stepwise = new float[T * V];
+        for (int t = 0; t < T; t++) System.arraycopy(dec.step(new int[]{0}, new int[]{c.seq[t]}, 1), 0, stepwise, t * V, V);
+        int[] cuts = {0, 7, 8, T};
+        for (int i = 0; i + 1 < cuts.length; i++) {
+            float[] l = dec.forward(new int[]{1}, new int[][]{Arrays.copyOfRange(c.seq, cuts[i], cuts[i + 1])}, 1);
+            close(stepwise, (cuts[i + 1] - 1) * V, l, 0, V, preset + " bf16 cache, prefill chunk ending at " + cuts[i + 1]
+                    + " against token-by-token decode");
+        }
+        double worst = 0;
+        for (int i = 0; i < T * V; i++) {
+            double rel = Math.abs(stepwise[i] - c.full[i]) / (1 + Math.abs(c.full[i]));
+            worst = Math.max(worst, rel);
+            assertTrue(rel <= 3e-2, preset + " bf16 logit " + i + ": " + stepwise[i] + " against " + c.full[i]);
+        }
+        assertTrue(worst > 1e-6, "a bf16 cache gave the float32 logits exactly: the cache is not rounded");
+        System.out.printf("bf16 KV cache %s: worst logit difference %.2e of scale%n", preset, worst);
     }
 
     @ParameterizedTest
