@@ -20,11 +20,6 @@ public final class Bf16 {
         return (short) ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16);
     }
 
-    /** x[off..off+n) rounded to the nearest bf16 value (what storing and widening it gives), in place. */
-    public static void roundInPlace(float[] x, int off, int n) {
-        for (int i = off; i < off + n; i++) x[i] = toFloat(round(x[i]));
-    }
-
     /** Rounds n native-order floats of src into n native-order bf16 values of dst, in parallel slices. */
     public static void round(MemorySegment src, MemorySegment dst, long n) {
         long chunk = 1 << 16;

@@ -45,6 +45,12 @@ public interface Kernels {
      */
     void weightedSumBf16(int n, int K, float[] w, int wOff, short[] rows, int rOff, float[] out, int oOff);
 
+    /** dst[dOff+i] = x[xOff+i] as bfloat16 bits, rounded to nearest even (a NaN stays a quiet NaN), i < n. */
+    void roundToBf16(int n, float[] x, int xOff, short[] dst, int dOff);
+
+    /** dst[dOff+i] = the bfloat16 src[sOff+i] widened to float32 (exact), i < n. */
+    void widenBf16(int n, short[] src, int sOff, float[] dst, int dOff);
+
     /** y[yOff+i] += alpha·x[xOff+i], i < n. */
     void axpy(int n, float alpha, float[] x, int xOff, float[] y, int yOff);
 

@@ -69,6 +69,16 @@ public class ScalarKernels implements Kernels {
     }
 
     @Override
+    public void roundToBf16(int n, float[] x, int xOff, short[] dst, int dOff) {
+        for (int i = 0; i < n; i++) dst[dOff + i] = Bf16.round(x[xOff + i]);
+    }
+
+    @Override
+    public void widenBf16(int n, short[] src, int sOff, float[] dst, int dOff) {
+        for (int i = 0; i < n; i++) dst[dOff + i] = Bf16.toFloat(src[sOff + i]);
+    }
+
+    @Override
     public void axpy(int n, float alpha, float[] x, int xOff, float[] y, int yOff) {
         for (int i = 0; i < n; i++) y[yOff + i] += alpha * x[xOff + i];
     }

@@ -183,6 +183,29 @@ public class VectorKernels extends ScalarKernels {
     // helper returning a vector, so that its speed does not hang on C2 inlining that helper (a vector returned from a
     // call that was not inlined is boxed).
 
+    /** The bits {@link Bf16#round} gives, lane by lane: add 0x7fff plus the kept bit's parity, keep the upper half. */
+    @Override
+    public void roundToBf16(int n, float[] x, int xOff, short[] dst, int dOff) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            IntVector b = FloatVector.fromArray(S, x, xOff + i).reinterpretAsInts();
+            IntVector hi = b.lanewise(VectorOperators.LSHR, 16);
+            IntVector r = b.add(0x7fff).add(hi.and(1)).lanewise(VectorOperators.LSHR, 16);
+            r = r.blend(hi.or(0x0040), b.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000));
+            ((ShortVector) r.convertShape(VectorOperators.I2S, HS, 0)).intoArray(dst, dOff + i);
+        }
+        for (; i < n; i++) dst[dOff + i] = Bf16.round(x[xOff + i]);
+    }
+
+    @Override
+    public void widenBf16(int n, short[] src, int sOff, float[] dst, int dOff) {
+        int i = 0;
+        for (; i + L <= n; i += L)
+            ((IntVector) ShortVector.fromArray(HS, src, sOff + i).convertShape(VectorOperators.S2I, IS, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, dOff + i);
+        for (; i < n; i++) dst[dOff + i] = Bf16.toFloat(src[sOff + i]);
+    }
+
     /** One accumulator per row, summed by {@link #treeSum}; error ≤ (K + 1)·2⁻²⁴·Σₖ|qₖ·rowₖ| per output. */
     @Override
     public void dotsBf16(int n, int K, float[] q, int qOff, short[] rows, int rOff, float[] out, int oOff) {

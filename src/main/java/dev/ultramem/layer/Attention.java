@@ -1,6 +1,5 @@
 package dev.ultramem.layer;
 
-import dev.ultramem.core.Bf16;
 
 import dev.ultramem.core.Param;
 import dev.ultramem.core.Parallel;
@@ -378,19 +377,13 @@ public final class Attention {
         /** Copies n cached elements of the ring at off into dst (widened exactly from bf16). */
         void read(boolean key, int off, float[] dst, int dOff, int n) {
             if (!bf16) System.arraycopy(key ? keys : values, off, dst, dOff, n);
-            else {
-                short[] src = key ? keys16 : values16;
-                for (int i = 0; i < n; i++) dst[dOff + i] = Bf16.toFloat(src[off + i]);
-            }
+            else k.widenBf16(n, key ? keys16 : values16, off, dst, dOff);
         }
 
         /** Stores n elements of src into the ring at off (rounded to nearest even for bf16). */
         void write(boolean key, float[] src, int sOff, int off, int n) {
             if (!bf16) System.arraycopy(src, sOff, key ? keys : values, off, n);
-            else {
-                short[] dst = key ? keys16 : values16;
-                for (int i = 0; i < n; i++) dst[off + i] = Bf16.round(src[sOff + i]);
-            }
+            else k.roundToBf16(n, src, sOff, key ? keys16 : values16, off);
         }
     }
 
@@ -429,6 +422,7 @@ public final class Attention {
         Parallel.forChunks(nSeq * H, chunks, (c, lo, hi) -> {
             float[] Q = cQ[c], K = cK[c], Vv = cV[c], S = cS[c];
             float[] r1 = new float[1];
+            short[] h16 = pool.bf16 ? new short[hd] : null;
             for (int sh = lo; sh < hi; sh++) {
                 int sq = sh / H, h = sh % H, m = len[sq], r0 = start[sq];
                 long p0 = pos0[sq];
@@ -472,8 +466,10 @@ public final class Attention {
                     System.arraycopy(qkv, row + 2 * d, Vv, (old + r) * hd, hd);
                     if (pool.bf16) {
                         // the new rows attend to their keys and values as the cache will hold them
-                        Bf16.roundInPlace(K, (old + r) * hd, hd);
-                        Bf16.roundInPlace(Vv, (old + r) * hd, hd);
+                        k.roundToBf16(hd, K, (old + r) * hd, h16, 0);
+                        k.widenBf16(hd, h16, 0, K, (old + r) * hd);
+                        k.roundToBf16(hd, Vv, (old + r) * hd, h16, 0);
+                        k.widenBf16(hd, h16, 0, Vv, (old + r) * hd);
                     }
                 }
                 // the cached positions p0 − old … p0 − 1, oldest first

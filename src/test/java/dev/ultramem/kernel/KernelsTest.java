@@ -243,6 +243,33 @@ class KernelsTest {
     }
 
     @Test
+    void bf16RoundingAndWideningMatchTheScalarConversionBitForBit() {
+        Random r = new Random(22);
+        int n = 1000, xo = 3, so = 5;
+        float[] x = new float[xo + n];
+        for (int i = 0; i < n; i++) {
+            x[xo + i] = switch (i % 10) {
+                case 0 -> Float.intBitsToFloat(r.nextInt());            // any bit pattern, NaNs and denormals included
+                case 1 -> Float.intBitsToFloat(0x3f808000 + (r.nextBoolean() ? 0x10000 : 0));  // exact ties, both parities
+                case 2 -> r.nextBoolean() ? Float.POSITIVE_INFINITY : Float.NEGATIVE_INFINITY;
+                case 3 -> Float.intBitsToFloat(0x7f7fffff);             // rounds up to infinity
+                default -> (float) (r.nextGaussian() * Math.pow(10, r.nextInt(12) - 6));
+            };
+        }
+        short[] got = new short[so + n + 2];
+        vk.roundToBf16(n, x, xo, got, so);
+        for (int i = 0; i < n; i++)
+            assertEquals(dev.ultramem.core.Bf16.round(x[xo + i]), got[so + i], "roundToBf16 of " + Float.toHexString(x[xo + i]));
+        assertEquals(0, got[so + n], "roundToBf16 wrote past its end");
+        float[] back = new float[xo + n + 2];
+        vk.widenBf16(n, got, so, back, xo);
+        for (int i = 0; i < n; i++)
+            assertEquals(Float.floatToRawIntBits(dev.ultramem.core.Bf16.toFloat(got[so + i])), Float.floatToRawIntBits(back[xo + i]),
+                    "widenBf16 element " + i);
+        assertEquals(0f, back[xo + n], "widenBf16 wrote past its end");
+    }
+
+    @Test
     void bf16KvKernelsMatchTheDoubleReference() {
         Random r = new Random(21);
         for (int n : new int[] {1, 5, 33})
