@@ -180,7 +180,7 @@ public final class DecodeBench {
             // a decode token attends to all context cached positions: the costs at 2·context − 1 count ⌊(ctx+1)/2⌋ = context
             long macs = ModelCosts.of(c, 2 * context - 1).forwardMacsPerToken();
             for (int B : batches) {
-                long kv = 2L * B * context * c.dModel * c.nLayers * (m.usesBf16KvCache() ? 2 : Float.BYTES);
+                long kv = Model.kvCacheBytes(c, B, context, m.usesBf16KvCache());
                 Runtime rt = Runtime.getRuntime();
                 System.gc();
                 long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());

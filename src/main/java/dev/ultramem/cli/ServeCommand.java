@@ -81,7 +81,7 @@ final class ServeCommand implements Callable<Integer> {
                     + ", " + ck.tokenizer().name() + ")");
         int ctx = context != null ? context : ck.job().model.maxSeqLen;
         // the KV caches of all slots are allocated up front: refuse a size the heap cannot hold
-        long kv = 2L * maxBatch * ctx * ck.job().model.dModel * ck.job().model.nLayers * (kvBf16 ? 2 : Float.BYTES);
+        long kv = Model.kvCacheBytes(ck.job().model, maxBatch, ctx, kvBf16);
         Runtime rt = Runtime.getRuntime();
         long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
         if (kv > free * 0.9)

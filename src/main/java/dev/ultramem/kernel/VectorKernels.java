@@ -41,9 +41,6 @@ public class VectorKernels extends ScalarKernels {
 
     @Override public void thawWeights(java.util.Collection<float[]> weights) { FrozenWeights.thaw(weights); }
 
-    /** Bytes of the packed copies of frozen weights. */
-    public static long frozenPackedBytes() { return FrozenWeights.packedBytes(); }
-
     /** Error ≤ (K + 1)·2⁻²⁴·(Σₖ|aₖbₖ| + |C₀|) per element; bit-identical for every thread count ({@link VectorGemm}). */
     @Override
     public void gemmNN(int M, int N, int K, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, boolean acc) {

@@ -318,6 +318,11 @@ public final class Model {
 
     public boolean usesBf16KvCache() { return bf16KvCache; }
 
+    /** Bytes of the KV cache a decoder of this config allocates: keys and values of every layer, slots × context. */
+    public static long kvCacheBytes(ModelConfig c, int slots, int context, boolean bf16) {
+        return 2L * slots * context * c.dModel * c.nLayers * (bf16 ? 2 : Float.BYTES);
+    }
+
     /** The data arrays of the heap tensors (the dense weights a decoder freezes). */
     private List<float[]> heapWeights() {
         List<float[]> out = new ArrayList<>();

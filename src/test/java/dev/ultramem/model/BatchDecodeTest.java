@@ -115,6 +115,7 @@ class BatchDecodeTest {
         m.useBf16KvCache(true);
         Model.BatchDecoder dec = m.newBatchDecoder(2, 32);
         assertEquals(f32Bytes / 2, dec.kvCacheBytes());
+        assertEquals(Model.kvCacheBytes(m.config(), 2, 32, true), dec.kvCacheBytes(), "the estimate serve and bench decode check");
         float[] stepwise = new float[T * V];
         for (int t = 0; t < T; t++) System.arraycopy(dec.step(new int[]{0}, new int[]{c.seq[t]}, 1), 0, stepwise, t * V, V);
         int[] cuts = {0, 7, 8, T};
