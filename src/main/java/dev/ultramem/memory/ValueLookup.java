@@ -60,11 +60,15 @@ public final class ValueLookup {
                 tmpOrder[e] = e;
             }
         });
-        // entries sorted by (row, e): two stable counting passes over the low and high halves of the row bits
-        int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, allValueNum - 1)), lowBits = (bits + 1) / 2;
-        radixPass(tmpOrder, order, m, 0, lowBits);
-        radixPass(order, tmpOrder, m, lowBits, bits - lowBits);
-        System.arraycopy(tmpOrder, 0, order, 0, m);
+        // entries sorted by (row, e)
+        if (m <= SMALL_SORT) sortSmall(m);
+        else {
+            // two stable counting passes over the low and high halves of the row bits
+            int bits = 64 - Long.numberOfLeadingZeros(Math.max(1, allValueNum - 1)), lowBits = (bits + 1) / 2;
+            radixPass(tmpOrder, order, m, 0, lowBits);
+            radixPass(order, tmpOrder, m, lowBits, bits - lowBits);
+            System.arraycopy(tmpOrder, 0, order, 0, m);
+        }
         nSeg = 0;
         int prev = -1;
         for (int q = 0; q < m; q++) {
@@ -72,6 +76,21 @@ public final class ValueLookup {
             if (rw != prev) { segStart[nSeg] = q; segRow[nSeg] = rw; nSeg++; prev = rw; }
         }
         segStart[nSeg] = m;
+    }
+
+    /**
+     * Up to this many entries (a decode step of a few tokens) are sorted as (row, e) keys on the calling thread:
+     * the counting passes clear and prefix-sum {@link #SORT_CHUNKS} × 2^(bits/2) counters in parallel regions,
+     * which costs far more than sorting a few hundred keys. Both give the one (row, e) order.
+     */
+    static final int SMALL_SORT = 512;
+    private long[] keys = new long[0];
+
+    private void sortSmall(int m) {
+        if (keys.length < m) keys = new long[Math.max(m, SMALL_SORT)];
+        for (int e = 0; e < m; e++) keys[e] = (long) row[e] << 32 | e;
+        Arrays.sort(keys, 0, m);
+        for (int q = 0; q < m; q++) order[q] = (int) keys[q];
     }
 
     /**
@@ -128,6 +147,7 @@ public final class ValueLookup {
 
     /** Window-local row of a physical row (for usage statistics over the layer's own rows). */
     public long localRow(int physical) {
-        return ((physical - offset) % allValueNum + allValueNum) % allValueNum;
+        long l = physical - offset; // both in [0, allValueNum): one wrap at most, no division
+        return l < 0 ? l + allValueNum : l;
     }
 }

@@ -7,7 +7,7 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Value addressing and the row-grouped entry list against the formula and a plain sort. */
+/** Value addressing and the row-grouped entry list against the formula and a plain sort (both sort paths). */
 class ValueLookupTest {
 
     @Test
@@ -20,7 +20,7 @@ class ValueLookupTest {
                 // (keys per side, value rows of the layer, rows of the shared table, window offset, concatenated groups)
                 long[][] shapes = {{7, 49, 98, 49, 0}, {12, 36, 180, 144, 1}, {300, 90_000, 270_000, 180_000, 0}};
                 for (long[] sh : shapes)
-                    for (int m : new int[]{1, 3, 7, 9, 100, 5000}) {
+                    for (int m : new int[]{1, 3, 7, 9, 100, ValueLookup.SMALL_SORT, ValueLookup.SMALL_SORT + 1, 5000}) {
                         int keys = (int) sh[0], virtual = keys * keys, vdim = 4;
                         long valueNum = sh[1], all = sh[2], offset = sh[3];
                         int groups = (int) ((virtual + valueNum - 1) / valueNum);
@@ -34,6 +34,7 @@ class ValueLookupTest {
                             long zs = perm[z[e]];
                             assertEquals((zs % valueNum + offset) % all, lk.row[e], what);
                             assertEquals(concat ? (zs / valueNum) * vdim : 0, lk.col[e], what);
+                            assertEquals(zs % valueNum, lk.localRow(lk.row[e]), what);
                         }
                         // order: every entry once, sorted by (row, entry); segments: maximal runs of one row
                         boolean[] seen = new boolean[m];
