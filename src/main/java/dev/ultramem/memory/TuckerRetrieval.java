@@ -281,16 +281,22 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
      * [q_0 … q_r-1]·[u_0·k̂_0 … u_r-1·k̂_r-1]ᵀ per (head, side); S_ρ itself is needed at the candidates only.
      */
     private void stage1Scores() {
-        int rk = rank * kdim;
-        for (int h = 0; h < heads; h++)
-            for (int side = 0; side < 2; side++) {
-                for (int p = 0; p < rank; p++) {
-                    int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
-                    for (int t = 0; t < n; t++) System.arraycopy(query, (t * nSlots + slot) * kdim, rankQueries, rankQueryOffset(h, side, t, p), kdim);
-                }
-                K.gemmNT(n, keyNum, rk, rankQueries, rankQueryOffset(h, side, 0, 0), scaledRankKeys, rankKeyOffset(h, side),
-                        sideScores, sideOffset(h, side, 0), false);
-            }
+        // A decode step's few queries make each product too small for the kernels to split (below 2^17
+        // multiply-adds a GEMV runs on one thread), so the (head, side) products run side by side instead.
+        if ((long) n * keyNum * rank * kdim < SMALL_WORK) Parallel.forRange(heads * 2, 1, (b0, b1) -> { for (int b = b0; b < b1; b++) stage1Side(b / 2, b % 2); });
+        else for (int b = 0; b < heads * 2; b++) stage1Side(b / 2, b % 2);
+    }
+
+    /** Below this many multiply-adds per product, {@link #stage1Scores} runs its (head, side) products in parallel. */
+    static final long SMALL_WORK = 1L << 17;
+
+    private void stage1Side(int h, int side) {
+        for (int p = 0; p < rank; p++) {
+            int slot = side == 0 ? rowSlot[h][p] : colSlot[h][p];
+            for (int t = 0; t < n; t++) System.arraycopy(query, (t * nSlots + slot) * kdim, rankQueries, rankQueryOffset(h, side, t, p), kdim);
+        }
+        K.gemmNT(n, keyNum, rank * kdim, rankQueries, rankQueryOffset(h, side, 0, 0), scaledRankKeys, rankKeyOffset(h, side),
+                sideScores, sideOffset(h, side, 0), false);
     }
 
     /**
