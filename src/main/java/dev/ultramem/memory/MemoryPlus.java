@@ -174,6 +174,9 @@ public final class MemoryPlus implements TokenLayer {
 
     @Override public void resetDiagnostics() { stats.reset(); }
 
+    /** Diagnostics count training forwards only ({@link MemoryStats}). */
+    @Override public void setTraining(boolean training) { stats.setRecording(training); }
+
     /**
      * Official init: query_proj Xavier-uniform, keys U(±1/sqrt(2·kdim)), swilu_projection and
      * values_proj N(0, 1/vdim), norm weights 1. The shared table is initialised by {@link SharedMemory}.

@@ -18,6 +18,11 @@ public final class MemoryStats {
     private long hits, distinct, scoredTokens, scoredEntries, outCount;
     private double top1Sum, topkSum, outSum, outSq;
     private double[] singular = new double[0];
+    /**
+     * Diagnostics describe training batches only (the trainer also resets them after an evaluation), so forwards
+     * outside training, a decoder's steps among them, record nothing: their per-row counting is pure overhead there.
+     */
+    private volatile boolean recording = true;
 
     public MemoryStats(long rows) {
         this.rows = rows;
@@ -33,8 +38,12 @@ public final class MemoryStats {
         top1Sum = topkSum = outSum = outSq = 0;
     }
 
+    /** Whether {@link #record} counts (set from the layer's training mode). */
+    void setRecording(boolean on) { recording = on; }
+
     /** One memory layer's forward over n tokens: rows selected, the winners' scores and the output y [n][d]. */
     void record(ValueLookup lk, ProductKeyRetrieval r, float[] y, int n, int d) {
+        if (!recording) return;
         recordRows(lk);
         recordScores(r.sumScores, n, r.heads, r.knn);
         recordOutput(y, n * d);

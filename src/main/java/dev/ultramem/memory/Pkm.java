@@ -116,6 +116,9 @@ public final class Pkm implements TokenLayer {
 
     @Override public void resetDiagnostics() { stats.reset(); }
 
+    /** Diagnostics count training forwards only ({@link MemoryStats}). */
+    @Override public void setTraining(boolean training) { stats.setRecording(training); }
+
     /**
      * As the PKM reference code: keys U(±1/sqrt(kdim)), values N(0, 1/vdim); the query projection
      * N(0, 1/d) so that each query component has unit variance on unit-variance input.

@@ -70,7 +70,10 @@ abstract class TuckerMemoryLayer<S> implements TokenLayer {
 
     @Override public List<IndexBuffer> indexBuffers() { return List.of(shuffleIndex); }
 
-    @Override public void setTraining(boolean training) { retrieval.setCacheKeys(!training); }
+    @Override public void setTraining(boolean training) {
+        retrieval.setCacheKeys(!training);
+        stats.setRecording(training);
+    }
 
     /** The rank-1 refresh of u, v after a weight update, and its singular values for the diagnostics. */
     @Override public void afterWeightsChanged() {

@@ -63,6 +63,14 @@ class MemoryDiagnosticsTest {
 
         layer.resetDiagnostics();
         assertEquals(0.0, layer.diagnostics().get("coverage"));
+
+        // forwards outside training (evaluation, decoding) record nothing; training forwards count again
+        layer.setTraining(false);
+        layer.forward(x, y, n);
+        assertEquals(0.0, layer.diagnostics().get("coverage"), "an evaluation forward was recorded");
+        layer.setTraining(true);
+        layer.forward(x, y, n);
+        assertEquals(m.get("coverage"), layer.diagnostics().get("coverage"), 1e-15);
     }
 
     /** PKM and Memory+ report the same diagnostics, recounted here from their winners and output. */
@@ -100,6 +108,12 @@ class MemoryDiagnosticsTest {
             for (float v : y) sq += (v - mean) * (v - mean);
             assertEquals(Math.sqrt(sq / y.length), m.get("output_std"), 1e-6, type);
             assertTrue(m.containsKey("top1_score") && m.get("top1_score") >= m.get("topk_score"), type);
+
+            layer.resetDiagnostics();
+            layer.setTraining(false);
+            layer.forward(x, y, n);
+            assertEquals(0.0, layer.diagnostics().get("coverage"), type + ": an evaluation forward was recorded");
+            layer.setTraining(true);
         }
     }
 
