@@ -75,7 +75,7 @@ public final class Param {
     }
 
     /**
-     * An off-heap tensor, 64-byte aligned, zero-filled; may exceed 2^31 elements. The memory is
+     * An off-heap tensor, 64-byte aligned (large ones on huge pages, {@link Madvise#allocate}), zero-filled; may exceed 2^31 elements. The memory is
      * allocated on first access, so a tensor that is then {@linkplain #mapReadOnly mapped} from a
      * file never occupies RAM of its own.
      */
@@ -121,7 +121,7 @@ public final class Param {
         storage = Storage.BF16;
         grad = null;
         if (old == null) return;
-        MemorySegment b = (arena != null ? arena : Arena.ofAuto()).allocate(numel() * 2, 64);
+        MemorySegment b = Madvise.allocate(arena != null ? arena : Arena.ofAuto(), numel() * 2);
         Bf16.round(old, b, numel());
         data = b;
         mapped = false;
@@ -183,7 +183,7 @@ public final class Param {
             synchronized (this) {
                 if (deferInit && data == null)
                     throw new IllegalStateException(name + ": initialisation deferred to a checkpoint write, the tensor has no memory");
-                if (data == null) data = arena.allocate(numel() * elementBytes(), 64);
+                if (data == null) data = Madvise.allocate(arena, numel() * elementBytes());
                 d = data;
             }
         }
@@ -205,7 +205,7 @@ public final class Param {
         if (isBf16()) throw new IllegalStateException(name + ": a bf16 table is read-only (inference); train from float32 tables");
         if (grad == null) {
             if (heap != null) grad();
-            else grad = Arena.ofAuto().allocate(numel() * Float.BYTES, 64);
+            else grad = Madvise.allocate(Arena.ofAuto(), numel() * Float.BYTES);
         }
         return grad;
     }
