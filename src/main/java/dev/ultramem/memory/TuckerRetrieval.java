@@ -251,6 +251,9 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
 
     /** K̂ = keys_norm(keys) over kdim for every key vector, then the rank-concatenated (and u-, v-scaled) copies. */
     private void normaliseKeys() {
+        // cached keys (evaluation, decoding) are frozen for the kernels, which then pack them once for the
+        // stage-1 products instead of in every call; they thaw before they are rewritten
+        K.thawWeights(List.of(scaledRankKeys));
         float[] kd = keys.data();
         for (int h = 0; h < heads; h++)
             for (int side = 0; side < 2; side++)
@@ -273,6 +276,7 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
                         }
                 }
         keysValid = cacheKeys;
+        if (cacheKeys) K.freezeWeights(List.of(scaledRankKeys));
     }
 
     /**
@@ -281,14 +285,14 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
      * [q_0 … q_r-1]·[u_0·k̂_0 … u_r-1·k̂_r-1]ᵀ per (head, side); S_ρ itself is needed at the candidates only.
      */
     private void stage1Scores() {
-        // A decode step's few queries make each product too small for the kernels to split (below 2^17
-        // multiply-adds a GEMV runs on one thread), so the (head, side) products run side by side instead.
+        // A decode step's few queries make each product too small for the kernels to split (a GEMM below 2^19
+        // multiply-adds, a GEMV below 2^17, runs on one thread), so the (head, side) products run side by side.
         if ((long) n * keyNum * rank * kdim < SMALL_WORK) Parallel.forRange(heads * 2, 1, (b0, b1) -> { for (int b = b0; b < b1; b++) stage1Side(b / 2, b % 2); });
         else for (int b = 0; b < heads * 2; b++) stage1Side(b / 2, b % 2);
     }
 
     /** Below this many multiply-adds per product, {@link #stage1Scores} runs its (head, side) products in parallel. */
-    static final long SMALL_WORK = 1L << 17;
+    static final long SMALL_WORK = 1L << 19;
 
     private void stage1Side(int h, int side) {
         for (int p = 0; p < rank; p++) {

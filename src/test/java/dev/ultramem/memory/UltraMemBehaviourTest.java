@@ -299,31 +299,45 @@ class UltraMemBehaviourTest {
         }
     }
 
+    /** Changes keys and the keys' norm weight as an optimizer step would (the same change on every call). */
+    private static void perturbKeys(UltraMemGradientTest.Built b) {
+        Param keys = b.ret().keys, kn = b.ret().keysNorm;
+        Rng rng = new Rng(6);
+        for (int i = 0; i < keys.numel(); i++) keys.set(i, keys.get(i) + (float) (0.3 * rng.nextGaussian()));
+        kn.set(0, kn.get(0) * 1.5f);
+    }
+
     @Test
     void evalModeKeyCacheFollowsWeightChanges() {
+        // 5 tokens take the one-row product path; 12 the packed path, which reads the cached keys' frozen packed copy
+        for (int n : new int[]{5, 12})
         for (String type : new String[]{"ultramem_v1", "ultramem_v2"}) {
             UltraMemGradientTest.Built b = UltraMemGradientTest.build(small(type), 41);
             TokenLayer l = b.layer();
-            int n = 5, d = 16;
+            int d = 16;
             float[] x = new float[n * d], yTrain = new float[n * d], yEval = new float[n * d];
             new Rng(4).fillNormal(x, 1);
             l.setTraining(false);
             l.forward(x, yEval, n);
             l.setTraining(true);
             l.forward(x, yTrain, n);
-            assertArrayEquals(yTrain, yEval, type);
+            assertArrayEquals(yTrain, yEval, type + " n " + n);
             // change keys and norm weight as an optimizer step would, then refresh
             l.setTraining(false);
             l.forward(x, yEval, n);
-            Param keys = b.ret().keys, kn = b.ret().keysNorm;
-            Rng rng = new Rng(6);
-            for (int i = 0; i < keys.numel(); i++) keys.set(i, keys.get(i) + (float) (0.3 * rng.nextGaussian()));
-            kn.set(0, kn.get(0) * 1.5f);
+            perturbKeys(b);
             l.afterWeightsChanged();
             l.forward(x, yEval, n);
             l.setTraining(true);
             l.forward(x, yTrain, n);
-            assertArrayEquals(yTrain, yEval, type + " after a weight change");
+            assertArrayEquals(yTrain, yEval, type + " n " + n + " after a weight change");
+            // and both equal a layer built with the changed keys from the start (no cache, no frozen copy)
+            UltraMemGradientTest.Built fresh = UltraMemGradientTest.build(small(type), 41);
+            perturbKeys(fresh);
+            fresh.layer().afterWeightsChanged();
+            float[] yFresh = new float[n * d];
+            fresh.layer().forward(x, yFresh, n);
+            assertArrayEquals(yFresh, yEval, type + " n " + n + " against a fresh layer");
         }
     }
 
