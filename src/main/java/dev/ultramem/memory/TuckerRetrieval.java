@@ -202,7 +202,11 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
      * In eval mode (on = true) the normalised keys are computed once and reused until
      * {@link #updateTucker()} (called from the layers' afterWeightsChanged) or {@link #invalidateKeys()}.
      */
-    public void setCacheKeys(boolean on) { cacheKeys = on; keysValid = false; }
+    public void setCacheKeys(boolean on) {
+        cacheKeys = on;
+        keysValid = false;
+        if (!on) K.thawWeights(List.of(scaledRankKeys));
+    }
 
     public void invalidateKeys() { keysValid = false; }
 
@@ -287,11 +291,11 @@ public final class TuckerRetrieval extends ProductKeyRetrieval {
     private void stage1Scores() {
         // A decode step's few queries make each product too small for the kernels to split (a GEMM below 2^19
         // multiply-adds, a GEMV below 2^17, runs on one thread), so the (head, side) products run side by side.
-        if ((long) n * keyNum * rank * kdim < SMALL_WORK) Parallel.forRange(heads * 2, 1, (b0, b1) -> { for (int b = b0; b < b1; b++) stage1Side(b / 2, b % 2); });
+        if ((long) n * keyNum * rank * kdim < (n <= 8 ? SMALL_WORK / 4 : SMALL_WORK)) Parallel.forRange(heads * 2, 1, (b0, b1) -> { for (int b = b0; b < b1; b++) stage1Side(b / 2, b % 2); });
         else for (int b = 0; b < heads * 2; b++) stage1Side(b / 2, b % 2);
     }
 
-    /** Below this many multiply-adds per product, {@link #stage1Scores} runs its (head, side) products in parallel. */
+    /** Below this many multiply-adds per product (a quarter of it up to 8 tokens, the GEMV's own cut), the (head, side) products run in parallel. */
     static final long SMALL_WORK = 1L << 19;
 
     private void stage1Side(int h, int side) {

@@ -35,6 +35,9 @@ public final class ValueLookup {
 
     /** @param shuffle the virtual-index permutation, or null for none (z addresses the table directly) */
     public ValueLookup(int[] shuffle, long valueNum, long allValueNum, long offset, int vdim, int groups, boolean concat) {
+        if (offset < 0 || offset >= Math.max(1, allValueNum) || valueNum > allValueNum)
+            throw new IllegalArgumentException("value lookup: need 0 <= offset < allValueNum and valueNum <= allValueNum, got offset "
+                    + offset + ", valueNum " + valueNum + ", allValueNum " + allValueNum);
         this.shuffle = shuffle; this.valueNum = valueNum; this.allValueNum = allValueNum; this.offset = offset;
         this.vdim = vdim; this.groups = groups; this.concat = concat;
     }
