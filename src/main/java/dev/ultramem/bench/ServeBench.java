@@ -58,12 +58,7 @@ public final class ServeBench {
             HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(30)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             stream(client, uri, prompt(0, promptTokens), 2, 0);  // the HTTP path answers
-            List<Future<long[]>> warm = new ArrayList<>();
-            for (int i = 0; i < clients; i++) {
-                int k = i;
-                warm.add(ex.submit(() -> stream(client, uri, prompt(k, promptTokens), tokens, k)));
-            }
-            for (Future<long[]> f : warm) {
+            for (Future<long[]> f : submitAll(ex, client, uri, clients, promptTokens, tokens)) {
                 try {
                     f.get(1, TimeUnit.HOURS);
                 } catch (Exception e) {
@@ -84,11 +79,7 @@ public final class ServeBench {
                 }
             });
             long t0 = System.nanoTime();
-            List<Future<long[]>> fs = new ArrayList<>();
-            for (int i = 0; i < clients; i++) {
-                int k = i;
-                fs.add(ex.submit(() -> stream(client, uri, prompt(k, promptTokens), tokens, k)));
-            }
+            List<Future<long[]>> fs = submitAll(ex, client, uri, clients, promptTokens, tokens);
             long total = 0, ttft = 0, lastFirst = 0, firstEnd = Long.MAX_VALUE;
             int failed = 0;
             for (Future<long[]> f : fs) {
@@ -110,6 +101,17 @@ public final class ServeBench {
             int ok = clients - failed;
             return new Result(direct, total / sec, rate(samples, lastFirst, firstEnd), ok == 0 ? 0 : ttft / 1e6 / ok, total, failed);
         }
+    }
+
+    /** One streaming request per client, client k with prompt k and seed k. */
+    private static List<Future<long[]>> submitAll(ExecutorService ex, HttpClient client, URI uri, int clients,
+                                                  int promptTokens, int tokens) {
+        List<Future<long[]>> fs = new ArrayList<>();
+        for (int i = 0; i < clients; i++) {
+            int k = i;
+            fs.add(ex.submit(() -> stream(client, uri, prompt(k, promptTokens), tokens, k)));
+        }
+        return fs;
     }
 
     /** tokens/s between the first and last samples inside [from, to]; NaN when fewer than two fall there. */
