@@ -1,5 +1,6 @@
 package dev.ultramem.infer;
 
+import dev.ultramem.core.Parallel;
 import dev.ultramem.model.Model;
 
 import java.util.ArrayDeque;
@@ -100,6 +101,9 @@ public final class BatchScheduler implements AutoCloseable {
 
         public int completionTokens() { return generated; }
     }
+
+    /** Vocabulary entries sampled per pool chunk at least: below that, a chunk costs less than its dispatch. */
+    private static final int SAMPLE_CHUNK = 8192;
 
     private final Model.BatchDecoder dec;
     private final TextCodec codec;
@@ -330,7 +334,11 @@ public final class BatchScheduler implements AutoCloseable {
         long t0 = System.nanoTime();
         float[] logits = dec.step(ids, toks, n);
         listener.decodeStep(n, System.nanoTime() - t0);
-        for (int i = 0; i < n; i++) sampled(ids[i], batch[i], batch[i].sampler.sample(logits, i * V, V));
+        // each slot has its own sampler and seed, so drawing them on the pool gives the same tokens as in turn
+        Parallel.forRange(n, Math.max(1, SAMPLE_CHUNK / V), (s, e) -> {
+            for (int i = s; i < e; i++) toks[i] = batch[i].sampler.sample(logits, i * V, V);
+        });
+        for (int i = 0; i < n; i++) sampled(ids[i], batch[i], toks[i]);
     }
 
     private void sampled(int slot, Request r, int token) {

@@ -77,6 +77,34 @@ class SamplerTest {
         }
     }
 
+    /**
+     * The selection-based draw against the sorted inverse-CDF walk of the naive reference, same seed, on vocabularies
+     * large enough for several partition levels and with tied logits (ties go to the lower index).
+     */
+    @Test
+    void drawsOnLargeVocabulariesFollowTheNaiveWalk() {
+        Rng r = new Rng(7);
+        double[][] settings = {{1, 0, 1}, {0.8, 0, 0.9}, {1.2, 50, 1}, {0.7, 200, 0.6}, {1, 3000, 0.95}, {2, 0, 0.02}};
+        for (int n : new int[]{17, 300, 3000}) {
+            float[] logits = randomLogits(r, n);
+            for (int i = 0; i < n; i += 7) logits[i] = Math.round(logits[i]);  // ties
+            List<Integer> order = new ArrayList<>();
+            for (int i = 0; i < n; i++) order.add(i);
+            order.sort(Comparator.<Integer>comparingDouble(i -> -logits[i]).thenComparingInt(i -> i));
+            for (double[] s : settings) {
+                double[] dist = naiveDistribution(logits, s[0], (int) s[1], s[2]);
+                Sampler sm = new Sampler(s[0], (int) s[1], s[2], 11);
+                Rng u = new Rng(11);
+                for (int t = 0; t < 100; t++) {
+                    double x = u.nextDouble(), c = 0;
+                    int want = -1;
+                    for (int i : order) { if (dist[i] == 0) continue; c += dist[i]; want = i; if (x < c) break; }
+                    assertEquals(want, sm.sample(logits), "n " + n + " setting " + java.util.Arrays.toString(s) + " draw " + t);
+                }
+            }
+        }
+    }
+
     @Test
     void frequenciesApproachTheDistribution() {
         float[] logits = {1f, 2f, 0.5f, -1f, 3f};
