@@ -61,7 +61,10 @@ final class BenchServeCommand implements Callable<Integer> {
                 clients, Runs.human(r.serverTokensPerSecond()), r.tokens(), r.meanTtftMillis(),
                 r.failed() > 0 ? ", " + r.failed() + " clients failed" : "");
         o.printf("server while all %d clients stream: %s tokens/s%n", clients, Runs.human(r.steadyTokensPerSecond()));
-        o.printf("server (all streaming) / direct: %.0f%%%n", 100 * r.ratio());
+        o.printf("decode steps: direct %,d of batch %.0f, %.2f ms each; server %,d of mean batch %.1f, %.2f ms each%n",
+                r.direct().count(), r.direct().meanBatch(), r.direct().meanMillis(),
+                r.server().count(), r.server().meanBatch(), r.server().meanMillis());
+        o.printf("server (all streaming) / direct: %.0f%% (server measured after %d warm-up rounds)%n", 100 * r.ratio(), r.serverWarmUps());
         return r.failed() > 0 ? 1 : 0;
     }
 }
