@@ -71,7 +71,14 @@ public class VectorKernels extends ScalarKernels {
             P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
             P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
 
-    static FloatVector exp(FloatVector x) {
+    /**
+     * x[i, i + L) = exp(x[i, i + L)) in place. The vector exp takes and returns its lanes through the array, not as
+     * a FloatVector: where C2 does not inline a helper (it judged a call site cold from an early profile, e.g.
+     * a decode step's softmax over a few cached positions), a vector argument is boxed and the callee's
+     * vector operations run the Vector API's Java fallback, many times slower, for the rest of the run.
+     */
+    static void expAt(float[] a, int i) {
+        FloatVector x = FloatVector.fromArray(S, a, i);
         FloatVector xc = x.max(EXP_LO).min(EXP_HI);
         FloatVector n = xc.fma(FloatVector.broadcast(S, LOG2E), FloatVector.broadcast(S, ROUND)).sub(ROUND);
         FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), xc);
@@ -88,10 +95,10 @@ public class VectorKernels extends ScalarKernels {
         FloatVector s2 = ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         FloatVector y = p.mul(s1).mul(s2);
         y = y.blend(0f, x.lt(EXP_LO));
-        return y.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, EXP_HI));
+        y.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, EXP_HI)).intoArray(a, i);
     }
 
-    /** The same computation as {@link #exp(FloatVector)} on one float, bit for bit (for tails). */
+    /** The same computation as {@link #expAt} on one float, bit for bit (for tails). */
     static float exp(float x) {
         if (Float.isNaN(x)) return x;
         if (x < EXP_LO) return 0f;
@@ -147,8 +154,10 @@ public class VectorKernels extends ScalarKernels {
     /** y[i] = exp(x[i]) for i < n with the vector exp used by softmax and SwiGLU (tests measure its ulp error). */
     static void expArray(int n, float[] x, int xOff, float[] y, int yOff) {
         int i = 0;
-        for (int ub = S.loopBound(n); i < ub; i += L)
-            exp(FloatVector.fromArray(S, x, xOff + i)).intoArray(y, yOff + i);
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector.fromArray(S, x, xOff + i).intoArray(y, yOff + i);
+            expAt(y, yOff + i);
+        }
         for (; i < n; i++) y[yOff + i] = exp(x[xOff + i]);
     }
 
@@ -375,25 +384,16 @@ public class VectorKernels extends ScalarKernels {
     @Override
     public void softmaxRows(int rows, int n, float[] x, int off, int stride) {
         int ub = S.loopBound(n);
-        float[] tmp = REDUCE.get();
         for (int r = 0; r < rows; r++) {
             int o = off + r * stride;
-            FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-            int i = 0;
-            for (; i < ub; i += L) mv = mv.max(FloatVector.fromArray(S, x, o + i));
-            float max = mv.reduceLanes(VectorOperators.MAX);
-            for (; i < n; i++) max = Math.max(max, x[o + i]);
-            FloatVector maxv = FloatVector.broadcast(S, max), sv = FloatVector.zero(S);
-            for (i = 0; i < ub; i += L) {
-                FloatVector e = exp(FloatVector.fromArray(S, x, o + i).sub(maxv));
-                e.intoArray(x, o + i);
-                sv = sv.add(e);
-            }
-            float sum = sumLanes(sv, tmp);
-            for (; i < n; i++) { float e = exp(x[o + i] - max); x[o + i] = e; sum += e; }
-            float inv = 1f / sum;
+            // through the max and exp kernels (fma(x, 1, −max) is x − max exactly): a decode step's rows are a few
+            // vectors long, and a loop inlined here was compiled from a profile where it hardly ran, which left
+            // its vector operations on the Java fallback for the rest of the run
+            float max = max(n, x, o);
+            float inv = 1f / expScaled(n, x, o, 1f, max);
             FloatVector iv = FloatVector.broadcast(S, inv);
-            for (i = 0; i < ub; i += L) FloatVector.fromArray(S, x, o + i).mul(iv).intoArray(x, o + i);
+            int i = 0;
+            for (; i < ub; i += L) FloatVector.fromArray(S, x, o + i).mul(iv).intoArray(x, o + i);
             for (; i < n; i++) x[o + i] *= inv;
         }
     }
@@ -417,9 +417,9 @@ public class VectorKernels extends ScalarKernels {
         int i = 0, ub = S.loopBound(n);
         FloatVector sc = FloatVector.broadcast(S, scale), sh = FloatVector.broadcast(S, -shift), sv = FloatVector.zero(S);
         for (; i < ub; i += L) {
-            FloatVector e = exp(FloatVector.fromArray(S, x, off + i).fma(sc, sh));
-            e.intoArray(x, off + i);
-            sv = sv.add(e);
+            FloatVector.fromArray(S, x, off + i).fma(sc, sh).intoArray(x, off + i);
+            expAt(x, off + i);
+            sv = sv.add(FloatVector.fromArray(S, x, off + i));
         }
         float sum = sumLanes(sv, REDUCE.get());
         for (; i < n; i++) { float e = exp(Math.fma(x[off + i], scale, -shift)); x[off + i] = e; sum += e; }
@@ -454,9 +454,11 @@ public class VectorKernels extends ScalarKernels {
         FloatVector one = FloatVector.broadcast(S, 1f);
         int i = s;
         for (int ub = s + S.loopBound(e - s); i < ub; i += L) {
-            FloatVector gv = FloatVector.fromArray(S, g, gOff + i);
-            FloatVector den = exp(gv.neg()).add(one);
-            gv.div(den).mul(FloatVector.fromArray(S, a, aOff + i)).intoArray(out, outOff + i);
+            FloatVector gv = FloatVector.fromArray(S, g, gOff + i), av = FloatVector.fromArray(S, a, aOff + i);
+            gv.neg().intoArray(out, outOff + i);  // exp(−g) computed in the output's place (inputs already read)
+            expAt(out, outOff + i);
+            FloatVector den = FloatVector.fromArray(S, out, outOff + i).add(one);
+            gv.div(den).mul(av).intoArray(out, outOff + i);
         }
         for (; i < e; i++) { float gv = g[gOff + i]; out[outOff + i] = gv / (exp(-gv) + 1f) * a[aOff + i]; }
     }
@@ -475,9 +477,11 @@ public class VectorKernels extends ScalarKernels {
         int i = s;
         for (int ub = s + S.loopBound(e - s); i < ub; i += L) {
             FloatVector gv = FloatVector.fromArray(S, g, gOff + i);
-            FloatVector sig = one.div(exp(gv.neg()).add(one));
             FloatVector d = FloatVector.fromArray(S, dout, dOff + i);
             FloatVector av = FloatVector.fromArray(S, a, aOff + i);
+            gv.neg().intoArray(dg, dgOff + i);  // exp(−g) computed in dg's place (inputs already read), overwritten below
+            expAt(dg, dgOff + i);
+            FloatVector sig = one.div(FloatVector.fromArray(S, dg, dgOff + i).add(one));
             d.mul(gv.mul(sig)).intoArray(da, daOff + i);
             FloatVector dsilu = sig.mul(gv.mul(one.sub(sig)).add(one));
             d.mul(av).mul(dsilu).intoArray(dg, dgOff + i);
