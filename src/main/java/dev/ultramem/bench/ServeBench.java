@@ -44,7 +44,8 @@ public final class ServeBench {
      * compare with direct decode steps, which exclude prefill too.
      */
     public record Result(double decodeTokensPerSecond, double serverTokensPerSecond, double steadyTokensPerSecond,
-                         double meanTtftMillis, long tokens, int failed, Steps direct, Steps server, int serverWarmUps) {
+                         double meanTtftMillis, long tokens, int failed, String firstFailure, Steps direct, Steps server,
+                         int serverWarmUps) {
         public double ratio() { return steadyTokensPerSecond / decodeTokensPerSecond; }
     }
 
@@ -101,12 +102,13 @@ public final class ServeBench {
             List<Future<long[]>> fs = submitAll(ex, uri, clients, promptTokens, tokens);
             long total = 0, ttft = 0, lastFirst = 0, firstEnd = Long.MAX_VALUE;
             int failed = 0;
+            String firstFailure = null;
             for (Future<long[]> f : fs) {
                 long[] r;
                 try {
                     r = f.get(1, TimeUnit.HOURS);
                 } catch (Exception e) {
-                    failed++;
+                    if (failed++ == 0) firstFailure = String.valueOf(e.getCause() != null ? e.getCause() : e);
                     continue;
                 }
                 total += r[0];
@@ -125,7 +127,7 @@ public final class ServeBench {
             Steps directSteps = directRounds.get(directRounds.size() / 2);
             int ok = clients - failed;
             return new Result(directSteps.tokensPerSecond(), total / sec, rate(samples, lastFirst, firstEnd), ok == 0 ? 0 : ttft / 1e6 / ok, total, failed,
-                    directSteps, serverSteps, warmUps);
+                    firstFailure, directSteps, serverSteps, warmUps);
         }
     }
 
@@ -139,16 +141,18 @@ public final class ServeBench {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long start = System.nanoTime();
+        boolean failed = false;
         for (int round = 1; ; round++) {
             long jit0 = jitTimed ? jit.getTotalCompilationTime() : 0, r0 = System.nanoTime();
             for (Future<long[]> f : submitAll(ex, uri, clients, promptTokens, tokens)) {
                 try {
                     f.get(1, TimeUnit.HOURS);
                 } catch (Exception e) {
-                    // a failed warm-up request shows again, counted, in the measured round
+                    failed = true;  // shows again, counted and with its reason, in the measured round
                 }
             }
             long now = System.nanoTime();
+            if (failed) return round;
             double jitShare = jitTimed ? (jit.getTotalCompilationTime() - jit0) / ((now - r0) / 1e6) : 0;
             if ((round >= 3 && jitShare < 0.15) || now - start > 20_000_000_000L) return round;
         }

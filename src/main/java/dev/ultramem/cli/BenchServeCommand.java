@@ -59,7 +59,7 @@ final class BenchServeCommand implements Callable<Integer> {
         o.printf("direct decode steps at batch %d: %s tokens/s%n", batch, Runs.human(r.decodeTokensPerSecond()));
         o.printf("server, %d clients: %s tokens/s (%,d tokens, first request to last [DONE]), mean time to first token %.0f ms%s%n",
                 clients, Runs.human(r.serverTokensPerSecond()), r.tokens(), r.meanTtftMillis(),
-                r.failed() > 0 ? ", " + r.failed() + " clients failed" : "");
+                r.failed() > 0 ? ", " + r.failed() + " clients failed (the first: " + r.firstFailure() + ")" : "");
         o.printf("server while all %d clients stream: %s tokens/s%n", clients, Runs.human(r.steadyTokensPerSecond()));
         o.printf("decode steps: direct %,d of batch %.0f, %.2f ms each; server %,d of mean batch %.1f, %.2f ms each%n",
                 r.direct().count(), r.direct().meanBatch(), r.direct().meanMillis(),
