@@ -46,7 +46,8 @@ public final class Sampler {
      * differ from the sorted walk's in the last bits).
      */
     public int sample(float[] logits, int off, int n) {
-        if (greedy()) return argmax(logits, off, n);
+        // a temperature whose inverse overflows a float is the limit T → 0: every weight but the maximum's is 0
+        if (greedy() || 1 / temperature > Float.MAX_VALUE) return argmax(logits, off, n);
         if (order.length < n) { order = new long[n]; probs = new double[n]; }
         if (weight.length < n) weight = new float[n];
         float max = K.max(n, logits, off);

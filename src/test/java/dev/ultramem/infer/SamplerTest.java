@@ -143,6 +143,17 @@ class SamplerTest {
     }
 
     @Test
+    void aTemperatureBelowFloatRangeIsTheGreedyLimit() {
+        Rng r = new Rng(8);
+        float[] l = randomLogits(r, 100);
+        int best = Sampler.argmax(l, 0, l.length);
+        for (double t : new double[]{1e-30, 1e-40, 1e-300}) {
+            Sampler s = new Sampler(t, 0, 0.9, 1);
+            for (int i = 0; i < 20; i++) assertEquals(best, s.sample(l), "temperature " + t);
+        }
+    }
+
+    @Test
     void invalidSettingsAreUserErrors() {
         assertThrows(UserError.class, () -> new Sampler(-1, 0, 1, 0));
         assertThrows(UserError.class, () -> new Sampler(1, -2, 1, 0));
