@@ -270,6 +270,7 @@ public final class ServeBench {
                     }
                     String l = event.toString(StandardCharsets.UTF_8);
                     event.reset();
+                    if (l.endsWith("\r")) l = l.substring(0, l.length() - 1);  // SSE allows CRLF line ends
                     if (l.equals("data: [DONE]")) {
                         if (n != tokens) throw new IOException("stream ended after " + n + " of " + tokens + " tokens");
                         return new long[]{n, first, last};
